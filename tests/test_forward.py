@@ -1,0 +1,60 @@
+"""Forward pass in both execution modes; stochastic layers only act in training."""
+import mindspore as ms
+import numpy as np
+import pytest
+
+from tinynet_ms import create_model
+from tinynet_ms.models import VARIANTS
+from tinynet_ms.models.layers import DropPath
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_forward_shapes(name, mode):
+    net = create_model(name)
+    net.set_train(False)
+    size = VARIANTS[name].image_size
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32))
+    out = net(x).asnumpy()
+    assert out.shape == (2, 1000)
+    assert np.isfinite(out).all()
+    assert net.forward_features(x).shape == (2, 1280, (size + 31) // 32, (size + 31) // 32)
+
+
+def _two_outputs(net, train: bool):
+    net.set_train(train)
+    x = ms.Tensor(np.random.default_rng(1).standard_normal((4, 3, 64, 64)).astype(np.float32))
+    return net(x).asnumpy(), net(x).asnumpy()
+
+
+def test_dropout_and_drop_path_only_in_training(mode):
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, drop_rate=0.5, drop_path_rate=0.5)
+    a, b = _two_outputs(net, train=True)
+    assert not np.allclose(a, b), "dropout/drop-path inactive in training mode"
+    a, b = _two_outputs(net, train=False)
+    np.testing.assert_array_equal(a, b)
+    # Without stochastic layers, training mode (batch-stat BN) is deterministic: the difference above came
+    # from dropout / drop-path, not from BN.
+    plain = create_model("tinynet", w=0.25, d=0.35, num_classes=10, drop_rate=0.0, drop_path_rate=0.0)
+    a, b = _two_outputs(plain, train=True)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_drop_path_zeroes_whole_samples():
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    cell = DropPath(0.5)
+    x = ms.Tensor(np.ones((256, 2, 3, 3), np.float32))
+    cell.set_train(True)
+    y = cell(x).asnumpy()
+    per_sample = y.reshape(256, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}  # kept samples are scaled by 1 / keep_prob
+    assert (per_sample.min(1) == per_sample.max(1)).all()  # the mask is per sample, not per element
+    assert 0.3 < (per_sample[:, 0] == 0).mean() < 0.7
+    cell.set_train(False)
+    np.testing.assert_array_equal(cell(x).asnumpy(), x.asnumpy())
+
+
+def test_drop_path_rate_grows_with_block_index():
+    net = create_model("tinynet_e", drop_path_rate=0.2)
+    rates = [blk.drop_path.drop_prob for stage in net.blocks for blk in stage]
+    assert rates[0] == 0.0 and rates == sorted(rates)
+    assert rates[-1] == pytest.approx(0.2 * (len(rates) - 1) / len(rates))

@@ -1,0 +1,61 @@
+"""Small building cells shared by the blocks: conv/BN factories with timm's init, SE, drop-path."""
+from __future__ import annotations
+
+import math
+
+from mindspore import nn, ops
+from mindspore.common.initializer import Normal, Uniform
+
+BN_EPS = 1e-5  # timm / PyTorch default
+BN_MOMENTUM = 0.9  # MindSpore convention: 0.9 here == PyTorch momentum 0.1
+
+
+def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
+    """Conv with timm's symmetric padding and 'goog' init N(0, sqrt(2 / fan_out))."""
+    padding = ((stride - 1) + (kernel - 1)) // 2
+    fan_out = kernel * kernel * out_ch // groups
+    return nn.Conv2d(
+        in_ch, out_ch, kernel, stride=stride, pad_mode="pad", padding=padding, group=groups,
+        has_bias=bias, weight_init=Normal(sigma=math.sqrt(2.0 / fan_out)), bias_init="zeros",
+    )
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+def dense(in_ch: int, out_ch: int) -> nn.Dense:
+    """Classifier with timm's init U(±1/sqrt(out))."""
+    return nn.Dense(in_ch, out_ch, weight_init=Uniform(scale=1.0 / math.sqrt(out_ch)), bias_init="zeros")
+
+
+class SqueezeExcite(nn.Cell):
+    """Channel gate: global mean → 1x1 reduce (bias) → Swish → 1x1 expand (bias) → sigmoid."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.conv_reduce = conv2d(channels, reduced, 1, bias=True)
+        self.act = nn.SiLU()
+        self.conv_expand = conv2d(reduced, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def construct(self, x):
+        s = ops.mean(x, (2, 3), keep_dims=True)
+        s = self.conv_expand(self.act(self.conv_reduce(s)))
+        return x * self.gate(s)
+
+
+class DropPath(nn.Cell):
+    """Stochastic depth: zero a sample's residual branch with probability ``drop_prob`` (training only)."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+        # Dropout on a per-sample ones tensor gives the scaled keep mask (0 or 1/keep) in one fused op.
+        self.dropout = nn.Dropout(p=self.drop_prob) if self.drop_prob > 0.0 else None
+
+    def construct(self, x):
+        if not self.training or self.dropout is None:
+            return x
+        mask = self.dropout(ops.ones((x.shape[0], 1, 1, 1), x.dtype))
+        return x * mask
