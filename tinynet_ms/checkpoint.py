@@ -12,15 +12,29 @@ from mindspore import nn
 
 
 _SHOW = 6
+# Keys a training checkpoint (last.ckpt) holds besides the network weights; loaders of weights skip them.
+TRAIN_STATE_PREFIXES = ("ema.", "optimizer.", "train_state.")
 
 
 class CheckpointMismatchError(ValueError):
     """Weights do not fit the network: names or shapes differ."""
 
 
+def named_params(net: nn.Cell) -> dict[str, ms.Parameter]:
+    """Every parameter of ``net`` (BN moving statistics too) under its structural name (``bn1.gamma``).
+
+    Structural names, not ``Parameter.name``: MindSpore re-prefixes the latter when a cell is nested in a
+    training cell and compiled (``net_with_loss.net.bn1.moving_mean``), which would break every checkpoint.
+    """
+    return dict(net.parameters_and_names())
+
+
 def param_shapes(net: nn.Cell) -> dict[str, tuple[int, ...]]:
-    """Every parameter of ``net`` (trainable or not, e.g. BN moving stats) by name."""
-    return {p.name: tuple(p.shape) for p in net.get_parameters()}
+    return {name: tuple(p.shape) for name, p in named_params(net).items()}
+
+
+def param_arrays(net: nn.Cell) -> dict[str, np.ndarray]:
+    return {name: p.asnumpy() for name, p in named_params(net).items()}
 
 
 def check_compatible(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, tuple[int, ...]],
@@ -58,12 +72,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {name: p.asnumpy() for name, p in params.items()}
 
 
+def network_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The network's own tensors of a checkpoint (drops optimizer, EMA and train-state entries)."""
+    return {k: v for k, v in arrays.items() if not k.startswith(TRAIN_STATE_PREFIXES)}
+
+
 def load_arrays_into(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> None:
     """Verify names and shapes both ways, then load ``arrays`` into ``net``."""
     check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source,
                      getattr(net, "label", type(net).__name__))
-    for p in net.get_parameters():
-        p.set_data(ms.Tensor(np.asarray(arrays[p.name]), p.dtype))
+    for name, p in named_params(net).items():
+        p.set_data(ms.Tensor(np.asarray(arrays[name]), p.dtype))
 
 
 def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike) -> Path:
@@ -71,9 +90,8 @@ def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(arrays, nn.Cell):
-        payload = arrays
-    else:
-        payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
+        arrays = param_arrays(arrays)
+    payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".ckpt", dir=path.parent)
     os.close(fd)
     try:

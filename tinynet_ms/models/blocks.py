@@ -21,11 +21,11 @@ class DepthwiseSeparable(nn.Cell):
         self.bn2 = batch_norm(out_ch)
         self.drop_path = DropPath(drop_path_rate)
 
-    def construct(self, x):
+    def construct(self, x, u=None):
         y = self.act(self.bn1(self.conv_dw(x)))
         y = self.bn2(self.conv_pw(self.se(y)))
         if self.has_skip:
-            y = self.drop_path(y) + x
+            y = self.drop_path(y, u) + x
         return y
 
 
@@ -47,10 +47,10 @@ class InvertedResidual(nn.Cell):
         self.bn3 = batch_norm(out_ch)
         self.drop_path = DropPath(drop_path_rate)
 
-    def construct(self, x):
+    def construct(self, x, u=None):
         y = self.act(self.bn1(self.conv_pw(x)))
         y = self.act(self.bn2(self.conv_dw(y)))
         y = self.bn3(self.conv_pwl(self.se(y)))
         if self.has_skip:
-            y = self.drop_path(y) + x
+            y = self.drop_path(y, u) + x
         return y

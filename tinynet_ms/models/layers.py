@@ -45,17 +45,44 @@ class SqueezeExcite(nn.Cell):
         return x * self.gate(s)
 
 
+def _keep_mask(u, keep_prob: float):
+    """0 or 1/keep_prob from uniform noise ``u``: keep where u < keep_prob (inverted dropout scaling)."""
+    return ops.floor(keep_prob + u) / keep_prob
+
+
 class DropPath(nn.Cell):
-    """Stochastic depth: zero a sample's residual branch with probability ``drop_prob`` (training only)."""
+    """Stochastic depth: zero a sample's residual branch with probability ``drop_prob`` (training only).
+
+    ``u`` — optional per-sample uniform noise of shape (B,). The trainer feeds noise drawn from the data
+    pipeline's per-sample seed so that a resumed run replays exactly; without it an on-device RNG is used.
+    """
 
     def __init__(self, drop_prob: float = 0.0) -> None:
         super().__init__()
         self.drop_prob = float(drop_prob)
-        # Dropout on a per-sample ones tensor gives the scaled keep mask (0 or 1/keep) in one fused op.
-        self.dropout = nn.Dropout(p=self.drop_prob) if self.drop_prob > 0.0 else None
+        self.keep_prob = 1.0 - self.drop_prob
+        self.uniform = ops.UniformReal()
 
-    def construct(self, x):
-        if not self.training or self.dropout is None:
+    def construct(self, x, u=None):
+        if not self.training or self.drop_prob == 0.0:
             return x
-        mask = self.dropout(ops.ones((x.shape[0], 1, 1, 1), x.dtype))
-        return x * mask
+        if u is None:
+            u = self.uniform((x.shape[0],))
+        return x * _keep_mask(u.astype(x.dtype), self.keep_prob).reshape((-1, 1, 1, 1))
+
+
+class Dropout(nn.Cell):
+    """Element dropout (training only), optionally driven by uniform noise ``u`` of x's shape."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.keep_prob = 1.0 - self.p
+        self.uniform = ops.UniformReal()
+
+    def construct(self, x, u=None):
+        if not self.training or self.p == 0.0:
+            return x
+        if u is None:
+            u = self.uniform(x.shape)
+        return x * _keep_mask(u.astype(x.dtype), self.keep_prob)

@@ -61,10 +61,11 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
 
 
 def load_weights(net: TinyNet, path: str | os.PathLike) -> None:
-    """Load a ``.ckpt`` or a timm state dict into ``net``; every name and shape is verified."""
+    """Load a ``.ckpt`` (training checkpoints too: their optimizer/EMA entries are skipped) or a timm
+    state dict into ``net``; every name and shape is verified."""
     if Path(path).suffix in _TORCH_SUFFIXES:
         from tinynet_ms.convert import load_torch_weights_into
         load_torch_weights_into(net, path)
     else:
-        from tinynet_ms.checkpoint import load_arrays_into, read_checkpoint
-        load_arrays_into(net, read_checkpoint(path), str(path))
+        from tinynet_ms.checkpoint import load_arrays_into, network_weights, read_checkpoint
+        load_arrays_into(net, network_weights(read_checkpoint(path)), str(path))

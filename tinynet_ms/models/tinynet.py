@@ -5,7 +5,7 @@ from mindspore import nn, ops
 
 from tinynet_ms.models.arch import STEM_CHANNELS, StageSpec, TinyNetSpec
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
-from tinynet_ms.models.layers import batch_norm, conv2d, dense
+from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense
 
 
 def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float) -> nn.Cell:
@@ -39,25 +39,37 @@ class TinyNet(nn.Cell):
                 rate = drop_path_rate * idx / total_blocks
                 blocks.append(_make_block(stage, in_ch, stage.stride if i == 0 else 1, rate))
                 in_ch, idx = stage.channels, idx + 1
-            block_stages.append(nn.SequentialCell(blocks))
-        self.blocks = nn.SequentialCell(block_stages)
+            block_stages.append(nn.CellList(blocks))
+        self.blocks = nn.CellList(block_stages)  # names blocks.{stage}.{i}.* as in timm
+        self.num_blocks = total_blocks
 
         self.num_features = spec.head_channels
         self.conv_head = conv2d(in_ch, self.num_features, 1)
         self.bn2 = batch_norm(self.num_features)
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0.0 else nn.Identity()
+        self.dropout = Dropout(drop_rate)
         self.classifier = dense(self.num_features, num_classes)
+
+    @property
+    def noise_size(self) -> int:
+        """Uniform noise values per sample that ``construct(x, noise)`` consumes in training."""
+        return self.num_blocks + self.num_features
 
     @property
     def label(self) -> str:
         """Human-readable identity for messages, e.g. ``TinyNet(r=0.86, w=1.0, d=1.2, 1000 classes)``."""
         return f"TinyNet(r={self.spec.r}, w={self.spec.w}, d={self.spec.d}, {self.num_classes} classes)"
 
-    def forward_features(self, x):
+    def forward_features(self, x, noise=None):
         x = self.act(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
+        idx = 0
+        for stage in self.blocks:
+            for block in stage:
+                x = block(x, None if noise is None else noise[:, idx])
+                idx += 1
         return self.act(self.bn2(self.conv_head(x)))
 
-    def construct(self, x):
-        x = ops.mean(self.forward_features(x), (2, 3))
-        return self.classifier(self.dropout(x))
+    def construct(self, x, noise=None):
+        """Logits for images ``x``. ``noise`` (B, noise_size) uniform in [0, 1), training only: column i
+        drives block i's drop-path, the rest the head dropout; omitted, an on-device RNG is used."""
+        x = ops.mean(self.forward_features(x, noise), (2, 3))
+        return self.classifier(self.dropout(x, None if noise is None else noise[:, self.num_blocks:]))
