@@ -1,0 +1,140 @@
+"""Data: folder scan with bad files, timm-exact eval tensor, deterministic train pipeline, augmentations."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import BROKEN, write_odd_images
+from tinynet_ms.data import (IMAGENET_MEAN, IMAGENET_STD, create_eval_dataset, create_train_dataset,
+                             load_eval_image, scan_split)
+from tinynet_ms.data.augment import _OPS, RandAugment, random_erasing
+
+
+@pytest.fixture(scope="module")
+def odd_split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("odd") / "train"
+    files = write_odd_images(root / "a_mixed")
+    write_odd_images(root / "b_mixed")
+    (root / "c_empty").mkdir()
+    return root, files
+
+
+def test_scan_skips_broken_files_and_keeps_empty_classes(odd_split, caplog):
+    root, _ = odd_split
+    folder = scan_split(root, cache_file=root.parent / "cache.json")
+    assert folder.classes == ["a_mixed", "b_mixed", "c_empty"]
+    assert sorted(p.rsplit("/", 1)[1] for p, _ in folder.skipped) == sorted(BROKEN * 2)
+    assert len(folder) == 14 and {s.label for s in folder.samples} == {0, 1}
+    native = {s.path.rsplit("/", 1)[1]: s.native for s in folder.samples if s.label == 0}
+    assert native["rgb.jpg"] and native["cmyk.jpg"] and native["rgba.png"]
+    assert not native["deep.png"] and not native["web.webp"] and not native["palette.gif"]
+    assert "class 'c_empty' has no images" in caplog.text
+    assert "skipping unreadable image" in caplog.text and "truncated.jpg" in caplog.text
+    again = scan_split(root, cache_file=root.parent / "cache.json")  # from the cache: same answer
+    assert [s.path for s in again.samples] == [s.path for s in folder.samples]
+
+
+def test_scan_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset folder not found: .*nowhere"):
+        scan_split(tmp_path / "nowhere")
+    (tmp_path / "train").mkdir()
+    with pytest.raises(ValueError, match="no class sub-folders"):
+        scan_split(tmp_path / "train")
+    (tmp_path / "train" / "x").mkdir()
+    with pytest.raises(ValueError, match="no images found"):
+        scan_split(tmp_path / "train")
+
+
+def _timm_reference(path, size, crop_pct=0.875):
+    """torchvision Resize(int) + CenterCrop + ToTensor + Normalize, as timm's eval transform composes them."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    short = math.floor(size / crop_pct)
+    ow, oh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    img = img.resize((ow, oh), Image.BICUBIC)
+    top, left = int(round((oh - size) / 2.0)), int(round((ow - size) / 2.0))
+    arr = np.asarray(img.crop((left, top, left + size, top + size)), np.float32) / 255.0
+    return ((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("name", ["rgb.jpg", "gray.jpg", "cmyk.jpg", "rgba.png", "palette.gif", "deep.png",
+                                  "web.webp"])
+@pytest.mark.parametrize("size", [32, 45])
+def test_load_eval_image_matches_timm_transform(odd_split, name, size):
+    _, files = odd_split
+    x = load_eval_image(files[name], size)
+    assert x.shape == (3, size, size) and x.dtype == np.float32
+    step = 1 / 255 / min(IMAGENET_STD)  # one 8-bit step after normalisation
+    assert np.abs(x - _timm_reference(files[name], size)).max() <= step
+
+
+def test_eval_pipeline_feeds_exactly_load_eval_image(odd_split):
+    root, _ = odd_split
+    folder = scan_split(root)
+    data = create_eval_dataset(folder.samples, 40, batch_size=5, num_workers=2)
+    images, labels = [], []
+    for image, label in data.create_tuple_iterator(num_epochs=1):
+        images.append(image.asnumpy())
+        labels.append(label.asnumpy())
+    images = np.concatenate(images)
+    assert images.shape == (len(folder), 3, 40, 40)
+    np.testing.assert_array_equal(np.concatenate(labels), [s.label for s in folder.samples])
+    for i, sample in enumerate(folder.samples):
+        np.testing.assert_array_equal(images[i], load_eval_image(sample.path, 40))
+
+
+def _epoch(samples, epoch, seed=3, **kw):
+    data = create_train_dataset(samples, 32, 4, epoch=epoch, seed=seed, noise_size=7,
+                                auto_augment="rand-m9-mstd0.5", re_prob=0.5, num_workers=2, **kw)
+    return [tuple(t.asnumpy() for t in batch) for batch in data.create_tuple_iterator(num_epochs=1)]
+
+
+def test_train_pipeline_decodes_odd_images_and_replays_epochs(odd_split):
+    root, _ = odd_split
+    samples = scan_split(root).samples
+    first = _epoch(samples, epoch=2)
+    assert len(first) == len(samples) // 4
+    image, label, noise = first[0]
+    assert image.shape == (4, 3, 32, 32) and image.dtype == np.float32 and np.isfinite(image).all()
+    assert label.dtype == np.int32 and noise.shape == (4, 7) and ((noise >= 0) & (noise < 1)).all()
+    again = _epoch(samples, epoch=2)
+    for a, b in zip(first, again):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)  # same (seed, epoch): bit-identical epoch
+    other = _epoch(samples, epoch=3)
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_train_pipeline_shards_disjointly(demo_data):
+    samples = scan_split(demo_data / "train").samples  # 48 images
+    shards = [_epoch(samples, epoch=0, num_shards=2, shard_id=r) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 6
+    noise = [np.concatenate([b[2] for b in s]) for s in shards]  # noise rows identify samples
+    assert not {r.tobytes() for r in noise[0]} & {r.tobytes() for r in noise[1]}
+
+
+def test_rand_augment_parsing_and_ops():
+    ra = RandAugment.from_string("rand-m9-mstd0.5")
+    assert (ra.magnitude, ra.num_ops, ra.magnitude_std) == (9.0, 2, 0.5)
+    assert RandAugment.from_string("rand-m7-n3-mstd0.5-p0.7").num_ops == 3
+    for bad in ("auto-m9", "rand-x9"):
+        with pytest.raises(ValueError, match="auto_augment"):
+            RandAugment.from_string(bad)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    rng = np.random.default_rng(1)
+    for name, (level, op) in _OPS.items():  # every op runs at every magnitude, keeping size and mode
+        for m in (0.0, 2.0, 9.0, 10.0):
+            out = op(img, level(m, rng) if level else None)
+            assert out.size == img.size and out.mode == "RGB", (name, m)
+    a = np.asarray(ra(img, np.random.default_rng(5)))
+    b = np.asarray(ra(img, np.random.default_rng(5)))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_random_erasing():
+    x = np.zeros((3, 20, 20), np.float32)
+    assert random_erasing(x, np.random.default_rng(0), prob=0.0) is x
+    y = random_erasing(x, np.random.default_rng(0), prob=1.0)
+    changed = (y != 0).any(axis=0)
+    assert 0.02 * 400 * 0.5 <= changed.sum() <= 400 / 3 * 1.5 and (x == 0).all()
