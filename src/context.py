@@ -1,0 +1,89 @@
+"""Device, execution mode and data-parallel setup for the model-zoo scripts."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn, ops
+
+from src.config import ConfigError
+
+log = logging.getLogger("tinynet")
+DEVICES = ("Ascend", "GPU", "CPU")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    device_target: str
+    rank: int = 0
+    world: int = 1
+    amp_level: str = "O0"
+    dynamic_loss_scale: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_distributed() -> bool:
+    """msrun sets MS_WORKER_NUM; the Ascend rank-table launch sets RANK_SIZE."""
+    return int(os.environ.get("MS_WORKER_NUM", os.environ.get("RANK_SIZE", "1"))) > 1
+
+
+def setup_context(cfg: SimpleNamespace) -> RunContext:
+    """Set mode and device (before ``init()``, as MindSpore requires), then data parallelism if launched so."""
+    device = {d.lower(): d for d in DEVICES}.get(cfg.device_target.lower())
+    if device is None:
+        raise ConfigError(f"device_target '{cfg.device_target}' is not one of {', '.join(DEVICES)}")
+    if cfg.mode not in ("graph", "pynative"):
+        raise ConfigError(f"mode '{cfg.mode}' is not graph or pynative")
+    ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
+    rank, world = 0, 1
+    if launched_distributed():
+        from mindspore.communication import get_group_size, get_rank, init
+        if "RANK_TABLE_FILE" in os.environ and "DEVICE_ID" in os.environ:
+            ms.set_device(device, int(os.environ["DEVICE_ID"]))
+        else:
+            ms.set_device(device)  # msrun: init() binds each worker to its local device
+        init()
+        rank, world = get_rank(), get_group_size()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                     device_num=world)
+    else:
+        ms.set_device(device, cfg.device_id)
+    ms.set_seed(cfg.seed)  # same seed on every rank: identical initial weights
+    amp = cfg.amp_level if cfg.amp_level != "auto" else ("O0" if device == "CPU" else "O2")
+    if amp not in ("O0", "O1", "O2", "O3"):
+        raise ConfigError(f"amp_level '{cfg.amp_level}' is not O0, O1, O2, O3 or auto")
+    mode = cfg.loss_scale_mode if cfg.loss_scale_mode != "auto" else ("fixed" if device == "CPU" else "dynamic")
+    if mode not in ("fixed", "dynamic"):
+        raise ConfigError(f"loss_scale_mode '{cfg.loss_scale_mode}' is not fixed, dynamic or auto")
+    return RunContext(device, rank, world, amp, mode == "dynamic")
+
+
+class _SumAcrossRanks(nn.Cell):
+    # A compiled graph: the eager all_reduce has no CPU kernel in MindSpore 2.10.
+    def __init__(self) -> None:
+        super().__init__()
+        self.all_reduce = ops.AllReduce()
+
+    @ms.jit
+    def construct(self, x):
+        return self.all_reduce(x)
+
+
+def all_reduce_sum(values: np.ndarray, ctx: RunContext) -> np.ndarray:
+    """Sum a small host array over ranks (e.g. correct-prediction counts)."""
+    if ctx.world == 1:
+        return values
+    return _SumAcrossRanks()(ms.Tensor(values.astype(np.float32))).asnumpy().astype(values.dtype)
+
+
+def setup_logging(ctx: RunContext | None = None) -> None:
+    prefix = f"[rank {ctx.rank}] " if ctx and ctx.world > 1 else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S",
+                        force=True)

@@ -1,0 +1,222 @@
+"""The training run: data, model, AMP train step, per-epoch eval, checkpoints, metrics — resumable."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+from src.builders import build_network, dataset_classes, image_size, scan_dataset
+from src.config import save_config
+from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
+from tinynet_ms.checkpoint import save_checkpoint_atomic
+from tinynet_ms.data import create_eval_dataset, create_train_dataset
+from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop, evaluate,
+                              load_train_state, plot_curves, save_train_state, step_lr_schedule)
+
+log = logging.getLogger("tinynet")
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _resume_path(cfg: SimpleNamespace, ckpt_dir: Path) -> Path | None:
+    if not cfg.resume:
+        return None
+    if cfg.resume == "auto":
+        last = ckpt_dir / "last.ckpt"
+        return last if last.is_file() else None
+    path = Path(cfg.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {cfg.resume}: no such checkpoint (use 'auto' to resume "
+                                f"{ckpt_dir / 'last.ckpt'} when present)")
+    return path
+
+
+class Trainer:
+    def __init__(self, cfg: SimpleNamespace, ctx: RunContext) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.out = Path(cfg.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        classes = dataset_classes(cfg)
+        self.train_set = scan_dataset(cfg, "train", classes)
+        if not (Path(cfg.data_path) / "val").is_dir():
+            raise FileNotFoundError(f"{Path(cfg.data_path) / 'val'} not found: training validates every epoch on it")
+        self.val_set = scan_dataset(cfg, "val", classes)
+
+        self.net = build_network(cfg, cfg.pretrained_checkpoint, training=True)
+        self.image_size = image_size(cfg, self.net)
+        per_shard = math.ceil(len(self.train_set) / ctx.world)
+        self.steps_per_epoch = per_shard // cfg.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch_size {cfg.batch_size} is larger than the {per_shard} training images per "
+                             f"device: lower --batch_size")
+        self.lr = step_lr_schedule(cfg.lr, self.steps_per_epoch, cfg.epochs, cfg.warmup_epochs, cfg.warmup_lr,
+                                   cfg.decay_epochs, cfg.decay_rate)
+        self.optimizer = create_rmsprop(self.net, self.lr, cfg.weight_decay, cfg.rmsprop_decay, cfg.momentum,
+                                        cfg.opt_eps)
+        self.ema_net = None
+        ema = None
+        if cfg.ema_decay > 0:
+            self.ema_net = build_network(cfg)
+            ema = EMA(self.net, self.ema_net, cfg.ema_decay)
+        amp_net = ms.amp.auto_mixed_precision(self.net, ctx.amp_level) if ctx.amp_level != "O0" else self.net
+        reducer = None
+        if ctx.world > 1:
+            reducer = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=ctx.world)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.step = TrainStep(WithLoss(amp_net, loss_fn), self.optimizer, cfg.loss_scale, ctx.dynamic_loss_scale,
+                              ema=ema, grad_reducer=reducer)
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        self.state = TrainState()
+
+    # -- pieces ---------------------------------------------------------------------------------------------
+    def resume(self) -> None:
+        path = _resume_path(self.cfg, self.ckpt_dir)
+        if path is None:
+            if self.ctx.is_main and self.metrics.path.exists():
+                self.metrics.truncate_after(0)
+            return
+        self.state = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
+        log.info("resumed %s: %d epochs done, best top-1 %.4f", path, self.state.epoch, self.state.best_top1)
+        if self.ctx.is_main:
+            self.metrics.truncate_after(self.state.epoch)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        data = create_train_dataset(
+            self.train_set.samples, self.image_size, cfg.batch_size, epoch=epoch, seed=cfg.seed,
+            noise_size=self.net.noise_size, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
+            hflip_prob=cfg.hflip_prob, min_crop_scale=cfg.min_crop_scale, num_workers=cfg.num_parallel_workers,
+            num_shards=ctx.world if ctx.world > 1 else None, shard_id=ctx.rank if ctx.world > 1 else None)
+        steps = data.get_dataset_size()
+        if steps != self.steps_per_epoch:
+            raise RuntimeError(f"pipeline yields {steps} batches per epoch, expected {self.steps_per_epoch}")
+        self.step.set_train(True)
+        skipped_before = int(self.step.skipped.asnumpy())
+        self.step.take_loss_sum()
+        loss_total, window_start, t_start, t_first = 0.0, 0, time.time(), None
+        for i, (image, label, noise) in enumerate(data.create_tuple_iterator(num_epochs=1)):
+            self.step(image, label, noise)
+            if i == 0:
+                t_first = time.time()  # excludes graph compilation from the throughput
+            if (i + 1) % cfg.log_interval == 0 or i + 1 == steps:
+                loss_sum = self.step.take_loss_sum()
+                loss_total += loss_sum
+                done = epoch * steps + i + 1
+                elapsed = time.time() - t_first if i > 0 else 0.0
+                ips = i * cfg.batch_size * ctx.world / elapsed if elapsed > 0 else 0.0
+                eta = (cfg.epochs * steps - done) * cfg.batch_size * ctx.world / ips if ips else 0.0
+                if ctx.is_main:
+                    log.info("epoch %d/%d step %d/%d loss %.4f lr %.6f img/s %.1f eta %s", epoch + 1, cfg.epochs,
+                             i + 1, steps, loss_sum / (i + 1 - window_start), self.lr[done - 1], ips,
+                             _fmt_time(eta))
+                window_start = i + 1
+        seconds = time.time() - t_start
+        train_imgs = (steps - 1) * cfg.batch_size * ctx.world
+        skipped = int(self.step.skipped.asnumpy()) - skipped_before
+        train_loss = loss_total / steps
+        if skipped == steps:
+            raise FloatingPointError(
+                f"every step of epoch {epoch + 1} overflowed (loss {train_loss}): lower --lr, use --amp_level O0 or a "
+                f"smaller --loss_scale; the last good state is {self.ckpt_dir / 'last.ckpt'}")
+        return {"train_loss": train_loss, "lr": float(self.lr[(epoch + 1) * steps - 1]), "epoch_seconds": seconds,
+                "img_per_sec": train_imgs / (time.time() - t_first) if steps > 1 else 0.0,
+                "skipped_steps": skipped, "loss_scale": float(self.step.loss_scale.asnumpy())}
+
+    def _sync_batchnorm_stats(self) -> None:
+        """Average BN moving statistics over ranks (timm's ``--dist-bn reduce``): each rank saw other
+        batches, so without this the ranks' models differ and every rank evaluates a different network."""
+        if self.ctx.world == 1:
+            return
+        for net in filter(None, (self.net, self.ema_net)):
+            stats = [p for name, p in net.parameters_and_names() if name.endswith(("moving_mean", "moving_variance"))]
+            flat = np.concatenate([p.asnumpy().ravel() for p in stats])
+            flat = all_reduce_sum(flat, self.ctx) / self.ctx.world
+            offset = 0
+            for p in stats:
+                p.set_data(ms.Tensor(flat[offset:offset + p.size].reshape(p.shape), p.dtype))
+                offset += p.size
+
+    def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
+        cfg, ctx = self.cfg, self.ctx
+        shard = self.val_set.samples[ctx.rank::ctx.world]  # exact split, no padding: counts are summed
+        data = create_eval_dataset(shard, self.image_size, cfg.batch_size, cfg.crop_pct, cfg.num_parallel_workers)
+        totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
+        return totals[0] / totals[2], totals[1] / totals[2], int(totals[2])
+
+    def _save(self, epoch: int, record: dict) -> None:
+        if not self.ctx.is_main:
+            return
+        save_train_state(self.ckpt_dir / "last.ckpt", self.net, self.optimizer, self.step, self.state, self.ema_net)
+        if self.cfg.keep_checkpoint_max > 0:
+            save_checkpoint_atomic(self.net, self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt")
+            epoch_files = sorted(self.ckpt_dir.glob("epoch_*.ckpt"))
+            for old in epoch_files[:-self.cfg.keep_checkpoint_max]:
+                old.unlink()
+        self.metrics.append(record)
+
+    # -- the run --------------------------------------------------------------------------------------------
+    def fit(self) -> TrainState:
+        cfg = self.cfg
+        log.info("training %s@%d on %s x%d (amp %s, %s loss scale): %d steps/epoch, global batch %d",
+                 cfg.model, self.image_size, self.ctx.device_target, self.ctx.world, self.ctx.amp_level,
+                 "dynamic" if self.ctx.dynamic_loss_scale else "fixed", self.steps_per_epoch,
+                 cfg.batch_size * self.ctx.world)
+        for epoch in range(self.state.epoch, cfg.epochs):
+            record = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+            self._sync_batchnorm_stats()
+            if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
+                top1, top5, n = self._validate(self.net)
+                record.update(val_top1=top1, val_top5=top5, val_samples=n)
+                candidates = [(top1, self.net, "model")]
+                if self.ema_net is not None:
+                    ema1, ema5, _ = self._validate(self.ema_net)
+                    record.update(val_top1_ema=ema1, val_top5_ema=ema5)
+                    candidates.append((ema1, self.ema_net, "ema"))
+                best1, best_net, source = max(candidates, key=lambda c: c[0])
+                if best1 > self.state.best_top1:
+                    self.state.best_top1, self.state.best_epoch = best1, epoch + 1
+                    if self.ctx.is_main:
+                        save_checkpoint_atomic(best_net, self.ckpt_dir / "best.ckpt")
+                        log.info("new best top-1 %.4f (%s weights) -> %s", best1, source,
+                                 self.ckpt_dir / "best.ckpt")
+            self.state.epoch = epoch + 1
+            record.update(best_top1=self.state.best_top1, best_epoch=self.state.best_epoch)
+            self._save(epoch, record)
+            if self.ctx.is_main:
+                log.info("epoch %d: %s", epoch + 1,
+                         " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+        if self.ctx.is_main and self.metrics.records():
+            png = plot_curves(self.metrics.records(), self.out / "curves.png")
+            log.info("curves: %s", png)
+        return self.state
+
+
+def weights_digest(net: nn.Cell) -> str:
+    h = hashlib.sha1()
+    for p in net.get_parameters():
+        h.update(p.asnumpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_training(cfg: SimpleNamespace) -> TrainState:
+    ctx = setup_context(cfg)
+    setup_logging(ctx)
+    if ctx.is_main:
+        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
+    trainer = Trainer(cfg, ctx)
+    trainer.resume()
+    state = trainer.fit()
+    # Every rank logs a digest of its weights: data-parallel ranks must end identical.
+    log.info("training finished: %d epochs, best top-1 %.4f at epoch %d, weights digest %s", state.epoch,
+             state.best_top1, state.best_epoch, weights_digest(trainer.net))
+    return state

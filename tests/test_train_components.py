@@ -1,0 +1,105 @@
+"""Training parts: LR schedule, weight-decay groups, AMP train step with loss scaling, EMA, state round-trip."""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from tinynet_ms import create_model
+from tinynet_ms.train import (EMA, TrainState, TrainStep, WithLoss, create_rmsprop, load_train_state, param_groups,
+                              save_train_state, step_lr_schedule, topk_correct)
+
+MINI = dict(w=0.25, d=0.35, num_classes=4)
+
+
+def test_step_lr_schedule():
+    lr = step_lr_schedule(0.048, steps_per_epoch=10, epochs=10, warmup_epochs=3, warmup_lr=1e-6,
+                          decay_epochs=2.4, decay_rate=0.97)
+    assert lr.shape == (100,) and lr[0] == pytest.approx(1e-6)
+    assert lr[15] == pytest.approx(1e-6 + 1.5 * (0.048 - 1e-6) / 3)  # linear warmup, per step
+    assert lr[30] == pytest.approx(0.048 * 0.97)  # epoch 3.0: floor(3 / 2.4) = 1 decay
+    assert lr[48] == pytest.approx(0.048 * 0.97 ** 2) and lr[47] == pytest.approx(0.048 * 0.97)
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    decay, no_decay = param_groups(create_model("tinynet", **MINI), 1e-5)
+    assert decay["weight_decay"] == 1e-5 and no_decay["weight_decay"] == 0.0
+    assert all(p.name.endswith(".weight") for p in decay["params"])
+    assert {p.name.rsplit(".", 1)[1] for p in no_decay["params"]} == {"gamma", "beta", "bias"}
+    assert "classifier.weight" in {p.name for p in decay["params"]}
+
+
+def test_topk_correct():
+    logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.05]], np.float32)
+    assert topk_correct(logits, np.array([1, 2]), (1, 5)) == [1, 2]  # k capped at the class count
+
+
+def _batch(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    return (ms.Tensor(rng.standard_normal((n, 3, 32, 32)).astype(np.float32)),
+            ms.Tensor(rng.integers(0, 4, n).astype(np.int32)))
+
+
+def _train_step(amp="O0", dynamic=False, ema_decay=0.0, lr=0.001, loss_scale=256.0):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = create_model("tinynet", drop_rate=0.2, drop_path_rate=0.1, **MINI)
+    ema_net = create_model("tinynet", **MINI) if ema_decay else None
+    ema = EMA(net, ema_net, ema_decay) if ema_decay else None
+    opt = create_rmsprop(net, np.full(1000, lr, np.float32))
+    amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
+    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, loss_scale, dynamic, ema=ema)
+    step.set_train(True)
+    return net, ema_net, opt, step
+
+
+@pytest.mark.parametrize("amp", ["O2", "O3"])
+def test_amp_train_step_with_fixed_loss_scale_learns(amp):
+    net, _, opt, step = _train_step(amp)
+    image, label = _batch()
+    noise = ms.Tensor(np.random.default_rng(1).random((8, net.noise_size), dtype=np.float32))
+    losses = [float(step(image, label, noise).asnumpy()) for _ in range(12)]
+    assert np.isfinite(losses).all()
+    assert min(losses[-4:]) < losses[0] * 0.6, losses
+    assert int(step.skipped.asnumpy()) == 0 and float(step.loss_scale.asnumpy()) == 256.0
+    assert int(opt.global_step.asnumpy()[0]) == 12
+
+
+def test_overflow_steps_are_skipped_and_counted():
+    net, _, opt, step = _train_step(dynamic=True, loss_scale=1024.0)
+    image, label = _batch()
+    bad = ms.Tensor(np.full((8, 3, 32, 32), np.inf, np.float32))
+    noise = ms.Tensor(np.zeros((8, net.noise_size), np.float32))
+    before = {p.name: p.asnumpy().copy() for p in net.trainable_params()}
+    step(bad, label, noise)
+    assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 0
+    assert float(step.loss_scale.asnumpy()) == 512.0  # dynamic: halved on overflow
+    for p in net.trainable_params():
+        np.testing.assert_array_equal(p.asnumpy(), before[p.name])
+    step(image, label, noise)
+    assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 1
+
+
+def test_ema_tracks_weights_and_state_round_trips(tmp_path):
+    net, ema_net, opt, step = _train_step(ema_decay=0.5)
+    image, label = _batch()
+    noise = ms.Tensor(np.zeros((8, net.noise_size), np.float32))
+    w0 = net.conv_stem.weight.asnumpy().copy()
+    step(image, label, noise)
+    w1 = net.conv_stem.weight.asnumpy()
+    np.testing.assert_allclose(ema_net.get_parameters().__next__().asnumpy(), 0.5 * w0 + 0.5 * w1, rtol=1e-5,
+                               atol=1e-7)
+    path = save_train_state(tmp_path / "last.ckpt", net, opt, step, TrainState(3, 0.5, 2), ema_net)
+    net2, ema2, opt2, step2 = _train_step(ema_decay=0.5)
+    state = load_train_state(path, net2, opt2, step2, ema2)
+    assert (state.epoch, state.best_top1, state.best_epoch) == (3, 0.5, 2)
+    for a, b in [(net, net2), (ema_net, ema2)]:
+        for p, q in zip(a.get_parameters(), b.get_parameters()):
+            np.testing.assert_array_equal(p.asnumpy(), q.asnumpy())
+    slots = dict(opt.parameters_and_names())
+    restored = [n for n, p in opt2.parameters_and_names() if n.startswith(("moment.", "mean_square.", "global_step"))]
+    assert len(restored) == 2 * len(net.trainable_params()) + 1
+    for name in restored:
+        np.testing.assert_array_equal(dict(opt2.parameters_and_names())[name].asnumpy(), slots[name].asnumpy())
+    assert int(opt2.global_step.asnumpy()[0]) == 1
+    # A training checkpoint is also a plain weights file for create_model.
+    loaded = create_model("tinynet", checkpoint_path=path, **MINI)
+    np.testing.assert_array_equal(loaded.conv_stem.weight.asnumpy(), w1)

@@ -1,0 +1,126 @@
+"""End-to-end training through the model-zoo entry points (CPU): msrun data parallel, resume, bad input."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_odd_images
+
+# Small and fast: 4 demo classes at 32 px; what is tested is the machinery, not the accuracy.
+FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
+        "--log_interval", "2", "--ema_decay", "0.9", "--lr", "0.002", "--warmup_epochs", "0.5"]
+# The scripts call `python` and `msrun`: make them this interpreter's, whether or not its venv is activated.
+ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1",
+       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def messy_data(demo_data, tmp_path_factory) -> Path:
+    """The demo data plus what real folders contain: broken files, odd formats, an empty class."""
+    root = tmp_path_factory.mktemp("messy") / "data"
+    shutil.copytree(demo_data, root)
+    odd = write_odd_images(root / "train" / "zz_odd")
+    for name in ("truncated.jpg", "corrupt.jpg", "empty.jpg"):
+        shutil.copy(odd[name], root / "train" / "circle_filled" / name)
+    shutil.copytree(root / "train" / "zz_odd", root / "val" / "zz_odd")
+    (root / "train" / "zz_empty").mkdir()
+    return root
+
+
+def test_distributed_training_two_workers(messy_data, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
+                          *FAST, "--epochs", "2", "--num_classes", "6", "--output_dir", str(out)],
+                         cwd=ROOT, env={**ENV, "MASTER_PORT": "8131"}, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    logs = [(out / "logs" / f"worker_{r}.log").read_text() for r in range(2)]
+    digests = [log.split("weights digest ")[1].split()[0] for log in logs]
+    assert digests[0] == digests[1], "data-parallel ranks ended with different weights"
+    assert "skipping unreadable image" in logs[0] and "truncated.jpg" in logs[0]
+    assert "class 'zz_empty' has no images" in logs[0]
+    records = _records(out)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("epoch", "train_loss", "lr", "val_top1", "val_top5", "img_per_sec", "val_top1_ema"):
+        assert all(key in r for r in records), key
+    assert records[-1]["val_samples"] == 4 * 6 + 7  # demo val + the readable odd images, split over ranks
+    for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "curves.png", "config.yaml"):
+        assert (out / name).is_file(), name
+
+
+def _train(out: Path, *extra: str, data: str) -> tuple[subprocess.Popen, Path]:
+    """Start train.py; its output goes to a file (a pipe nobody reads could fill up and block it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}.{len(list(out.parent.glob(out.name + '.*.log')))}.log"
+    cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", data, *FAST,
+           "--num_classes", "4", "--output_dir", str(out), *extra]
+    with log.open("w") as f:
+        return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT), log
+
+
+def test_killed_run_resumes_to_the_same_metrics(demo_data, tmp_path):
+    data = str(demo_data)
+    common = ("--epochs", "3", "--drop_path_rate", "0.2", "--re_prob", "0.3")
+    full, full_log = _train(tmp_path / "full", *common, data=data)
+    assert full.wait(timeout=900) == 0, full_log.read_text()[-3000:]
+
+    killed, _ = _train(tmp_path / "killed", *common, data=data)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 900
+    while time.time() < deadline and killed.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
+            killed.send_signal(signal.SIGKILL)  # no chance to clean up: the checkpoint must already be whole
+            break
+        time.sleep(0.2)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed, resumed_log = _train(tmp_path / "killed", *common, "--resume", "auto", data=data)
+    assert resumed.wait(timeout=900) == 0, resumed_log.read_text()[-3000:]
+    log = resumed_log.read_text()
+    assert "resumed" in log and "2 epochs done" in log
+
+    a, b = _records(tmp_path / "full"), _records(tmp_path / "killed")
+    assert [r["epoch"] for r in b] == [1, 2, 3]
+    assert b[2]["train_loss"] == pytest.approx(a[2]["train_loss"], rel=1e-4)
+    for key in ("val_top1", "val_top5", "val_top1_ema"):
+        assert b[2][key] == pytest.approx(a[2][key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("case, expect, code", [
+    ("no_train", "dataset folder not found", 1),
+    ("unknown_key", "unknown config key 'learning_rate'", 2),
+    ("bad_device", "device_target 'TPU' is not one of Ascend, GPU, CPU", 2),
+    ("wrong_classes", "has 4 classes but num_classes is 10", 1),
+])
+def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code):
+    data = demo_data
+    extra = ["--num_classes", "4"]
+    if case == "no_train":
+        data = tmp_path / "data"
+        shutil.copytree(demo_data / "val", data / "val")
+    elif case == "unknown_key":
+        extra += ["--learning_rate", "0.1"]
+    elif case == "bad_device":
+        extra += ["--device_target", "TPU"]
+    elif case == "wrong_classes":
+        extra = ["--num_classes", "10"]
+    cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", str(data), *FAST,
+           "--output_dir", str(tmp_path / "out"), *extra]
+    run = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == code
+    assert expect in run.stderr and "Traceback" not in run.stderr
+
+
+def test_scripts_print_usage():
+    for script in ("run_distribute_train.sh", "run_standalone_train.sh"):
+        run = subprocess.run(["bash", f"scripts/{script}"], cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 2 and "usage: bash scripts/" in run.stderr

@@ -1,0 +1,74 @@
+"""Top-k accuracy, the per-epoch metrics.jsonl log and its plot."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from mindspore import nn
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """How many rows have their label among the top-k logits, for each k (k capped at the class count)."""
+    order = np.argsort(-logits, axis=1)
+    return [int((order[:, :min(k, logits.shape[1])] == labels[:, None]).any(axis=1).sum()) for k in ks]
+
+
+def evaluate(net: nn.Cell, batches: Iterable) -> np.ndarray:
+    """[top1_correct, top5_correct, count] over (image, label) batches, eval mode."""
+    net.set_train(False)
+    totals = np.zeros(3, np.float64)
+    for image, label in batches:
+        logits = net(image).asnumpy().astype(np.float32)
+        labels = label.asnumpy()
+        totals += [*topk_correct(logits, labels), len(labels)]
+    return totals
+
+
+class MetricsLog:
+    """Append-only JSON lines, one object per epoch; on resume, entries after the restored epoch go."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def records(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, epoch: int) -> None:
+        kept = [r for r in self.records() if r.get("epoch", 0) <= epoch]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.path)
+
+    def append(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def plot_curves(records: list[dict], png: str | os.PathLike) -> Path:
+    """Loss and top-1 (and EMA top-1 when present) against epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in records], marker="o")
+    ax1.set(xlabel="epoch", ylabel="train loss", title="training loss")
+    ax2.plot(epochs, [r["val_top1"] for r in records], marker="o", label="top-1")
+    if any(r.get("val_top1_ema") is not None for r in records):
+        ax2.plot(epochs, [r.get("val_top1_ema") for r in records], marker="s", label="top-1 (EMA)")
+    ax2.set(xlabel="epoch", ylabel="val top-1", title="validation accuracy")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = Path(png)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png

@@ -1,0 +1,72 @@
+"""Full training state in one .ckpt: network, EMA, optimizer slots, loss scale, epoch and best top-1.
+
+Network weights keep their plain names, so ``create_model(checkpoint_path=last.ckpt)`` works; the rest
+lives under ``ema.``, ``optimizer.`` and ``train_state.``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from mindspore import Tensor, nn
+
+from tinynet_ms.checkpoint import (load_arrays_into, network_weights, param_arrays, read_checkpoint,
+                                  save_checkpoint_atomic)
+from tinynet_ms.train.step import TrainStep
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    best_top1: float = -1.0
+    best_epoch: int = -1
+
+
+def _optimizer_slots(optimizer: nn.Optimizer, net: nn.Cell) -> dict:
+    """Optimizer state (moments, mean squares, step) by structural name; the network's own parameters and
+    the LR schedule (rebuilt from the config on resume, so --epochs can be extended) are left out."""
+    own = {id(p) for p in net.get_parameters()}
+    return {name: p for name, p in optimizer.parameters_and_names()
+            if id(p) not in own and not name.startswith("learning_rate")}
+
+
+def save_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, step: TrainStep,
+                     state: TrainState, ema_net: nn.Cell | None = None) -> Path:
+    arrays = param_arrays(net)
+    if ema_net is not None:
+        arrays.update({f"ema.{k}": v for k, v in param_arrays(ema_net).items()})
+    arrays.update({f"optimizer.{k}": p.asnumpy() for k, p in _optimizer_slots(optimizer, net).items()})
+    arrays.update({f"train_state.{k}": p.asnumpy() for k, p in step.state_parameters().items()})
+    arrays["train_state.epoch"] = np.array(state.epoch, np.int32)
+    arrays["train_state.best_top1"] = np.array(state.best_top1, np.float32)
+    arrays["train_state.best_epoch"] = np.array(state.best_epoch, np.int32)
+    return save_checkpoint_atomic(arrays, path)
+
+
+def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, step: TrainStep,
+                     ema_net: nn.Cell | None = None) -> TrainState:
+    """Restore everything ``save_train_state`` wrote; a missing piece is an error naming it."""
+    arrays = read_checkpoint(path)
+    if "train_state.epoch" not in arrays:
+        raise ValueError(f"{path} holds weights only, not a training state; to start from these weights use "
+                         f"--pretrained_checkpoint, to resume use a last.ckpt written by train.py")
+    load_arrays_into(net, network_weights(arrays), str(path))
+    if ema_net is not None:
+        ema = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
+        # The run that wrote it had EMA off: start the average from the restored weights.
+        load_arrays_into(ema_net, ema or network_weights(arrays), f"{path} (EMA)")
+    for name, p in _optimizer_slots(optimizer, net).items():
+        key = f"optimizer.{name}"
+        if key not in arrays:
+            raise ValueError(f"{path} has no optimizer slot {key}: it was written with another optimizer")
+        p.set_data(Tensor(arrays[key], p.dtype))
+    for name, p in step.state_parameters().items():
+        if f"train_state.{name}" in arrays:
+            p.set_data(Tensor(arrays[f"train_state.{name}"], p.dtype))
+    def scalar(key: str):
+        return arrays[key].reshape(-1)[0].item()
+
+    return TrainState(epoch=int(scalar("train_state.epoch")), best_top1=float(scalar("train_state.best_top1")),
+                      best_epoch=int(scalar("train_state.best_epoch")))

@@ -1,0 +1,106 @@
+"""One training step as one graph: loss-scaled grads, all-reduce, overflow skip, optimizer, EMA."""
+from __future__ import annotations
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+from tinynet_ms.checkpoint import named_params
+
+
+class EMA(nn.Cell):
+    """Exponential moving average of every parameter (weights and BN statistics, as timm's ModelEmaV2)
+    held in a second network of the same architecture, so it can be evaluated and saved as a model."""
+
+    def __init__(self, net: nn.Cell, ema_net: nn.Cell, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        src, dst = named_params(net), named_params(ema_net)
+        if list(src) != list(dst) or any(src[k].shape != dst[k].shape for k in src):
+            raise ValueError("the EMA network must have the model's architecture")
+        for name, d in dst.items():
+            d.set_data(src[name].data.copy())
+            d.requires_grad = False
+        self.src = ms.ParameterTuple(src.values())
+        self.dst = ms.ParameterTuple(dst.values())
+
+    def construct(self):
+        ok = True
+        for s, d in zip(self.src, self.dst):
+            ok = ops.depend(ok, ops.assign(d, d * self.decay + s.astype(d.dtype) * (1.0 - self.decay)))
+        return ok
+
+
+class TrainStep(nn.Cell):
+    """loss·scale → grads → (all-reduce) → unscale → finite? optimizer : skip → (EMA) → loss-scale update.
+
+    ``dynamic`` loss scaling halves the scale on overflow and doubles it after ``scale_window`` finite
+    steps (Ascend/GPU); otherwise the scale is fixed (CPU). Skipped steps are counted in ``skipped``.
+    """
+
+    def __init__(self, net_with_loss: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0,
+                 dynamic: bool = False, scale_window: int = 2000, ema: EMA | None = None,
+                 grad_reducer: nn.Cell | None = None) -> None:
+        super().__init__(auto_prefix=False)
+        self.net_with_loss, self.optimizer, self.ema = net_with_loss, optimizer, ema
+        self.weights = optimizer.parameters
+        self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
+        self.grad_reducer = grad_reducer if grad_reducer is not None else ops.identity
+        self.dynamic, self.scale_window = dynamic, scale_window
+        self.loss_scale = Parameter(Tensor(loss_scale, ms.float32), name="loss_scale", requires_grad=False)
+        self.good_steps = Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False)
+        self.skipped = Parameter(Tensor(0, ms.int32), name="skipped_steps", requires_grad=False)
+        self.loss_sum = Parameter(Tensor(0.0, ms.float32), name="loss_sum", requires_grad=False)
+        self.hyper_map = ops.HyperMap()
+
+    def construct(self, image, label, noise):
+        scale = self.loss_scale
+        loss = self.net_with_loss(image, label, noise)
+        grads = self.grad(self.net_with_loss, self.weights)(image, label, noise, scale.astype(loss.dtype))
+        grads = self.grad_reducer(grads)
+        grads = self.hyper_map(ops.partial(_unscale, scale), grads)
+        finite = ms.amp.all_finite(grads)
+        if finite:
+            loss = ops.depend(loss, self.optimizer(grads))
+            if self.ema is not None:
+                loss = ops.depend(loss, self.ema())
+        loss = ops.depend(loss, self._update_scale(finite))
+        loss = ops.depend(loss, ops.assign_add(self.loss_sum, loss.astype(ms.float32)))
+        return loss
+
+    def _update_scale(self, finite):
+        # Branch-free so the same graph runs on every backend.
+        ok = finite.astype(ms.int32)
+        out = ops.assign_add(self.skipped, 1 - ok)
+        if self.dynamic:
+            good = (self.good_steps + 1) * ok
+            grow = good >= self.scale_window
+            scale = ops.select(finite, ops.select(grow, self.loss_scale * 2.0, self.loss_scale),
+                               ops.maximum(self.loss_scale * 0.5, Tensor(1.0, ms.float32)))
+            out = ops.depend(out, ops.assign(self.good_steps, ops.select(grow, ops.zeros_like(good), good)))
+            out = ops.depend(out, ops.assign(self.loss_scale, scale))
+        return out
+
+    def state_parameters(self) -> dict[str, Parameter]:
+        """What a resumed run must restore besides network, EMA and optimizer."""
+        return {"loss_scale": self.loss_scale, "good_steps": self.good_steps, "skipped_steps": self.skipped}
+
+    def take_loss_sum(self) -> float:
+        """Host read of the summed loss since the last call (one device sync per call, not per step)."""
+        value = float(self.loss_sum.asnumpy())
+        self.loss_sum.set_data(Tensor(0.0, ms.float32))
+        return value
+
+
+def _unscale(scale, grad):
+    return grad / scale.astype(grad.dtype)
+
+
+class WithLoss(nn.Cell):
+    """net(image, noise) → loss in float32 (under AMP the logits may be float16)."""
+
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell) -> None:
+        super().__init__(auto_prefix=False)
+        self.net, self.loss_fn = net, loss_fn
+
+    def construct(self, image, label, noise):
+        return self.loss_fn(self.net(image, noise).astype(ms.float32), label)
