@@ -1,0 +1,113 @@
+"""Training throughput: the train step (graph mode, AMP on/off) and the data pipeline, side by side.
+
+    python benchmarks/bench_train.py [--device_target CPU] [--cases tinynet_e:106:32,tinynet_a:192:16]
+                                     [--amp O0,O2] [--steps 10] [--workers 1,2] [--json out.json]
+
+Prints one table per part; the last column relates each row to the first row of its table (the baseline),
+and the pipeline table also shows pipeline img/s / train-step img/s (>= 1 means the data keeps up).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tinynet_ms import create_model  # noqa: E402
+from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
+from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
+from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
+
+
+def bench_step(name: str, size: int, batch: int, amp: str, steps: int) -> dict:
+    net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2)
+    opt = create_rmsprop(net, np.full(steps + 2, 1e-3, np.float32))
+    amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
+    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, 1024.0, dynamic=False)
+    step.set_train(True)
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 1000, batch).astype(np.int32))
+    noise = ms.Tensor(rng.random((batch, net.noise_size), dtype=np.float32))
+    t0 = time.perf_counter()
+    step(x, y, noise).asnumpy()  # compile
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step(x, y, noise)
+    loss.asnumpy()
+    seconds = time.perf_counter() - t0
+    return {"model": name, "size": size, "batch": batch, "amp": amp, "compile_s": compile_s,
+            "ms_per_step": 1000 * seconds / steps, "img_per_sec": batch * steps / seconds}
+
+
+def bench_pipeline(data_root: Path, size: int, batch: int, workers: int, batches: int) -> dict:
+    samples = scan_split(data_root / "train").samples
+    data = create_train_dataset(samples, size, batch, epoch=0, seed=0, noise_size=1300,
+                                auto_augment="rand-m9-mstd0.5", re_prob=0.2, num_workers=workers)
+    it = data.create_tuple_iterator(num_epochs=1)
+    next(it)  # start-up (worker processes) excluded
+    t0 = time.perf_counter()
+    n = 0
+    for n, _ in enumerate(it, 1):
+        if n >= batches:
+            break
+    seconds = time.perf_counter() - t0
+    return {"size": size, "batch": batch, "workers": workers, "img_per_sec": n * batch / seconds}
+
+
+def table(rows: list[dict], keys: list[str], ratio_key: str, title: str) -> str:
+    base = rows[0][ratio_key]
+    lines = [title, " | ".join(keys + [f"ratio to row 1 ({ratio_key})"]),
+             " | ".join("---" for _ in range(len(keys) + 1))]
+    for r in rows:
+        cells = [f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys]
+        lines.append(" | ".join(cells + [f"{r[ratio_key] / base:.2f}x"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device_target", default="CPU")
+    parser.add_argument("--cases", default="tinynet_e:106:32,tinynet_a:192:16", help="model:size:batch,...")
+    parser.add_argument("--amp", default="O0,O2")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--json", default="")
+    args = parser.parse_args(argv)
+    ms.set_device(args.device_target)
+    ms.set_context(mode=ms.GRAPH_MODE)
+
+    cases = [(n, int(s), int(b)) for n, s, b in (c.split(":") for c in args.cases.split(","))]
+    steps = [bench_step(n, s, b, amp, args.steps) for n, s, b in cases for amp in args.amp.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_demo_dataset(Path(tmp) / "demo", num_classes=10, train_per_class=40, val_per_class=1)
+        pipes = [bench_pipeline(root, s, b, int(w), args.batches) for n, s, b in cases[:1]
+                 for w in args.workers.split(",")]
+    step_rate = steps[0]["img_per_sec"]
+    for p in pipes:
+        p["vs_train_step"] = p["img_per_sec"] / step_rate
+
+    print(f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
+          f"MindSpore {ms.__version__} | {args.device_target}")
+    print(table(steps, ["model", "size", "batch", "amp", "compile_s", "ms_per_step", "img_per_sec"], "img_per_sec",
+                "\n## train step (graph mode)"))
+    print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"], "img_per_sec",
+                f"\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the first train step row"))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
