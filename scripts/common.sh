@@ -12,3 +12,10 @@ config_value() {
   local config=$1 key=$2; shift 2
   (cd "$ROOT_DIR" && python -m src.config "$config" "$@" --get "$key")
 }
+
+# data_and_config DATA CONFIG: absolute DATA_PATH (a folder) and CONFIG_PATH, or exit with a message.
+data_and_config() {
+  DATA_PATH=$(abspath "$1") || die "DATA_PATH '$1' does not exist"
+  CONFIG_PATH=$(abspath "$2") || die "CONFIG_PATH '$2' does not exist"
+  [ -d "$DATA_PATH" ] || die "DATA_PATH '$DATA_PATH' is not a folder"
+}

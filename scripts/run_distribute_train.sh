@@ -13,11 +13,9 @@ USAGE
 }
 [ $# -lt 3 ] && usage
 source "$(dirname "$0")/common.sh"
-DATA_PATH=$(abspath "$1") || die "DATA_PATH '$1' does not exist"
-CONFIG_PATH=$(abspath "$2") || die "CONFIG_PATH '$2' does not exist"
+data_and_config "$1" "$2"
 DEVICE_NUM=$3
 shift 3
-[ -d "$DATA_PATH" ] || die "DATA_PATH '$DATA_PATH' is not a folder"
 [[ "$DEVICE_NUM" =~ ^[1-9][0-9]*$ ]] || die "DEVICE_NUM must be a positive integer, got '$DEVICE_NUM'"
 
 OUTPUT_DIR=$(config_value "$CONFIG_PATH" output_dir "$@") || exit 2

@@ -11,8 +11,7 @@ USAGE
 }
 [ $# -lt 2 ] && usage
 source "$(dirname "$0")/common.sh"
-DATA_PATH=$(abspath "$1") || die "DATA_PATH '$1' does not exist"
-CONFIG_PATH=$(abspath "$2") || die "CONFIG_PATH '$2' does not exist"
+data_and_config "$1" "$2"
 shift 2
 DEVICE_ID=0
 if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then DEVICE_ID=$1; shift; fi

@@ -55,6 +55,6 @@ def test_drop_path_zeroes_whole_samples():
 
 def test_drop_path_rate_grows_with_block_index():
     net = create_model("tinynet_e", drop_path_rate=0.2)
-    rates = [blk.drop_path.drop_prob for stage in net.blocks for blk in stage]
+    rates = [blk.drop_path.p for stage in net.blocks for blk in stage]
     assert rates[0] == 0.0 and rates == sorted(rates)
     assert rates[-1] == pytest.approx(0.2 * (len(rates) - 1) / len(rates))

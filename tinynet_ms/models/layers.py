@@ -45,34 +45,10 @@ class SqueezeExcite(nn.Cell):
         return x * self.gate(s)
 
 
-def _keep_mask(u, keep_prob: float):
-    """0 or 1/keep_prob from uniform noise ``u``: keep where u < keep_prob (inverted dropout scaling)."""
-    return ops.floor(keep_prob + u) / keep_prob
-
-
-class DropPath(nn.Cell):
-    """Stochastic depth: zero a sample's residual branch with probability ``drop_prob`` (training only).
-
-    ``u`` — optional per-sample uniform noise of shape (B,). The trainer feeds noise drawn from the data
-    pipeline's per-sample seed so that a resumed run replays exactly; without it an on-device RNG is used.
-    """
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = float(drop_prob)
-        self.keep_prob = 1.0 - self.drop_prob
-        self.uniform = ops.UniformReal()
-
-    def construct(self, x, u=None):
-        if not self.training or self.drop_prob == 0.0:
-            return x
-        if u is None:
-            u = self.uniform((x.shape[0],))
-        return x * _keep_mask(u.astype(x.dtype), self.keep_prob).reshape((-1, 1, 1, 1))
-
-
-class Dropout(nn.Cell):
-    """Element dropout (training only), optionally driven by uniform noise ``u`` of x's shape."""
+class _InvertedDropout(nn.Cell):
+    """Zero with probability ``p`` and scale the rest by 1/(1-p), in training only. The uniform noise ``u``
+    may be passed in: the trainer feeds noise drawn from the data pipeline's per-sample seed so a resumed run
+    replays exactly (MindSpore cannot save an on-device RNG state); without it an on-device RNG is used."""
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
@@ -80,9 +56,24 @@ class Dropout(nn.Cell):
         self.keep_prob = 1.0 - self.p
         self.uniform = ops.UniformReal()
 
+    def noise_shape(self, x):
+        return x.shape
+
     def construct(self, x, u=None):
         if not self.training or self.p == 0.0:
             return x
         if u is None:
-            u = self.uniform(x.shape)
-        return x * _keep_mask(u.astype(x.dtype), self.keep_prob)
+            u = self.uniform(self.noise_shape(x))
+        mask = ops.floor(self.keep_prob + u.astype(x.dtype)) / self.keep_prob
+        return x * mask.reshape(self.noise_shape(x) + (1,) * (x.ndim - len(self.noise_shape(x))))
+
+
+class Dropout(_InvertedDropout):
+    """Element dropout; ``u`` has x's shape."""
+
+
+class DropPath(_InvertedDropout):
+    """Stochastic depth: a sample's whole residual branch is dropped; ``u`` has shape (B,)."""
+
+    def noise_shape(self, x):
+        return (x.shape[0],)
