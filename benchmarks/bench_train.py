@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(steps, ["model", "size", "batch", "amp", "compile_s", "ms_per_step", "img_per_sec"], "img_per_sec",
                 "\n## train step (graph mode)"))
     print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"], "img_per_sec",
-                f"\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the first train step row"))
+                "\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the first train step row"))
     if args.json:
         Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes}, indent=1))
     return 0

@@ -195,9 +195,9 @@ class Trainer:
             if self.ctx.is_main:
                 log.info("epoch %d: %s", epoch + 1,
                          " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
-        if self.ctx.is_main and self.metrics.records():
-            png = plot_curves(self.metrics.records(), self.out / "curves.png")
-            log.info("curves: %s", png)
+        records = self.metrics.records() if self.ctx.is_main else []
+        if records:
+            log.info("curves: %s", plot_curves(records, self.out / "curves.png"))
         return self.state
 
 
