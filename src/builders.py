@@ -6,16 +6,30 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinynet_ms import TinyNet, create_model
+from tinynet_ms.models.registry import load_weights
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
 
 log = logging.getLogger("tinynet")
 
 
 def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, training: bool = False) -> TinyNet:
+    """The configured network; for eval/export (``training=False``) without dropout and, with ``use_ema``,
+    loading the EMA weights of a training checkpoint."""
     rwd = dict(r=cfg.r, w=cfg.w, d=cfg.d) if cfg.model == "tinynet" else {}
-    return create_model(cfg.model, num_classes=cfg.num_classes, checkpoint_path=checkpoint_path or None,
-                        drop_rate=cfg.drop_rate if training else 0.0,
-                        drop_path_rate=cfg.drop_path_rate if training else 0.0, **rwd)
+    net = create_model(cfg.model, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate if training else 0.0,
+                       drop_path_rate=cfg.drop_path_rate if training else 0.0, **rwd)
+    if checkpoint_path:
+        load_weights(net, checkpoint_path, use_ema=cfg.use_ema and not training)
+    return net
+
+
+def require_checkpoint(cfg: SimpleNamespace) -> str:
+    if not cfg.checkpoint_path:
+        raise ValueError("no weights given: pass --checkpoint_path (a .ckpt from train.py, or a converted / timm "
+                         "pretrained file)")
+    if not Path(cfg.checkpoint_path).is_file():
+        raise FileNotFoundError(f"checkpoint_path '{cfg.checkpoint_path}' does not exist")
+    return cfg.checkpoint_path
 
 
 def image_size(cfg: SimpleNamespace, net: TinyNet) -> int:

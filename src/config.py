@@ -61,7 +61,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "log_interval": (50, "steps between progress lines"),
     "eval_interval": (1, "epochs between validations"),
     # eval / export
-    "checkpoint_path": ("", "eval/export: weights to use"),
+    "checkpoint_path": ("", "eval/export: weights to use (.ckpt, timm .pth/.safetensors)"),
+    "use_ema": (False, "eval/export: take the EMA weights of a training checkpoint (last.ckpt)"),
     "result_file": ("", "eval: write {top1, top5, num_samples} JSON here"),
     "file_name": ("tinynet", "export: output file name without extension"),
     "file_format": ("MINDIR", "export: MINDIR | ONNX | AIR"),

@@ -15,9 +15,10 @@ from mindspore import nn
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import save_config
 from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
+from src.evaluation import evaluate_samples
 from tinynet_ms.checkpoint import save_checkpoint_atomic
-from tinynet_ms.data import create_eval_dataset, create_train_dataset
-from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop, evaluate,
+from tinynet_ms.data import create_train_dataset
+from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
 
 log = logging.getLogger("tinynet")
@@ -147,11 +148,7 @@ class Trainer:
                 offset += p.size
 
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
-        cfg, ctx = self.cfg, self.ctx
-        shard = self.val_set.samples[ctx.rank::ctx.world]  # exact split, no padding: counts are summed
-        data = create_eval_dataset(shard, self.image_size, cfg.batch_size, cfg.crop_pct, cfg.num_parallel_workers)
-        totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
-        return totals[0] / totals[2], totals[1] / totals[2], int(totals[2])
+        return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx)
 
     def _save(self, epoch: int, record: dict) -> None:
         if not self.ctx.is_main:

@@ -4,11 +4,16 @@ os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings drown pytest ou
 
 from pathlib import Path  # noqa: E402
 
+import sys  # noqa: E402
+
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+# The scripts call `python` and `msrun`: make them this interpreter's, whether or not its venv is activated.
+SCRIPT_ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1",
+              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 ms.set_device("CPU")
 
@@ -67,3 +72,22 @@ def demo_data(tmp_path_factory) -> Path:
     from tinynet_ms.data.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), num_classes=4, train_per_class=12, val_per_class=6)
+
+
+MINI_WEIGHTS = DATA / "timm_tinynet_mini.safetensors"  # timm's weights: non-trivial logits, 10 classes
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory) -> dict:
+    """10-class demo val set + a config for the timm fixture network (w 0.25, d 0.35) at 48 px."""
+    import yaml
+
+    from tinynet_ms.data.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("mini")
+    data = make_demo_dataset(root / "data", num_classes=10, train_per_class=1, val_per_class=4)
+    config = root / "mini.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "tinynet", "w": 0.25, "d": 0.35, "num_classes": 10, "image_size": 48, "device_target": "CPU",
+        "batch_size": 8, "num_parallel_workers": 2, "output_dir": str(root / "out")}))
+    return {"data": data, "config": config, "weights": MINI_WEIGHTS, "root": root}

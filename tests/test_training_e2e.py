@@ -1,6 +1,5 @@
 """End-to-end training through the model-zoo entry points (CPU): msrun data parallel, resume, bad input."""
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -10,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write_odd_images
+from conftest import ROOT, SCRIPT_ENV, write_odd_images
 
 # Small and fast: 4 demo classes at 32 px; what is tested is the machinery, not the accuracy.
 FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
         "--log_interval", "2", "--ema_decay", "0.9", "--lr", "0.002", "--warmup_epochs", "0.5"]
-# The scripts call `python` and `msrun`: make them this interpreter's, whether or not its venv is activated.
-ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1",
-       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _records(out: Path) -> list[dict]:
@@ -41,7 +37,7 @@ def test_distributed_training_two_workers(messy_data, tmp_path):
     out = tmp_path / "out"
     run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
                           *FAST, "--epochs", "2", "--num_classes", "6", "--output_dir", str(out)],
-                         cwd=ROOT, env={**ENV, "MASTER_PORT": "8131"}, capture_output=True, text=True, timeout=900)
+                         cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"}, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     logs = [(out / "logs" / f"worker_{r}.log").read_text() for r in range(2)]
     digests = [log.split("weights digest ")[1].split()[0] for log in logs]
@@ -64,7 +60,7 @@ def _train(out: Path, *extra: str, data: str) -> tuple[subprocess.Popen, Path]:
     cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", data, *FAST,
            "--num_classes", "4", "--output_dir", str(out), *extra]
     with log.open("w") as f:
-        return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT), log
+        return subprocess.Popen(cmd, cwd=ROOT, env=SCRIPT_ENV, stdout=f, stderr=subprocess.STDOUT), log
 
 
 def test_killed_run_resumes_to_the_same_metrics(demo_data, tmp_path):
@@ -115,7 +111,7 @@ def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code)
         extra = ["--num_classes", "10"]
     cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", str(data), *FAST,
            "--output_dir", str(tmp_path / "out"), *extra]
-    run = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(cmd, cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == code
     assert expect in run.stderr and "Traceback" not in run.stderr
 
@@ -134,7 +130,7 @@ def test_demo_config_learns(tmp_path):
     out = tmp_path / "out"
     run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(data), "configs/demo.yaml", "2",
                           "--device_target", "CPU", "--output_dir", str(out)],
-                         cwd=ROOT, env={**ENV, "MASTER_PORT": "8132"}, capture_output=True, text=True, timeout=1200)
+                         cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8132"}, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     best = max(max(r["val_top1"], r.get("val_top1_ema", 0)) for r in _records(out))
     assert best >= 0.25, f"demo reached only {best:.3f} val top-1"

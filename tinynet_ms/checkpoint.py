@@ -77,6 +77,11 @@ def network_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v for k, v in arrays.items() if not k.startswith(TRAIN_STATE_PREFIXES)}
 
 
+def ema_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The EMA copy of the network held by a training checkpoint (``ema.*``), under plain names."""
+    return {k[len("ema."):]: v for k, v in arrays.items() if k.startswith("ema.")}
+
+
 def load_arrays_into(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> None:
     """Verify names and shapes both ways, then load ``arrays`` into ``net``."""
     check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source,

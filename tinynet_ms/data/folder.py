@@ -126,6 +126,19 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
     return ImageFolder(split_dir, classes, samples, skipped)
 
 
+def sample_names(samples: list[Sample]) -> list[str]:
+    """File names without extension: what the offline-inference files are called (``<name>.bin``,
+    ``<name>_0.bin``), so they must be unique across class folders."""
+    seen: dict[str, str] = {}
+    for sample in samples:
+        name = Path(sample.path).stem
+        if name in seen:
+            raise ValueError(f"two images are both named '{name}' ({seen[name]} and {sample.path}); offline "
+                             f"inference names its files by image name: rename one")
+        seen[name] = sample.path
+    return list(seen)
+
+
 def _write_json_atomic(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -60,12 +60,24 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
     return net
 
 
-def load_weights(net: TinyNet, path: str | os.PathLike) -> None:
-    """Load a ``.ckpt`` (training checkpoints too: their optimizer/EMA entries are skipped) or a timm
-    state dict into ``net``; every name and shape is verified."""
+def load_weights(net: TinyNet, path: str | os.PathLike, use_ema: bool = False) -> None:
+    """Load a ``.ckpt`` (training checkpoints too: their optimizer/EMA entries are skipped, or with
+    ``use_ema`` their EMA weights are the ones loaded) or a timm state dict into ``net``; every name and
+    shape is verified."""
     if Path(path).suffix in _TORCH_SUFFIXES:
+        if use_ema:
+            raise ValueError(f"{path}: use_ema applies to training checkpoints (last.ckpt); a timm file holds one "
+                             f"set of weights (convert picks its state_dict_ema when present)")
         from tinynet_ms.convert import load_torch_weights_into
         load_torch_weights_into(net, path)
+        return
+    from tinynet_ms.checkpoint import ema_weights, load_arrays_into, network_weights, read_checkpoint
+    arrays = read_checkpoint(path)
+    if use_ema:
+        arrays = ema_weights(arrays)
+        if not arrays:
+            raise ValueError(f"{path} holds no EMA weights (only last.ckpt of a run with ema_decay > 0 does); "
+                             f"drop --use_ema")
+        load_arrays_into(net, arrays, f"{path} (EMA)")
     else:
-        from tinynet_ms.checkpoint import load_arrays_into, network_weights, read_checkpoint
-        load_arrays_into(net, network_weights(read_checkpoint(path)), str(path))
+        load_arrays_into(net, network_weights(arrays), str(path))

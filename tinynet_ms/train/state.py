@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from mindspore import Tensor, nn
 
-from tinynet_ms.checkpoint import (load_arrays_into, network_weights, param_arrays, read_checkpoint,
+from tinynet_ms.checkpoint import (ema_weights, load_arrays_into, network_weights, param_arrays, read_checkpoint,
                                   save_checkpoint_atomic)
 from tinynet_ms.train.step import TrainStep
 
@@ -54,7 +54,7 @@ def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
                          f"--pretrained_checkpoint, to resume use a last.ckpt written by train.py")
     load_arrays_into(net, network_weights(arrays), str(path))
     if ema_net is not None:
-        ema = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
+        ema = ema_weights(arrays)
         # The run that wrote it had EMA off: start the average from the restored weights.
         load_arrays_into(ema_net, ema or network_weights(arrays), f"{path} (EMA)")
     for name, p in _optimizer_slots(optimizer, net).items():

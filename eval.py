@@ -1,0 +1,14 @@
+"""Evaluate TinyNet top-1/top-5 on DATA/val (model-zoo entry point).
+
+    python eval.py --config_path configs/tinynet_a.yaml --data_path /data/imagenet --checkpoint_path W.ckpt
+                   [--use_ema true] [--result_file result.json] [--key value ...]
+
+Prints `top1: <fraction> top5: <fraction>`; --result_file writes {"top1", "top5", "num_samples", ...} JSON.
+"""
+import sys
+
+from src.cli import run_app
+from src.evaluation import run_eval
+
+if __name__ == "__main__":
+    sys.exit(run_app(run_eval, sys.argv[1:], __doc__))

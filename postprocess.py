@@ -1,0 +1,30 @@
+"""Top-1/top-5 from the C++ harness's result files (model-zoo entry point).
+
+    python postprocess.py --result_path result_Files --label_file preprocess_Result/label.json [--output acc.log]
+
+Prints `top1: <fraction> top5: <fraction>` and writes it, with the sample count, to --output.
+"""
+import argparse
+import logging
+import sys
+
+from src.offline import postprocess
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--result_path", default="result_Files")
+    parser.add_argument("--label_file", default="preprocess_Result/label.json")
+    parser.add_argument("--output", default="acc.log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        postprocess(args.result_path, args.label_file, args.output)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

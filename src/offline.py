@@ -1,0 +1,82 @@
+"""Offline inference I/O around the C++ harness: ``preprocess.py`` writes the exact eval tensors and the
+labels, ``postprocess.py`` scores the harness's result files."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tinynet_ms.data import load_eval_image, sample_names, scan_split
+from tinynet_ms.train.metrics import topk_correct
+
+log = logging.getLogger("tinynet")
+LABEL_FILE, TENSOR_DIR = "label.json", "img_data"
+
+
+def _write_tensor(job: tuple[str, str, int, float]) -> None:
+    path, out, size, crop_pct = job
+    tmp = f"{out}.tmp"
+    load_eval_image(path, size, crop_pct).tofile(tmp)  # raw float32 (3, S, S), C order
+    os.replace(tmp, out)
+
+
+def preprocess(data_path: str, output_path: str, image_size: int, crop_pct: float = 0.875,
+               input_type: str = "bin", workers: int = 4) -> dict[str, int]:
+    """Write ``OUTPUT/label.json`` ({image name: class index}, classes = sorted sub-folders of DATA) and,
+    for ``bin``, ``OUTPUT/img_data/<name>.bin`` holding exactly ``load_eval_image``'s tensor."""
+    if input_type not in ("bin", "image"):
+        raise ValueError(f"input_type '{input_type}' is not bin or image")
+    folder = scan_split(data_path, workers=workers)  # unreadable files: logged and skipped
+    names = sample_names(folder.samples)
+    out = Path(output_path)
+    tensors = out / TENSOR_DIR
+    tensors.mkdir(parents=True, exist_ok=True)
+    for stale in tensors.glob("*.bin"):  # a previous run's files would be inferred too
+        stale.unlink()
+    if input_type == "bin":
+        jobs = [(s.path, str(tensors / f"{n}.bin"), image_size, crop_pct) for s, n in zip(folder.samples, names)]
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(_write_tensor, jobs, chunksize=16))
+    labels = {n: s.label for s, n in zip(folder.samples, names)}
+    (out / LABEL_FILE).write_text(json.dumps(labels, indent=0) + "\n")
+    log.info("%d images of %d classes -> %s%s", len(labels), len(folder.classes), out / LABEL_FILE,
+             f" and {tensors}/*.bin ({image_size}x{image_size})" if input_type == "bin" else "")
+    return labels
+
+
+def read_results(result_path: str, names: list[str]) -> tuple[list[str], np.ndarray]:
+    """(names that have a ``<name>_0.bin``, their float32 logits stacked)."""
+    found, rows = [], []
+    for name in names:
+        path = Path(result_path) / f"{name}_0.bin"
+        if path.is_file():
+            found.append(name)
+            rows.append(np.fromfile(path, np.float32))
+    if not rows:
+        raise FileNotFoundError(f"no result files (<name>_0.bin) for the labelled images in '{result_path}'")
+    sizes = {r.size for r in rows}
+    if len(sizes) != 1:
+        raise ValueError(f"result files in '{result_path}' hold different numbers of logits: {sorted(sizes)}")
+    return found, np.stack(rows)
+
+
+def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> dict:
+    """Top-1/top-5 of the harness's logits; writes ``output`` and returns the numbers."""
+    if not Path(label_file).is_file():
+        raise FileNotFoundError(f"label file not found: {label_file} (written by preprocess.py)")
+    labels: dict[str, int] = json.loads(Path(label_file).read_text())
+    found, logits = read_results(result_path, list(labels))
+    missing = len(labels) - len(found)
+    if missing:
+        log.warning("%d of %d labelled images have no result file in %s (not counted)", missing, len(labels),
+                    result_path)
+    top1, top5 = topk_correct(logits, np.array([labels[n] for n in found]))
+    result = {"top1": top1 / len(found), "top5": top5 / len(found), "num_samples": len(found)}
+    line = f"top1: {result['top1']:.6f} top5: {result['top5']:.6f}"
+    Path(output).write_text(f"{line}\nnum_samples: {len(found)}\nmissing: {missing}\n")
+    print(line, flush=True)
+    return result

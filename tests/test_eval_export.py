@@ -1,0 +1,157 @@
+"""eval.py / run_eval.sh, export.py (re-load + compare), preprocess.py / postprocess.py — on CPU."""
+import json
+import re
+import subprocess
+import sys
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+from conftest import ROOT, SCRIPT_ENV
+from tinynet_ms import create_model
+from tinynet_ms.checkpoint import param_arrays, save_checkpoint_atomic
+from tinynet_ms.data import load_eval_image, sample_names, scan_split
+from tinynet_ms.export import export_and_verify, load_exported, model_io_shapes
+from tinynet_ms.models.registry import load_weights
+from tinynet_ms.train.metrics import topk_correct
+
+MINI = dict(w=0.25, d=0.35, num_classes=10)
+
+
+def _run(cmd: list[str], cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=SCRIPT_ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _scores(stdout: str) -> tuple[float, float]:
+    match = re.search(r"^top1: ([0-9.]+) top5: ([0-9.]+)$", stdout, re.M)
+    assert match, stdout
+    return float(match[1]), float(match[2])
+
+
+def _val_images(mini_run) -> tuple[np.ndarray, np.ndarray]:
+    folder = scan_split(mini_run["data"] / "val")
+    return (np.stack([load_eval_image(s.path, 48) for s in folder.samples]),
+            np.array([s.label for s in folder.samples]))
+
+
+@pytest.fixture(scope="module")
+def mini_logits(mini_run) -> np.ndarray:
+    """The network's logits on every val image, computed in-process: what every other path must give."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
+    net.set_train(False)
+    return net(ms.Tensor(_val_images(mini_run)[0])).asnumpy()
+
+
+def test_run_eval_prints_scores_and_writes_result_file(mini_run, mini_logits, tmp_path):
+    result = tmp_path / "eval.json"
+    run = _run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(mini_run["weights"]),
+                str(mini_run["config"]), "--result_file", str(result)])
+    assert run.returncode == 0, run.stdout + run.stderr
+    top1, top5 = _scores(run.stdout)
+    labels = _val_images(mini_run)[1]
+    expected = np.array(topk_correct(mini_logits, labels)) / len(labels)
+    assert (top1, top5) == pytest.approx(tuple(expected), abs=1e-6)
+    saved = json.loads(result.read_text())
+    assert saved["num_samples"] == 40 and saved["top1"] == pytest.approx(top1, abs=1e-6)
+
+
+def test_eval_reports_bad_input_in_one_line(mini_run, tmp_path):
+    run = _run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(mini_run["weights"]),
+                str(mini_run["config"]), "--num_classes", "7"])
+    assert run.returncode == 1 and "has 10 classes but num_classes is 7" in run.stdout  # the script tees the log
+    run = _run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(tmp_path / "nope.ckpt"),
+                str(mini_run["config"])])
+    assert run.returncode == 2 and "does not exist" in run.stderr
+    run = _run(["bash", "scripts/run_eval.sh"])
+    assert run.returncode == 2 and "usage" in run.stderr
+
+
+def test_use_ema_loads_the_training_checkpoints_ema_weights(tmp_path):
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    net, ema = create_model("tinynet", **MINI), create_model("tinynet", **MINI)
+    ema_arrays = {k: v + 1.0 for k, v in param_arrays(ema).items()}
+    path = save_checkpoint_atomic({**param_arrays(net), **{f"ema.{k}": v for k, v in ema_arrays.items()}},
+                                  tmp_path / "last.ckpt")
+    target = create_model("tinynet", **MINI)
+    load_weights(target, path, use_ema=True)
+    np.testing.assert_array_equal(param_arrays(target)["conv_stem.weight"], ema_arrays["conv_stem.weight"])
+    load_weights(target, path)
+    np.testing.assert_array_equal(param_arrays(target)["conv_stem.weight"], param_arrays(net)["conv_stem.weight"])
+    plain = save_checkpoint_atomic(net, tmp_path / "plain.ckpt")
+    with pytest.raises(ValueError, match="holds no EMA weights"):
+        load_weights(target, plain, use_ema=True)
+
+
+@pytest.mark.parametrize("file_format", ["MINDIR", "ONNX"])
+def test_export_script_reloads_and_reports_diff(mini_run, file_format, tmp_path):
+    run = _run([sys.executable, "export.py", "--config_path", str(mini_run["config"]), "--checkpoint_path",
+                str(mini_run["weights"]), "--file_name", str(tmp_path / "mini"), "--file_format", file_format,
+                "--batch_size", "3"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    path = tmp_path / f"mini.{file_format.lower()}"
+    assert re.search(r"re-loaded: max abs diff [0-9.e+-]+ \(", run.stdout), run.stdout
+    assert model_io_shapes(path) == ([3, 3, 48, 48], [3, 10])
+
+
+def test_exported_files_give_the_networks_logits_on_real_images(mini_run, mini_logits, tmp_path):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
+    images = _val_images(mini_run)[0][:4]
+    outputs = {}
+    for fmt in ("MINDIR", "ONNX"):
+        result = export_and_verify(net, tmp_path / "mini", fmt, batch_size=4, image_size=48)
+        assert result.rel_diff <= 1e-4
+        outputs[fmt] = load_exported(result.path)(images)
+    scale = np.abs(mini_logits).max()
+    assert np.abs(outputs["MINDIR"] - mini_logits[:4]).max() <= 1e-5 * scale  # batch 4 vs 40: same kernels
+    assert np.abs(outputs["ONNX"] - outputs["MINDIR"]).max() <= 1e-4 * scale  # onnxruntime vs MindSpore
+
+
+def test_export_errors_are_one_line(mini_run, tmp_path):
+    base = [sys.executable, "export.py", "--config_path", str(mini_run["config"]), "--file_name", str(tmp_path / "m")]
+    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--file_format", "AIR"])
+    assert run.returncode == 1 and "AIR export needs an Ascend device" in run.stderr
+    run = _run(base)
+    assert run.returncode == 1 and "pass --checkpoint_path" in run.stderr
+    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--batch_size", "0"])
+    assert run.returncode == 2 and "--batch_size expects a positive integer" in run.stderr
+    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--file_format", "TFLITE"])
+    assert run.returncode == 1 and "file_format 'TFLITE'" in run.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_preprocess_writes_exact_eval_tensors_and_postprocess_scores_them(mini_run, mini_logits, tmp_path):
+    val = mini_run["data"] / "val"
+    run = _run([sys.executable, str(ROOT / "preprocess.py"), "--data_path", str(val), "--output_path", "pre",
+                "--image_size", "48"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    folder = scan_split(val)
+    names = sample_names(folder.samples)
+    labels = json.loads((tmp_path / "pre" / "label.json").read_text())
+    assert labels == {n: s.label for n, s in zip(names, folder.samples)}
+    for name, sample in zip(names, folder.samples):
+        tensor = np.fromfile(tmp_path / "pre" / "img_data" / f"{name}.bin", np.float32).reshape(3, 48, 48)
+        np.testing.assert_array_equal(tensor, load_eval_image(sample.path, 48))  # bit-identical input
+    # Result files as the harness writes them: the network's logits, one float32 file per image.
+    (tmp_path / "result_Files").mkdir()
+    for name, row in zip(names[:-1], mini_logits[:-1]):  # one image without a result: reported, not counted
+        row.astype(np.float32).tofile(tmp_path / "result_Files" / f"{name}_0.bin")
+    run = _run([sys.executable, str(ROOT / "postprocess.py"), "--result_path", "result_Files", "--label_file",
+                "pre/label.json"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    expected = np.array(topk_correct(mini_logits[:-1], np.array(list(labels.values()))[:-1])) / 39
+    assert _scores(run.stdout) == pytest.approx(tuple(expected), abs=1e-6)
+    assert "1 of 40 labelled images have no result file" in run.stderr
+    assert "num_samples: 39" in (tmp_path / "acc.log").read_text()
+
+
+def test_offline_inference_names_must_be_unique(tmp_path, mini_run):
+    image = next((mini_run["data"] / "val").rglob("*.jpg")).read_bytes()
+    for cls in ("a", "b"):
+        (tmp_path / "val" / cls).mkdir(parents=True)
+        (tmp_path / "val" / cls / "same.jpg").write_bytes(image)
+    run = _run([sys.executable, str(ROOT / "preprocess.py"), "--data_path", str(tmp_path / "val"),
+                "--image_size", "48", "--output_path", str(tmp_path / "pre")])
+    assert run.returncode == 1 and "two images are both named 'same'" in run.stderr

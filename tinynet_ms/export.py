@@ -1,0 +1,158 @@
+"""Export a network to MindIR / ONNX / AIR, re-load the written file and compare it with the network.
+
+    python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx     # {"format", "input_shape", "output_shape"} JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+# Relative to the largest reference logit: float32 re-association in another runtime stays far below this.
+DEFAULT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    input_shape: tuple[int, ...]
+    max_abs_diff: float | None  # None when the format cannot be re-loaded here (AIR)
+    max_abs_logit: float
+
+    @property
+    def rel_diff(self) -> float | None:
+        return None if self.max_abs_diff is None else self.max_abs_diff / max(self.max_abs_logit, 1e-12)
+
+
+def file_format_of(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    for fmt, ext in FORMATS.items():
+        if suffix == ext:
+            return fmt
+    raise ValueError(f"{path}: unknown model file type '{suffix}' (expected .mindir, .onnx or .air)")
+
+
+def sample_input(batch_size: int, image_size: int, seed: int = 0) -> np.ndarray:
+    """A fixed, image-like input (normalised pixels are roughly N(0, 1)) for comparing runtimes."""
+    return np.random.default_rng(seed).standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32)
+
+
+def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
+                   image_size: int) -> Path:
+    """Write ``file_name`` + the format's extension for a fixed (batch, 3, S, S) float32 input."""
+    fmt = file_format.upper()
+    if fmt not in FORMATS:
+        raise ValueError(f"file_format '{file_format}' is not one of {', '.join(FORMATS)}")
+    if fmt == "AIR" and ms.get_context("device_target") != "Ascend":
+        raise ValueError("AIR export needs an Ascend device (device_target Ascend); on this machine export "
+                         "MINDIR (for Ascend 310 via MindSpore Lite) or ONNX")
+    if batch_size < 1 or image_size < 1:
+        raise ValueError(f"batch_size and image_size must be positive, got {batch_size} and {image_size}")
+    path = Path(str(file_name) + FORMATS[fmt]) if Path(file_name).suffix.lower() != FORMATS[fmt] else Path(file_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net.set_train(False)
+    x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
+    if fmt == "ONNX":
+        import mindspore.onnx
+        mindspore.onnx.export(net, x, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    else:
+        ms.export(net, x, file_name=str(path.with_suffix("")), file_format=fmt)
+    if not path.is_file():
+        raise RuntimeError(f"MindSpore reported no error but {path} was not written")
+    return path
+
+
+def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the exported file on a NumPy batch: MindIR via ``nn.GraphCell``, ONNX via onnxruntime."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    fmt = file_format_of(path)
+    if fmt == "MINDIR":
+        cell = nn.GraphCell(ms.load(str(path)))
+        return lambda x: cell(ms.Tensor(x)).asnumpy()
+    if fmt == "ONNX":
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError("re-loading ONNX needs onnxruntime: pip install onnxruntime") from exc
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    raise ValueError(f"{path}: {fmt} files are compiled by Ascend's ATC tool and cannot be re-loaded by MindSpore")
+
+
+def export_and_verify(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
+                      image_size: int, tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+    """Export, re-load, run both on the same input; raise if the relative max abs diff exceeds ``tolerance``."""
+    path = export_network(net, file_name, file_format, batch_size, image_size)
+    x = sample_input(batch_size, image_size)
+    net.set_train(False)
+    reference = net(ms.Tensor(x)).asnumpy()
+    scale = float(np.abs(reference).max())
+    if file_format.upper() == "AIR":
+        return ExportResult(path, x.shape, None, scale)
+    got = load_exported(path)(x)
+    if got.shape != reference.shape:
+        raise ValueError(f"{path}: re-loaded output shape {got.shape} != network output {reference.shape}")
+    result = ExportResult(path, x.shape, float(np.abs(got - reference).max()), scale)
+    if not result.rel_diff <= tolerance:  # also catches NaN
+        raise ValueError(f"{path}: re-loaded model differs from the network: max abs diff {result.max_abs_diff:.3g} "
+                         f"({result.rel_diff:.3g} of the largest logit, tolerance {tolerance:g})")
+    return result
+
+
+def _dims(value_info) -> list[int]:
+    return [d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[int]]:
+    """(input shape, output shape) read from the file itself, e.g. for the C++ harness's arguments."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    fmt = file_format_of(path)
+    if fmt == "ONNX":
+        import onnx
+        graph = onnx.load(str(path), load_external_data=False).graph
+        initializers = {t.name for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in initializers]
+        return _dims(inputs[0]), _dims(graph.output[0])
+    if fmt == "MINDIR":
+        from mindspore.train import mind_ir_pb2  # MindIR is a protobuf; its graph inputs carry the shapes
+        model = mind_ir_pb2.ModelProto()
+        model.ParseFromString(path.read_bytes())
+        weights = {p.name for p in model.graph.parameter}
+        inputs = [i for i in model.graph.input if i.name not in weights]
+        return list(inputs[0].tensor[0].dims), list(model.graph.output[0].tensor[0].dims)
+    raise ValueError(f"{path}: cannot read shapes from an {fmt} file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinynet_ms.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="print a model file's format and input/output shapes as JSON")
+    info.add_argument("model")
+    args = parser.parse_args(argv)
+    try:
+        inputs, outputs = model_io_shapes(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"format": file_format_of(args.model), "input_shape": inputs, "output_shape": outputs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
