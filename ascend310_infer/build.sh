@@ -1,0 +1,26 @@
+#!/bin/bash
+# Builds ascend310_infer/out/main. Extra arguments go to cmake, e.g. -DTINYNET_ASCEND_SYNTAX_ONLY=ON.
+# The ascend backend is built when MSLITE_HOME (or LITE_HOME) or MINDSPORE_PATH is set, or when the
+# python3 on PATH imports a mindspore that ships include/api/model.h and lib/libmindspore.so.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+mslite_home=${MSLITE_HOME:-${LITE_HOME:-}}
+mindspore_path=""
+if [ -z "$mslite_home" ]; then
+  mindspore_path=${MINDSPORE_PATH:-}
+  if [ -z "$mindspore_path" ]; then
+    probe="import mindspore, os; print(os.path.dirname(mindspore.__file__))"
+    ms=$(${PYTHON:-python3} -c "$probe" 2>/dev/null | tail -n 1 || true)
+    if [ -n "$ms" ] && [ -f "$ms/include/api/model.h" ] && [ -f "$ms/lib/libmindspore.so" ]; then
+      mindspore_path=$ms
+    fi
+  fi
+fi
+echo "build.sh: MSLITE_HOME='${mslite_home}' MINDSPORE_PATH='${mindspore_path}'"
+
+# Always passed, so a previous configure's cache never outlives the current environment; "$@" comes last to win.
+cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=Release \
+  -DMSLITE_HOME="$mslite_home" -DMINDSPORE_PATH="$mindspore_path" -DTINYNET_ASCEND_SYNTAX_ONLY=OFF "$@"
+cmake --build "$here/build" -j "$(nproc)"
+echo "build.sh: built $here/out/main"

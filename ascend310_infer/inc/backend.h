@@ -1,0 +1,28 @@
+// Inference backends behind one small interface, so main.cc is backend-agnostic.
+#ifndef TINYNET_INFER_BACKEND_H_
+#define TINYNET_INFER_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Loads and compiles the model; throws std::runtime_error on failure.
+  virtual void Load(const std::string &model_path, int device_id) = 0;
+  // Input shape (N, C, H, W) the model declares; empty when the backend cannot tell.
+  virtual std::vector<int64_t> InputShape() const { return {}; }
+  // Runs n images of float32 (3, image_size, image_size) laid out back to back; returns all logits (n * classes).
+  virtual std::vector<float> Run(const float *batch, int n, int image_size) = 0;
+};
+
+// ONNX through OpenCV DNN.
+std::unique_ptr<Backend> MakeCpuBackend();
+#ifdef TINYNET_WITH_ASCEND
+// MindIR through the MindSpore (Lite) C++ API on Ascend 310/310P.
+std::unique_ptr<Backend> MakeAscendBackend();
+#endif
+
+#endif  // TINYNET_INFER_BACKEND_H_

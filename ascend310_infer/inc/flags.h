@@ -1,0 +1,32 @@
+// Command line of out/main: --key=value or --key value, no third-party flag library.
+#ifndef TINYNET_INFER_FLAGS_H_
+#define TINYNET_INFER_FLAGS_H_
+
+#include <stdexcept>
+#include <string>
+
+struct Options {
+  std::string model_path;
+  std::string backend;     // cpu | ascend
+  std::string input_type;  // bin | image
+  std::string input_path;
+  int image_size = 0;
+  int batch_size = 1;
+  double crop_pct = 0.875;
+  int device_id = 0;
+  std::string output_dir = ".";
+  std::string save_input_dir;  // empty: do not dump preprocessed inputs
+  bool help = false;
+};
+
+// Bad command line: main prints the message and the usage, and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+extern const char kUsage[];
+
+Options ParseFlags(int argc, char **argv);
+
+#endif  // TINYNET_INFER_FLAGS_H_

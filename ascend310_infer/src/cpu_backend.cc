@@ -1,0 +1,48 @@
+// cpu backend: runs the ONNX export with OpenCV DNN, so the harness can be checked without Ascend hardware.
+#include <stdexcept>
+
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+
+#include "backend.h"
+#include "onnx_shape.h"
+
+namespace {
+
+class CpuBackend : public Backend {
+ public:
+  void Load(const std::string &model_path, int /*device_id*/) override {
+    try {
+      net_ = cv::dnn::readNetFromONNX(model_path);
+      net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+      net_.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    } catch (const cv::Exception &e) {
+      throw std::runtime_error("OpenCV DNN cannot load " + model_path + ": " + e.err);
+    }
+    input_shape_ = OnnxInputShape(model_path);
+  }
+
+  std::vector<int64_t> InputShape() const override { return input_shape_; }
+
+  std::vector<float> Run(const float *batch, int n, int image_size) override {
+    try {
+      const int shape[] = {n, 3, image_size, image_size};
+      // A header over the caller's buffer (no copy); the buffer outlives forward().
+      net_.setInput(cv::Mat(4, shape, CV_32F, const_cast<float *>(batch)));
+      const cv::Mat out = net_.forward();
+      if (out.type() != CV_32F || !out.isContinuous()) throw std::runtime_error("model output is not float32");
+      const float *data = out.ptr<float>();
+      return std::vector<float>(data, data + out.total());
+    } catch (const cv::Exception &e) {
+      throw std::runtime_error("OpenCV DNN inference failed: " + e.err + " (in " + e.func + ")");
+    }
+  }
+
+ private:
+  cv::dnn::Net net_;
+  std::vector<int64_t> input_shape_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }

@@ -1,0 +1,95 @@
+#include "flags.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <map>
+
+const char kUsage[] =
+    "usage: main --model_path=FILE --backend=cpu|ascend --input_type=bin|image --input_path=DIR --image_size=S\n"
+    "            [--batch_size=1] [--crop_pct=0.875] [--device_id=0] [--output_dir=.] [--save_input_dir=DIR]\n"
+    "  --model_path      ONNX model (cpu) or MindIR model (ascend)\n"
+    "  --backend         cpu: OpenCV DNN; ascend: MindSpore (Lite) on Ascend 310/310P\n"
+    "  --input_type      bin: raw float32 (3,S,S) *.bin files; image: jpg/jpeg/png/bmp/webp/tif/tiff/ppm/pgm, recursive\n"
+    "  --input_path      directory of inputs\n"
+    "  --image_size      S, the model's input height and width\n"
+    "  --batch_size      the model's fixed batch; the last batch is padded by repeating its last input\n"
+    "  --crop_pct        eval resize: shorter side to floor(S / crop_pct), then center crop S (image inputs)\n"
+    "  --device_id       Ascend device (ascend backend)\n"
+    "  --output_dir      writes result_Files/<stem>_0.bin and time_Result/test_perform_static.txt here\n"
+    "  --save_input_dir  also write each preprocessed input as <stem>.bin here\n";
+
+namespace {
+
+int ParseInt(const std::string &key, const std::string &text) {
+  errno = 0;
+  char *end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < std::numeric_limits<int>::min() ||
+      v > std::numeric_limits<int>::max()) {
+    throw UsageError("--" + key + " needs an integer, got '" + text + "'");
+  }
+  return static_cast<int>(v);
+}
+
+double ParseDouble(const std::string &key, const std::string &text) {
+  char *end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(v)) {
+    throw UsageError("--" + key + " needs a number, got '" + text + "'");
+  }
+  return v;
+}
+
+}  // namespace
+
+Options ParseFlags(int argc, char **argv) {
+  std::map<std::string, std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      Options help;
+      help.help = true;
+      return help;
+    }
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) throw UsageError("unexpected argument '" + arg + "'");
+    const size_t eq = arg.find('=');
+    std::string key = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    if (eq != std::string::npos) {
+      values[key] = arg.substr(eq + 1);
+    } else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) {
+      values[key] = argv[++i];
+    } else {
+      throw UsageError("--" + key + " needs a value");
+    }
+  }
+
+  Options opt;
+  // Each flag binds to one field; unknown keys are errors rather than silently ignored.
+  for (const auto &[key, value] : values) {
+    if (key == "model_path") opt.model_path = value;
+    else if (key == "backend") opt.backend = value;
+    else if (key == "input_type") opt.input_type = value;
+    else if (key == "input_path") opt.input_path = value;
+    else if (key == "image_size") opt.image_size = ParseInt(key, value);
+    else if (key == "batch_size") opt.batch_size = ParseInt(key, value);
+    else if (key == "crop_pct") opt.crop_pct = ParseDouble(key, value);
+    else if (key == "device_id") opt.device_id = ParseInt(key, value);
+    else if (key == "output_dir") opt.output_dir = value;
+    else if (key == "save_input_dir") opt.save_input_dir = value;
+    else throw UsageError("unknown flag --" + key);
+  }
+
+  for (const char *required : {"model_path", "backend", "input_type", "input_path", "image_size"}) {
+    if (values.count(required) == 0) throw UsageError(std::string("--") + required + " is required");
+  }
+  if (opt.backend != "cpu" && opt.backend != "ascend") throw UsageError("--backend must be cpu or ascend");
+  if (opt.input_type != "bin" && opt.input_type != "image") throw UsageError("--input_type must be bin or image");
+  if (opt.image_size <= 0) throw UsageError("--image_size must be positive");
+  if (opt.batch_size <= 0) throw UsageError("--batch_size must be positive");
+  if (opt.crop_pct <= 0) throw UsageError("--crop_pct must be positive");
+  if (opt.device_id < 0) throw UsageError("--device_id must not be negative");
+  if (opt.output_dir.empty()) throw UsageError("--output_dir must not be empty");
+  return opt;
+}
