@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
+from benchmarks.common import header, speedup, table  # noqa: E402
 
 
 def bench_step(name: str, size: int, batch: int, amp: str, steps: int) -> dict:
@@ -65,16 +64,6 @@ def bench_pipeline(data_root: Path, size: int, batch: int, workers: int, batches
     return {"size": size, "batch": batch, "workers": workers, "img_per_sec": n * batch / seconds}
 
 
-def table(rows: list[dict], keys: list[str], ratio_key: str, title: str) -> str:
-    base = rows[0][ratio_key]
-    lines = [title, " | ".join(keys + [f"ratio to row 1 ({ratio_key})"]),
-             " | ".join("---" for _ in range(len(keys) + 1))]
-    for r in rows:
-        cells = [f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys]
-        lines.append(" | ".join(cells + [f"{r[ratio_key] / base:.2f}x"]))
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device_target", default="CPU")
@@ -95,14 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         pipes = [bench_pipeline(root, s, b, int(w), args.batches) for n, s, b in cases[:1]
                  for w in args.workers.split(",")]
     step_rate = steps[0]["img_per_sec"]
+    for s in steps:
+        s["vs_row_1"] = speedup(s["img_per_sec"], step_rate)
     for p in pipes:
-        p["vs_train_step"] = p["img_per_sec"] / step_rate
+        p["vs_train_step"] = speedup(p["img_per_sec"], step_rate)
 
-    print(f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
-          f"MindSpore {ms.__version__} | {args.device_target}")
-    print(table(steps, ["model", "size", "batch", "amp", "compile_s", "ms_per_step", "img_per_sec"], "img_per_sec",
+    print(header(args.device_target))
+    print(table(steps, ["model", "size", "batch", "amp", "compile_s", "ms_per_step", "img_per_sec", "vs_row_1"],
                 "\n## train step (graph mode)"))
-    print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"], "img_per_sec",
+    print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"],
                 "\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the first train step row"))
     if args.json:
         Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes}, indent=1))

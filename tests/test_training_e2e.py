@@ -117,20 +117,7 @@ def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code)
 
 
 def test_scripts_print_usage():
-    for script in ("run_distribute_train.sh", "run_standalone_train.sh"):
-        run = subprocess.run(["bash", f"scripts/{script}"], cwd=ROOT, capture_output=True, text=True)
+    for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_eval.sh", "run_infer_310.sh",
+                   "run_demo.sh --help"):
+        run = subprocess.run(["bash", *f"scripts/{script}".split()], cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 2 and "usage: bash scripts/" in run.stderr
-
-
-def test_demo_config_learns(tmp_path):
-    """The README demo as written: 2 msrun workers on the default demo set reach well above chance (0.10)."""
-    from tinynet_ms.data.demo import make_demo_dataset
-
-    data = make_demo_dataset(tmp_path / "demo")
-    out = tmp_path / "out"
-    run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(data), "configs/demo.yaml", "2",
-                          "--device_target", "CPU", "--output_dir", str(out)],
-                         cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8132"}, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    best = max(max(r["val_top1"], r.get("val_top1_ema", 0)) for r in _records(out))
-    assert best >= 0.25, f"demo reached only {best:.3f} val top-1"

@@ -1,0 +1,129 @@
+"""Inference speed per variant: MindSpore graph mode, onnxruntime and the C++ harness (cpu backend, ONNX via
+OpenCV DNN), side by side — latency at batch 1 and throughput at batch 32.
+
+    python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--batch 32] [--json out.json]
+
+Every runtime is timed on its forward pass only (host input in, host logits out), after a warm-up run. The
+harness is built first (ascend310_infer/build.sh) and reports its own timing (time_Result/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import header, speedup, table  # noqa: E402
+from tinynet_ms import create_model, list_models  # noqa: E402
+from tinynet_ms.export import export_network, load_exported  # noqa: E402
+from tinynet_ms.models import VARIANTS  # noqa: E402
+
+HARNESS = ROOT / "ascend310_infer" / "out" / "main"
+
+
+def time_forward(run, x: np.ndarray, runs: int) -> float:
+    """Median seconds of ``run(x)`` after one warm-up call."""
+    run(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def time_harness(model: Path, x: np.ndarray, runs: int, work: Path) -> float:
+    """Mean seconds per batch as the harness reports it, over ``runs`` batches of ``x``."""
+    inputs = work / "bins"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for old in inputs.glob("*.bin"):
+        old.unlink()
+    batch = x.shape[0]
+    for i in range((runs + 1) * batch):  # + 1: the harness excludes its first batch as warm-up
+        x[i % batch].tofile(inputs / f"{i:06d}.bin")
+    cmd = [str(HARNESS), f"--model_path={model}", "--backend=cpu", "--input_type=bin", f"--input_path={inputs}",
+           f"--image_size={x.shape[2]}", f"--batch_size={batch}", f"--output_dir={work}"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    report = (work / "time_Result" / "test_perform_static.txt").read_text()
+    return float(re.search(r"average time: ([0-9.]+) ms", report)[1]) / 1000
+
+
+def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool) -> list[dict]:
+    size = VARIANTS[name].image_size
+    net = create_model(name)
+    net.set_train(False)
+    rng = np.random.default_rng(0)
+    inputs = {b: rng.standard_normal((b, 3, size, size)).astype(np.float32) for b in (1, batch)}
+    runtimes = {"MindSpore graph": {b: (lambda x: net(ms.Tensor(x)).asnumpy()) for b in inputs},
+                "onnxruntime": {}, "C++ harness (OpenCV DNN)": {}}
+    for b in inputs:
+        onnx = export_network(net, work / f"{name}_b{b}", "ONNX", b, size)
+        runtimes["onnxruntime"][b] = load_exported(onnx)
+        runtimes["C++ harness (OpenCV DNN)"][b] = onnx
+    rows = []
+    for runtime, per_batch in runtimes.items():
+        if runtime.startswith("C++") and not harness:
+            continue
+        seconds = {}
+        for b, run in per_batch.items():
+            n = runs if b == 1 else max(3, runs // 4)
+            seconds[b] = (time_harness(run, inputs[b], n, work / "harness") if isinstance(run, Path)
+                          else time_forward(run, inputs[b], n))
+        rows.append({"model": name, "size": size, "runtime": runtime, "bs1_ms": 1000 * seconds[1],
+                     f"bs{batch}_img_per_sec": batch / seconds[batch]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(list_models()))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=20, help="timed batch-1 runs (batch-N: a quarter, >= 3)")
+    parser.add_argument("--no_harness", action="store_true", help="skip the C++ harness column")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args(argv)
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    harness = not args.no_harness
+    if harness:
+        build = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
+        if build.returncode != 0:
+            print(build.stdout[-2000:] + build.stderr[-2000:], file=sys.stderr)
+            print("error: the C++ harness did not build (needs cmake, g++, libopencv-dev); or pass --no_harness",
+                  file=sys.stderr)
+            return 1
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.variants.split(","):
+            rows = bench_variant(name, args.batch, args.runs, Path(tmp), harness)
+            results += rows
+            print(f"{name}: " + "; ".join(f"{r['runtime']} {r['bs1_ms']:.1f} ms, "
+                                          f"{r[f'bs{args.batch}_img_per_sec']:.0f} img/s" for r in rows),
+                  file=sys.stderr, flush=True)
+
+    tput = f"bs{args.batch}_img_per_sec"
+    for r in results:
+        base = next(b for b in results if b["model"] == r["model"])  # MindSpore graph mode, same variant
+        r["latency_vs_ms"] = speedup(r["bs1_ms"], base["bs1_ms"], higher_is_better=False)
+        r["throughput_vs_ms"] = speedup(r[tput], base[tput])
+    print(header("CPU"))
+    print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms"],
+                f"\n## inference: latency at batch 1, throughput at batch {args.batch} "
+                f"(speed-ups relative to MindSpore graph mode)"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

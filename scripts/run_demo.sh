@@ -1,0 +1,65 @@
+#!/bin/bash
+# The whole model-zoo path on a CPU machine in a few minutes: demo data -> 2-worker msrun training -> eval ->
+# MindIR + ONNX export (re-loaded and compared) -> C++ harness (cpu backend, .bin and image input) -> summary.
+usage() {
+  cat >&2 <<USAGE
+usage: bash scripts/run_demo.sh [OUTPUT_DIR] [--key value ...]
+  OUTPUT_DIR   where everything goes (default: output/demo_run); logs in OUTPUT_DIR/logs
+  --key value  training overrides of configs/demo.yaml, e.g. --epochs 3
+needs: the README's set-up (pip install -r requirements.txt -e .) plus cmake, g++ and libopencv-dev
+USAGE
+  exit 2
+}
+[[ "$1" == -h || "$1" == --help ]] && usage
+source "$(dirname "$0")/common.sh"
+OUT=output/demo_run
+if [ $# -gt 0 ] && [[ "$1" != --* ]]; then OUT=$1; shift; fi
+mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || die "cannot create OUTPUT_DIR '$OUT'"
+CONFIG=$ROOT_DIR/configs/demo.yaml
+LOGS=$OUT/logs
+declare -A SECONDS_OF
+
+# step NAME LOG COMMAND...: run, time, keep the log; on failure show its tail and stop.
+step() {
+  local name=$1 log=$LOGS/$2 start=$SECONDS; shift 2
+  echo "== $name (log: $log)"
+  if ! "$@" > "$log" 2>&1; then
+    tail -25 "$log" >&2
+    echo "error: demo step '$name' failed; full log: $log" >&2
+    exit 1
+  fi
+  SECONDS_OF[$name]=$((SECONDS - start))
+}
+
+step data data.log python -m tinynet_ms.data.demo "$OUT/data"
+step train train.log bash "$ROOT_DIR/scripts/run_distribute_train.sh" "$OUT/data" "$CONFIG" 2 \
+  --output_dir "$OUT/train" "$@"
+CKPT=$OUT/train/checkpoints/best.ckpt
+step eval eval.log bash "$ROOT_DIR/scripts/run_eval.sh" "$OUT/data" "$CKPT" "$CONFIG" \
+  --output_dir "$OUT/train" --result_file "$OUT/eval.json" "$@"
+for fmt in MINDIR ONNX; do
+  step "export $fmt" "export_$fmt.log" python "$ROOT_DIR/export.py" --config_path "$CONFIG" --checkpoint_path "$CKPT" \
+    --file_name "$OUT/tinynet_demo" --file_format $fmt "$@"
+done
+for input in bin image; do
+  mkdir -p "$OUT/infer_$input"
+  step "harness $input" "infer_$input.log" bash -c "cd '$OUT/infer_$input' && \
+    bash '$ROOT_DIR/scripts/run_infer_310.sh' '$OUT/tinynet_demo.onnx' '$OUT/data/val' 0 cpu $input"
+done
+
+# Summary: the numbers each step printed, side by side.
+scores() { grep -Eo 'top1: [0-9.]+ top5: [0-9.]+' "$1" | tail -1 | awk '{printf "%s | %s", $2, $4}'; }
+diff_of() { grep -Eo 'max abs diff [^ ]+' "$1" | awk '{print $4}'; }
+latency() { grep -Eo 'average time: [0-9.]+ ms' "$1" | awk '{print $3}'; }
+echo
+echo "## demo summary ($OUT)"
+echo "step | top-1 | top-5 | detail | seconds"
+echo "--- | --- | --- | --- | ---"
+echo "train (2 msrun workers) | $(grep -o '"val_top1": [0-9.]*' "$OUT/train/metrics.jsonl" | tail -1 | awk '{printf "%.6f", $2}') | - | last epoch, model weights | ${SECONDS_OF[train]}"
+echo "eval.py (best.ckpt) | $(scores "$LOGS/eval.log") | $(grep -o '"num_samples": [0-9]*' "$OUT/eval.json" | awk '{print $2}') images | ${SECONDS_OF[eval]}"
+for fmt in MINDIR ONNX; do
+  echo "export $fmt | - | - | re-loaded max abs diff $(diff_of "$LOGS/export_$fmt.log") | ${SECONDS_OF[export $fmt]}"
+done
+for input in bin image; do
+  echo "C++ harness, cpu, $input input | $(scores "$OUT/infer_$input/acc.log") | $(latency "$OUT/infer_$input/time_Result/test_perform_static.txt") ms/image | ${SECONDS_OF[harness $input]}"
+done
