@@ -1,0 +1,238 @@
+"""Design a TinyNet for a MACs budget: the paper's tiny formula, or EfficientNet's inverse giant formula.
+
+    python -m tinynet_ms.design --macs 40M [--method tiny|giant] [--json]
+    python -m tinynet_ms.design --plot cube.png          # MACs vs r/d/w for both formulas, A…E marked
+
+Tiny formula: c = budget / B0's MACs; r(c) and d(c) from the published TinyNet-A…E points
+(``scaling.tiny_rd``); then w is solved so that the *built* network's counted MACs come closest to the
+budget after channel and depth rounding. Giant formula: phi solved the same way, with d = 1.2^phi,
+w = 1.1^phi, r = 1.15^phi; r and d are kept and w is then solved as above (it stays near 1.1^phi). Every MACs number is counted on the built network (``tinynet_ms.profile``).
+The result builds with ``create_model("tinynet", r=R, w=W, d=D)``, or in a config: model: tinynet, r, w, d.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+import numpy as np
+
+from tinynet_ms.models.arch import VARIANTS, TinyNetSpec
+from tinynet_ms.profile import Profile, profile_model
+from tinynet_ms.scaling import giant_multipliers, tiny_rd
+
+METHODS = ("tiny", "giant")
+_W_RANGE = (0.05, 2.0)
+_PHI_RANGE = (-12.0, 0.0)
+_GRID = 4000  # candidate points along w / phi; neighbouring networks are found exactly by bisection
+
+
+@dataclass(frozen=True)
+class Design:
+    method: str
+    budget_macs: int
+    macs: int  # counted on the built network
+    error: float  # macs / budget - 1
+    r: float
+    w: float
+    d: float
+    image_size: int
+    repeats: list[int]
+    channels: list[int]
+    params: int
+    c: float  # budget as a fraction of EfficientNet-B0's counted MACs
+    phi: float | None = None  # giant formula only
+
+    def overrides(self) -> str:
+        return f"--model tinynet --r {self.r:g} --w {self.w:g} --d {self.d:g}"
+
+
+def _structure(r: float, w: float, d: float) -> tuple:
+    spec = TinyNetSpec(r=r, w=w, d=d)
+    return spec.image_size, tuple((s.repeats, s.channels) for s in spec.stages), spec.head_channels
+
+
+@lru_cache(maxsize=None)
+def _count(structure: tuple, r: float, w: float, d: float) -> Profile:
+    return profile_model("tinynet", r=r, w=w, d=d)
+
+
+def count_macs(r: float, w: float, d: float) -> Profile:
+    """Params and MACs of the built network; networks with the same structure are counted once."""
+    return _count(_structure(r, w, d), r, w, d)
+
+
+@lru_cache(maxsize=None)
+def b0_macs() -> int:
+    return count_macs(1.0, 1.0, 1.0).macs
+
+
+@lru_cache(maxsize=None)
+def published_knots() -> tuple[tuple[float, float, float], ...]:
+    """(c, r, d) of TinyNet-A…E, c from their counted MACs."""
+    return tuple(sorted((count_macs(s.r, s.w, s.d).macs / b0_macs(), s.r, s.d) for s in VARIANTS.values()))
+
+
+def _shortest_decimal(lo: float, hi: float) -> float:
+    """The value in [lo, hi] with the fewest decimals (0.51 rather than 0.5137…): same network, readable."""
+    for digits in range(0, 7):
+        step = Decimal(1).scaleb(-digits)
+        candidate = (Decimal(repr(lo)) / step).to_integral_value(rounding="ROUND_CEILING") * step
+        if float(candidate) <= hi:
+            return float(candidate)
+    return lo
+
+
+def _solve(budget: int, point, lo: float, hi: float) -> tuple[float, Profile]:
+    """The parameter t in [lo, hi] whose built network ``point(t) -> (r, w, d)`` has counted MACs closest to
+    ``budget``. MACs never decrease with t, so bisect over the distinct networks met along a fine grid."""
+    grid = np.linspace(lo, hi, _GRID)
+    runs: list[tuple[float, float, tuple]] = []  # (first t, last t, structure) of each distinct network
+    for t in grid:
+        try:
+            s = _structure(*point(float(t)))
+        except ValueError:  # a multiplier outside (0, 4]
+            continue
+        if runs and runs[-1][2] == s:
+            runs[-1] = (runs[-1][0], float(t), s)
+        else:
+            runs.append((float(t), float(t), s))
+    if not runs:
+        raise ValueError("no valid network in the search range")
+
+    def macs(i: int) -> int:
+        return count_macs(*point(runs[i][0])).macs
+
+    first, last = 0, len(runs) - 1
+    if budget < macs(first):
+        raise ValueError(f"budget {budget:,} MACs is below the smallest network this formula builds "
+                         f"({macs(first):,} MACs)")
+    if budget > macs(last):
+        raise ValueError(f"budget {budget:,} MACs is above the largest network this formula builds "
+                         f"({macs(last):,} MACs)")
+    while last - first > 1:  # invariant: macs(first) <= budget <= macs(last)
+        mid = (first + last) // 2
+        if macs(mid) <= budget:
+            first = mid
+        else:
+            last = mid
+    best = min((first, last), key=lambda i: abs(macs(i) - budget))
+    t = _shortest_decimal(runs[best][0], runs[best][1])
+    if _structure(*point(t)) != runs[best][2]:  # between grid points another network may start
+        t = runs[best][0]
+    return t, count_macs(*point(t))
+
+
+def _printable(rwd: tuple[float, float, float]) -> tuple[float, float, float]:
+    return tuple(float(f"{v:.6g}") for v in rwd)
+
+
+def design(budget_macs: int, method: str = "tiny") -> Design:
+    """The network for ``budget_macs`` (conv + dense MACs for one image, 1000 classes)."""
+    if method not in METHODS:
+        raise ValueError(f"method '{method}' is not one of {', '.join(METHODS)}")
+    if budget_macs <= 0:
+        raise ValueError(f"MACs budget must be positive, got {budget_macs}")
+    c = budget_macs / b0_macs()
+    if c > 1:
+        raise ValueError(f"budget {budget_macs:,} MACs is above EfficientNet-B0's {b0_macs():,}: both formulas "
+                         f"shrink B0; for larger networks use EfficientNet's compound scaling (phi > 0)")
+    if method == "tiny":
+        r, d = (round(v, 4) for v in tiny_rd(c, list(published_knots())))  # printable, and what gets built
+        w, prof = _solve(budget_macs, lambda t: (r, t, d), *_W_RANGE)
+        phi = None
+    else:
+        # phi from the budget, then, as for the tiny formula, w settles the rounding (it stays near 1.1^phi):
+        # both formulas land on the budget equally closely, so they are compared at the same MACs.
+        phi, _ = _solve(budget_macs, lambda t: _printable(giant_multipliers(t)), *_PHI_RANGE)
+        r, _, d = _printable(giant_multipliers(phi))
+        w, prof = _solve(budget_macs, lambda t: (r, t, d), *_W_RANGE)
+    spec = TinyNetSpec(r=r, w=w, d=d)
+    return Design(method=method, budget_macs=int(budget_macs), macs=prof.macs, error=prof.macs / budget_macs - 1,
+                  r=r, w=w, d=d, image_size=spec.image_size, repeats=[s.repeats for s in spec.stages],
+                  channels=[s.channels for s in spec.stages], params=prof.params, c=c, phi=phi)
+
+
+def parse_macs(text: str) -> int:
+    """'40M', '1.2G', '40e6', '40000000' → MACs."""
+    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kKmMgG]?)\s*", text)
+    if not match:
+        raise ValueError(f"cannot read MACs budget '{text}' (examples: 40M, 0.3G, 24000000)")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match[2].lower()]
+    return int(round(float(match[1]) * scale))
+
+
+def plot_cube(png: str, budgets: list[int]) -> str:
+    """MACs vs resolution, depth and width multipliers for both formulas, TinyNet-A…E marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    designs = {m: [design(b, m) for b in budgets] for m in METHODS}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    for ax, key, label in zip(axes, ("r", "d", "w"), ("resolution r", "depth d", "width w")):
+        for method, style in zip(METHODS, ("-o", "--s")):
+            ax.plot([x.macs / 1e6 for x in designs[method]], [getattr(x, key) for x in designs[method]], style,
+                    ms=3, label=f"{method} formula")
+        for name, spec in VARIANTS.items():
+            macs = count_macs(spec.r, spec.w, spec.d).macs / 1e6
+            ax.plot(macs, getattr(spec, key), "k*", ms=10)
+            ax.annotate(name[-1].upper(), (macs, getattr(spec, key)), textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ticks = [t for t in (10, 15, 25, 50, 100, 200, 400) if budgets[0] / 2e6 <= t <= budgets[-1] / 5e5]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("counted MACs (M)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Twisting the cube: TinyNet's tiny formula vs EfficientNet's inverse giant formula (★ = TinyNet-A…E)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def _describe(x: Design) -> str:
+    lines = [f"{x.method} formula for {x.budget_macs / 1e6:.1f}M MACs (c = {x.c:.4f} of EfficientNet-B0)",
+             f"  r = {x.r:.4g}  w = {x.w:.4g}  d = {x.d:.4g}" + (f"  (phi = {x.phi:.4g})" if x.phi is not None else ""),
+             f"  input {x.image_size}x{x.image_size}; stage repeats {x.repeats}; stage channels {x.channels}",
+             f"  params {x.params:,}; counted MACs {x.macs:,} ({x.error:+.2%} vs budget)",
+             f"  build: create_model('tinynet', r={x.r:g}, w={x.w:g}, d={x.d:g})",
+             f"  config: model: tinynet, r: {x.r:g}, w: {x.w:g}, d: {x.d:g} (image_size: 0 = {x.image_size}); "
+             f"or override: {x.overrides()}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinynet_ms.design", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--macs", help="budget, e.g. 40M, 0.3G, 24000000")
+    parser.add_argument("--method", choices=METHODS, default="tiny")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot", metavar="PNG", help="plot both formulas over --plot_range instead")
+    parser.add_argument("--plot_range", default="12M:400M:16", help="first:last:points (log-spaced)")
+    args = parser.parse_args(argv)
+    try:
+        if args.plot:
+            lo, hi, n = args.plot_range.split(":")
+            budgets = [int(b) for b in np.geomspace(parse_macs(lo), parse_macs(hi), int(n))]
+            print(plot_cube(args.plot, budgets))
+            return 0
+        if not args.macs:
+            parser.error("--macs is required (or --plot)")
+        result = design(parse_macs(args.macs), args.method)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(asdict(result)) if args.json else _describe(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
