@@ -6,15 +6,19 @@ import math
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal, Uniform
 
+from tinynet_ms.kernels import conv_class
+
 BN_EPS = 1e-5  # timm / PyTorch default
 BN_MOMENTUM = 0.9  # MindSpore convention: 0.9 here == PyTorch momentum 0.1
 
 
 def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
-    """Conv with timm's symmetric padding and 'goog' init N(0, sqrt(2 / fan_out))."""
+    """Conv with timm's symmetric padding and 'goog' init N(0, sqrt(2 / fan_out)). Built while
+    ``tinynet_ms.kernels.set_cpu_kernels(True)`` is on, depthwise and stem convs use the fast CPU versions
+    (``nn.Conv2d`` subclasses: same parameters)."""
     padding = ((stride - 1) + (kernel - 1)) // 2
     fan_out = kernel * kernel * out_ch // groups
-    return nn.Conv2d(
+    return conv_class(in_ch, out_ch, kernel, stride, groups, bias)(
         in_ch, out_ch, kernel, stride=stride, pad_mode="pad", padding=padding, group=groups,
         has_bias=bias, weight_init=Normal(sigma=math.sqrt(2.0 / fan_out)), bias_init="zeros",
     )

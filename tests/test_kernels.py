@@ -1,0 +1,301 @@
+"""Fast CPU convs (tinynet_ms.kernels: custom depthwise kernels, patch stem): equal to nn.Conv2d forward and backward,
+per shape and in a whole TinyNet (logits, loss gradients, train steps), with unchanged parameter names; the build switch."""
+import shutil
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn, ops
+
+from tinynet_ms import create_model
+from tinynet_ms.checkpoint import load_arrays_into, named_params, param_arrays
+from tinynet_ms.kernels import cpu_kernels_enabled, set_cpu_kernels
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the kernels are compiled with g++")
+
+MINI = dict(w=0.25, d=0.35, num_classes=10)
+FWD_RTOL, GRAD_RTOL = 1e-5, 1e-4
+
+
+@pytest.fixture
+def graph_mode():
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=previous)
+
+
+def _rel(ref: np.ndarray, got: np.ndarray) -> float:
+    """Largest difference relative to the reference's largest magnitude."""
+    return float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-30))
+
+
+class _Grads(nn.Cell):
+    """(dL/dx, dL/dweight) of a conv cell for an output sensitivity."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.weights = ms.ParameterTuple(net.trainable_params())
+        self.grad = ops.GradOperation(get_all=True, get_by_list=True, sens_param=True)
+
+    def construct(self, x, sens):
+        return self.grad(self.net, self.weights)(x, sens)
+
+
+def _pair(channels, kernel, stride):
+    from tinynet_ms.kernels.depthwise import DepthwiseConv2d, padding_for
+
+    pad = padding_for(kernel, stride)
+    ref = nn.Conv2d(channels, channels, kernel, stride=stride, pad_mode="pad", padding=pad, group=channels)
+    ours = DepthwiseConv2d(channels, channels, kernel, stride=stride, pad_mode="pad", padding=pad, group=channels)
+    ours.weight.set_data(ref.weight.data.copy())
+    return ref, ours
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+def test_matches_conv2d(graph_mode, kernel, stride):
+    rng = np.random.default_rng(kernel * 10 + stride)
+    # odd, even, non-square and degenerate sizes; 3 channels stays single-threaded, 16 x 53 x 53 uses the pool
+    for (h, w), channels in [((7, 7), 16), ((13, 9), 3), ((53, 53), 16), ((2, 3), 3), ((1, 1), 3), ((12, 12), 8)]:
+        ref, ours = _pair(channels, kernel, stride)
+        x = ms.Tensor(rng.standard_normal((2, channels, h, w)).astype(np.float32))
+        y_ref, y = ref(x).asnumpy(), ours(x).asnumpy()
+        assert y.shape == y_ref.shape
+        assert _rel(y_ref, y) < FWD_RTOL, (h, w, channels)
+        sens = ms.Tensor(rng.standard_normal(y.shape).astype(np.float32))
+        (dx_ref,), (dw_ref,) = _Grads(ref)(x, sens)
+        (dx,), (dw,) = _Grads(ours)(x, sens)
+        assert _rel(dx_ref.asnumpy(), dx.asnumpy()) < GRAD_RTOL, ("grad input", h, w, channels)
+        assert _rel(dw_ref.asnumpy(), dw.asnumpy()) < GRAD_RTOL, ("grad weight", h, w, channels)
+
+
+def test_pynative_and_mindspore_grad():
+    """PyNative mode, through mindspore.grad (the functional API)."""
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        rng = np.random.default_rng(1)
+        for kernel, stride in [(3, 2), (5, 1)]:
+            ref, ours = _pair(8, kernel, stride)
+            x = ms.Tensor(rng.standard_normal((3, 8, 11, 11)).astype(np.float32))
+            assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) < FWD_RTOL
+
+            def loss(net):
+                return lambda inp: (net(inp) ** 2).sum()
+
+            gx_ref, (gw_ref,) = ms.grad(loss(ref), grad_position=0, weights=ref.trainable_params())(x)
+            gx, (gw,) = ms.grad(loss(ours), grad_position=0, weights=ours.trainable_params())(x)
+            assert _rel(gx_ref.asnumpy(), gx.asnumpy()) < GRAD_RTOL
+            assert _rel(gw_ref.asnumpy(), gw.asnumpy()) < GRAD_RTOL
+    finally:
+        ms.set_context(mode=previous)
+
+
+def test_float16_input_is_computed_in_float32():
+    ref, ours = _pair(4, 3, 1)
+    x = np.random.default_rng(2).standard_normal((1, 4, 9, 9)).astype(np.float16)
+    y = ours(ms.Tensor(x))
+    assert y.dtype == ms.float16
+    expected = ref(ms.Tensor(x.astype(np.float32))).asnumpy()
+    np.testing.assert_allclose(y.asnumpy().astype(np.float32), expected, rtol=2e-3, atol=2e-3)
+
+
+def test_rejects_what_the_kernel_does_not_implement():
+    from tinynet_ms.kernels.depthwise import DepthwiseConv2d
+
+    with pytest.raises(ValueError, match="group"):
+        DepthwiseConv2d(8, 16, 3, 1, padding=1, group=8)
+    with pytest.raises(ValueError, match="kernel_size"):
+        DepthwiseConv2d(8, 8, 7, 1, padding=3, group=8)
+    with pytest.raises(ValueError, match="padding"):
+        DepthwiseConv2d(8, 8, 3, 1, padding=0, group=8)
+    with pytest.raises(ValueError, match="bias"):
+        DepthwiseConv2d(8, 8, 3, 1, padding=1, group=8, has_bias=True)
+
+
+def test_library_build_is_cached(tmp_path, monkeypatch):
+    from tinynet_ms.kernels import depthwise
+
+    monkeypatch.setenv("TINYNET_MS_HOME", str(tmp_path))
+    monkeypatch.setattr(depthwise, "_library", None)
+    path = depthwise.build_library()
+    assert path.parent == tmp_path / "kernels" and path.name.startswith("depthwise-") and path.suffix == ".so"
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(depthwise, "_library", None)
+    assert depthwise.build_library() == path and path.stat().st_mtime_ns == mtime  # reused, not rebuilt
+    assert not [p for p in path.parent.iterdir() if p != path]  # no temporary files left behind
+    flags = depthwise.compile_flags()
+    assert "-O3" in flags and "-march=native" not in flags
+    assert ("-mavx2" in flags) == ({"avx2", "fma"} <= depthwise._cpu_flags())
+    monkeypatch.setattr(depthwise, "_library", None)  # later tests rebuild in the default cache
+
+
+def test_missing_compiler_is_a_clear_error(monkeypatch):
+    from tinynet_ms.kernels import depthwise
+
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    monkeypatch.setattr(depthwise, "_library", None)
+    with pytest.raises(RuntimeError, match="no-such-compiler-xyz.*not found"):
+        depthwise.build_library()
+
+
+@pytest.mark.parametrize("size,kernel,stride", [(106, 3, 2), (37, 3, 2), (20, 5, 1)])
+def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
+    """The stem as stacked patches + a 1x1 conv: nn.Conv2d's output and gradients, odd sizes included."""
+    from tinynet_ms.kernels.patch_conv import PatchConv2d
+
+    pad = ((stride - 1) + (kernel - 1)) // 2
+    ref = nn.Conv2d(3, 16, kernel, stride=stride, pad_mode="pad", padding=pad)
+    ours = PatchConv2d(3, 16, kernel, stride=stride, pad_mode="pad", padding=pad)
+    ours.weight.set_data(ref.weight.data.copy())
+    rng = np.random.default_rng(size)
+    x = ms.Tensor(rng.standard_normal((2, 3, size, size)).astype(np.float32))
+    y_ref, y_ours = ref(x).asnumpy(), ours(x).asnumpy()
+    assert y_ref.shape == y_ours.shape and _rel(y_ref, y_ours) <= FWD_RTOL
+    sens = ms.Tensor(rng.standard_normal(y_ref.shape).astype(np.float32))
+    (dx_ref,), (dw_ref,) = _Grads(ref)(x, sens)
+    (dx_ours,), (dw_ours,) = _Grads(ours)(x, sens)
+    assert _rel(dx_ref.asnumpy(), dx_ours.asnumpy()) <= GRAD_RTOL
+    assert _rel(dw_ref.asnumpy(), dw_ours.asnumpy()) <= GRAD_RTOL
+
+
+def test_switch_defaults_off_and_keeps_names():
+    from tinynet_ms.kernels.depthwise import DepthwiseConv2d
+
+    assert not cpu_kernels_enabled()
+    ms.set_seed(3)
+    off = create_model("tinynet", **MINI)
+    set_cpu_kernels(True)
+    try:
+        ms.set_seed(3)
+        on = create_model("tinynet", **MINI)
+    finally:
+        set_cpu_kernels(False)
+    assert not any(isinstance(c, DepthwiseConv2d) for _, c in off.cells_and_names())
+    swapped = {n for n, c in on.cells_and_names() if isinstance(c, DepthwiseConv2d)}
+    assert swapped == {n for n, _ in off.cells_and_names() if n.endswith("conv_dw")} and swapped
+    from tinynet_ms.kernels.patch_conv import PatchConv2d
+    assert [n for n, c in on.cells_and_names() if isinstance(c, PatchConv2d)] == ["conv_stem"]
+    a, b = param_arrays(off), param_arrays(on)
+    assert list(a) == list(b)  # same names, same order (checkpoints interchangeable)
+    assert all(a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)  # same init draws
+
+
+def _twin_models(**kwargs):
+    """The same TinyNet built with the kernels off and on, with identical weights."""
+    off = create_model("tinynet", **MINI, **kwargs)
+    set_cpu_kernels(True)
+    try:
+        on = create_model("tinynet", **MINI, **kwargs)
+    finally:
+        set_cpu_kernels(False)
+    load_arrays_into(on, param_arrays(off), "kernels-off twin")
+    assert list(named_params(on)) == list(named_params(off))
+    return off, on
+
+
+class _LossGrads(nn.Cell):
+    """(cross-entropy loss, its gradients w.r.t. every trainable parameter) as one graph."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.loss_fn = net, nn.CrossEntropyLoss()
+        self.weights = ms.ParameterTuple(net.trainable_params())
+        self.grad = ops.GradOperation(get_by_list=True)
+
+    def loss(self, x, y):
+        return self.loss_fn(self.net(x), y)
+
+    def construct(self, x, y):
+        return self.loss(x, y), self.grad(self.loss, self.weights)(x, y)
+
+
+def test_tinynet_logits_and_gradients(graph_mode):
+    off, on = _twin_models(drop_rate=0.0)
+    rng = np.random.default_rng(4)
+    x = ms.Tensor(rng.standard_normal((4, 3, 64, 64)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))
+    off.set_train(False)
+    on.set_train(False)
+    assert _rel(off(x).asnumpy(), on(x).asnumpy()) < 1e-5
+
+    off.set_train(True)
+    on.set_train(True)
+
+    def grads(net):
+        loss, g = _LossGrads(net)(x, y)
+        return float(loss.asnumpy()), [t.asnumpy() for t in g]
+
+    loss_off, g_off = grads(off)
+    loss_on, g_on = grads(on)
+    assert loss_on == pytest.approx(loss_off, rel=1e-5)
+    # Per tensor, relative to its own scale; tensors whose gradient is zero in exact arithmetic (BN shifts
+    # followed by another BN: ~1e-6 of rounding noise) are measured against 1% of the largest gradient.
+    scale = max(np.abs(g).max() for g in g_off)
+    names = [p.name for p in off.trainable_params()]
+    for name, a, b in zip(names, g_off, g_on):
+        assert np.abs(a - b).max() <= GRAD_RTOL * max(np.abs(a).max(), 1e-2 * scale), name
+
+
+def test_train_steps_match(graph_mode):
+    """TrainStep (loss scale, GradOperation, RMSprop) over a few steps: same losses and weights either way."""
+    from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop
+
+    off, on = _twin_models(drop_rate=0.0)
+    rng = np.random.default_rng(5)
+    x = ms.Tensor(rng.standard_normal((4, 3, 48, 48)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))
+    noise = ms.Tensor(rng.random((4, off.noise_size), dtype=np.float32))
+    losses = {}
+    for label, net in (("off", off), ("on", on)):
+        step = TrainStep(WithLoss(net, nn.CrossEntropyLoss()), create_rmsprop(net, np.full(4, 1e-3, np.float32)),
+                         128.0)
+        step.set_train(True)
+        losses[label] = [float(step(x, y, noise).asnumpy()) for _ in range(3)]
+    np.testing.assert_allclose(losses["on"], losses["off"], rtol=1e-4)
+    a, b = param_arrays(off), param_arrays(on)
+    worst = max(_rel(a[k], b[k]) for k in a if k.endswith("conv_dw.weight"))
+    assert worst < 1e-4
+
+
+class _Tiny(nn.Cell):
+    """1x1 conv → depthwise k3 s2 → BN → spatial mean: 8 logits, built through the model's conv2d helper."""
+
+    def __init__(self):
+        super().__init__()
+        from tinynet_ms.models.layers import batch_norm, conv2d
+
+        self.conv_pw = conv2d(3, 8, 1)
+        self.conv_dw = conv2d(8, 8, 3, stride=2, groups=8)
+        self.bn = batch_norm(8)
+
+    def construct(self, x):
+        return ops.mean(self.bn(self.conv_dw(self.conv_pw(x))), (2, 3))
+
+
+def test_amp_o2(graph_mode):
+    """Under AMP O2 the cell receives float16 activations: the kernel computes in float32, returns float16,
+    and loss and gradients stay close to MindSpore's float16 conv."""
+    from tinynet_ms.kernels.depthwise import DepthwiseConv2d
+
+    off = _Tiny()
+    set_cpu_kernels(True)
+    try:
+        on = _Tiny()
+    finally:
+        set_cpu_kernels(False)
+    assert isinstance(on.conv_dw, DepthwiseConv2d) and not isinstance(off.conv_dw, DepthwiseConv2d)
+    load_arrays_into(on, param_arrays(off), "kernels-off twin")
+    rng = np.random.default_rng(6)
+    x = ms.Tensor(rng.standard_normal((4, 3, 17, 17)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 8, 4).astype(np.int32))
+    results = []
+    for net in (off, on):
+        net.set_train(True)
+        loss, grads = _LossGrads(ms.amp.auto_mixed_precision(net, "O2"))(x, y)
+        results.append((float(loss.asnumpy()), [g.asnumpy().astype(np.float32) for g in grads]))
+    (loss_off, g_off), (loss_on, g_on) = results
+    assert loss_on == pytest.approx(loss_off, rel=1e-2)
+    for a, b in zip(g_off, g_on):
+        assert np.abs(a - b).max() <= 2e-2 * max(np.abs(a).max(), 1e-3)

@@ -1,0 +1,524 @@
+// Depthwise 2-D convolution for MindSpore CPU as ops.Custom(func_type="aot") kernels.
+//
+// NCHW float32, weight (C, 1, K, K), K in {3, 5}, stride S in {1, 2}, dilation 1, no bias, and timm's symmetric
+// padding P = ((S - 1) + (K - 1)) / 2. The stride is part of the entry point's name (DwConvForwardS1, ...);
+// K comes from the weight shape, P from the formula above, and the output extent is checked against it.
+//
+// Entry points (MindSpore's aot signature: params = inputs then outputs):
+//   DwConvForwardS{1,2}(x, w)         -> y   (N, C, Ho, Wo)
+//   DwConvGradInputS{1,2}(dy, w, x)   -> dx  (N, C, H, W)   x only supplies the shape; its data is not read
+//   DwConvGradWeightS{1,2}(dy, x, w)  -> dw  (C, 1, K, K)   w only supplies the shape; its data is not read
+//
+// Layout trick: each (n, c) image is copied, zero-padded, into S*S "phase planes" (row parity x column parity
+// for S = 2), each Hq x Wq with Hq = Ho + (K-1)/S and Wq = Wo + (K-1)/S. In those planes every tap (ky, kx)
+// becomes a constant offset (ky/S)*Wq + kx/S into plane (ky%S, kx%S), so a whole output image is a 1-D sum of
+// K*K shifted, scaled copies over the flat index i = oy*Wq + ox (columns ox >= Wo are junk and cropped), so
+// borders need no special cases and small images are not split into short rows. The inner loops are written
+// with GCC's portable vector extension (8 floats: one AVX register with -mavx2 -mfma, two SSE registers
+// otherwise; no intrinsics, no -march=native) with several independent accumulators.
+// The gradient w.r.t. the input is the same sum run backwards (a gather from the zero-padded output gradient
+// into the phase planes, then un-padding), and the weight gradient is K*K dot products of the output gradient
+// with the shifted input planes. Work is split across threads by image (forward, grad-input) or by channel
+// (grad-weight, so each thread owns its weights and sums deterministically).
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kSlack = 64;  // floats after each plane: whole-block loops run up to kBlock - 1 past the end
+constexpr int64_t kMinParallelWork = 1 << 17;  // multiply-adds below which one thread is faster
+
+int NumThreads() {
+  static const int n = [] {
+    const char *env = std::getenv("TINYNET_MS_KERNEL_THREADS");
+    if (env != nullptr && std::atoi(env) > 0) return std::atoi(env);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return n;
+}
+
+// A small persistent thread pool (NumThreads() - 1 workers, created on first use, never destroyed) that runs
+// body(chunk) for chunk in [0, chunks), handing chunks out dynamically so a descheduled thread only delays
+// the chunk it holds. The caller works too. One job at a time: a caller that finds the pool busy (MindSpore
+// may run two kernels concurrently) runs its job inline, as does a forked child (the workers stay in the parent).
+class Pool {
+ public:
+  static Pool &Get() {
+    static Pool *pool = new Pool(NumThreads() - 1);  // leaked on purpose: no teardown races at exit
+    return *pool;
+  }
+
+  // False if a chunk threw (bad_alloc); the other chunks still ran.
+  bool Run(int64_t chunks, const std::function<void(int64_t)> &body) {
+    std::unique_lock<std::mutex> job;
+    if (getpid() == pid_ && !threads_.empty() && chunks > 1) job = std::unique_lock<std::mutex>(submit_, std::try_to_lock);
+    if (!job.owns_lock()) {
+      bool ok = true;
+      for (int64_t c = 0; c < chunks; ++c) ok = RunChunk(body, c) && ok;
+      return ok;
+    }
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      body_ = &body;
+      chunks_ = chunks;
+      next_.store(0);
+      failed_.store(false);
+      ++gen_;
+      open_ = true;
+    }
+    wake_.notify_all();
+    for (int64_t c; (c = next_.fetch_add(1)) < chunks;)
+      if (!RunChunk(body, c)) failed_.store(true);
+    std::unique_lock<std::mutex> lk(m_);
+    open_ = false;  // workers that have not joined yet will not
+    idle_.wait(lk, [this] { return active_ == 0; });
+    return !failed_.load();
+  }
+
+ private:
+  explicit Pool(int workers) : pid_(getpid()) {
+    for (int i = 0; i < workers; ++i) {
+      threads_.emplace_back([this] { Work(); });
+      threads_.back().detach();
+    }
+  }
+
+  static bool RunChunk(const std::function<void(int64_t)> &body, int64_t c) {
+    try {
+      body(c);
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  void Work() {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      wake_.wait(lk, [&] { return open_ && gen_ != seen; });
+      seen = gen_;
+      ++active_;
+      const std::function<void(int64_t)> *body = body_;
+      const int64_t chunks = chunks_;
+      lk.unlock();
+      for (int64_t c; (c = next_.fetch_add(1)) < chunks;)
+        if (!RunChunk(*body, c)) failed_.store(true);
+      lk.lock();
+      if (--active_ == 0) idle_.notify_all();
+    }
+  }
+
+  const pid_t pid_;
+  std::vector<std::thread> threads_;
+  std::mutex submit_, m_;
+  std::condition_variable wake_, idle_;
+  const std::function<void(int64_t)> *body_ = nullptr;
+  int64_t chunks_ = 0;
+  std::atomic<int64_t> next_{0};
+  std::atomic<bool> failed_{false};
+  uint64_t gen_ = 0;
+  bool open_ = false;
+  int active_ = 0;
+};
+
+// fn(begin, end) over [0, n) in contiguous pieces, on the pool when there is enough work. False on failure.
+template <class F>
+bool ParallelFor(int64_t n, int64_t work, const F &fn) {
+  const int64_t threads = NumThreads();
+  if (threads <= 1 || n <= 1 || work < kMinParallelWork) {
+    try {
+      fn(int64_t{0}, n);
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+  const int64_t chunks = std::min<int64_t>(n, threads * 8);
+  return Pool::Get().Run(chunks, [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
+}
+
+// 8-float vectors via GCC's vector extension: one AVX register with -mavx2, two SSE registers without. `VecU`
+// is the unaligned, aliasing view used for loads and stores.
+typedef float Vec __attribute__((vector_size(32)));
+typedef float VecU __attribute__((vector_size(32), aligned(4), may_alias));
+constexpr int64_t kVec = 8;
+
+inline Vec Load(const float *p) { return *reinterpret_cast<const VecU *>(p); }
+inline void Store(float *p, Vec v) { *reinterpret_cast<VecU *>(p) = v; }
+inline Vec Splat(float x) { return Vec{} + x; }
+
+typedef int IVec __attribute__((vector_size(32)));
+typedef float Vec4U __attribute__((vector_size(16), aligned(4), may_alias));
+
+// dst[0, n) = src[0, n) (no overlap) with whole-vector moves, the last one overlapping the previous: the rows of
+// small images are shorter than a memcpy call's overhead.
+inline void CopyRow(float *dst, const float *src, int64_t n) {
+  if (n >= kVec) {
+    for (int64_t i = 0; i + kVec < n; i += kVec) Store(dst + i, Load(src + i));
+    Store(dst + n - kVec, Load(src + n - kVec));
+  } else if (n >= 4) {
+    *reinterpret_cast<Vec4U *>(dst) = *reinterpret_cast<const Vec4U *>(src);
+    *reinterpret_cast<Vec4U *>(dst + n - 4) = *reinterpret_cast<const Vec4U *>(src + n - 4);
+  } else {
+    if (n > 0) dst[0] = src[0];
+    if (n > 1) dst[1] = src[1];
+    if (n > 2) dst[2] = src[2];
+  }
+}
+
+// even[j] = src[2j] for j < ne, odd[j] = src[2j + 1] for j < no (ne <= (n + 1) / 2, no <= n / 2).
+void Deinterleave(const float *src, int64_t n, float *even, int64_t ne, float *odd, int64_t no) {
+  int64_t j = 0;
+  for (; j + kVec <= std::min(ne, no) && 2 * j + 2 * kVec <= n; j += kVec) {
+    const Vec a = Load(src + 2 * j), b = Load(src + 2 * j + kVec);
+    Store(even + j, __builtin_shuffle(a, b, IVec{0, 2, 4, 6, 8, 10, 12, 14}));
+    Store(odd + j, __builtin_shuffle(a, b, IVec{1, 3, 5, 7, 9, 11, 13, 15}));
+  }
+  for (int64_t i = j; i < ne; ++i) even[i] = src[2 * i];
+  for (int64_t i = j; i < no; ++i) odd[i] = src[2 * i + 1];
+}
+
+// dst[2j] = even[j], dst[2j + 1] = odd[j] for 2j, 2j + 1 < n.
+void Interleave(const float *even, const float *odd, int64_t n, float *dst) {
+  int64_t j = 0;
+  for (; 2 * j + 2 * kVec <= n; j += kVec) {
+    const Vec e = Load(even + j), o = Load(odd + j);
+    Store(dst + 2 * j, __builtin_shuffle(e, o, IVec{0, 8, 1, 9, 2, 10, 3, 11}));
+    Store(dst + 2 * j + kVec, __builtin_shuffle(e, o, IVec{4, 12, 5, 13, 6, 14, 7, 15}));
+  }
+  for (int64_t i = 2 * j; i < n; ++i) dst[i] = (i % 2 == 0) ? even[i / 2] : odd[i / 2];
+}
+
+struct Geom {
+  int64_t n, c, h, w, ho, wo;
+  int k, s, p;
+  int64_t hq, wq, plane, stride;  // phase plane rows, cols, hq*wq, distance between phase planes (with slack)
+};
+
+bool MakeGeom(int64_t n, int64_t c, int64_t h, int64_t w, int64_t ho, int64_t wo, int k, int s, Geom *g) {
+  g->n = n, g->c = c, g->h = h, g->w = w, g->ho = ho, g->wo = wo, g->k = k, g->s = s;
+  g->p = ((s - 1) + (k - 1)) / 2;
+  if ((h + 2 * g->p - k) / s + 1 != ho || (w + 2 * g->p - k) / s + 1 != wo) return false;
+  g->hq = ho + (k - 1) / s;
+  g->wq = wo + (k - 1) / s;
+  g->plane = g->hq * g->wq;
+  g->stride = g->plane + kSlack;
+  return true;
+}
+
+// Copies image x (h x w) into the zero-padded phase planes. Only data positions are written; the padding
+// positions are the same for every image of a call, so the caller zeroes the buffer once.
+void PackInput(const Geom &g, const float *x, float *planes) {
+  const int64_t s = g.s, p = g.p;
+  for (int64_t iy = 0; iy < g.h; ++iy) {
+    const int64_t py = iy + p, qy = py / s;
+    if (qy >= g.hq) break;
+    const float *row = x + iy * g.w;
+    if (s == 1) {
+      CopyRow(planes + qy * g.wq + p, row, std::min(g.w, g.wq - p));
+      continue;
+    }
+    // Even input columns go to column phase p % 2 from column p / 2, odd ones to phase (p + 1) % 2 from
+    // column (p + 1) / 2.
+    float *base = planes + (py % 2) * 2 * g.stride + qy * g.wq;
+    const int64_t qe = p / 2, qo = (p + 1) / 2;
+    Deinterleave(row, g.w, base + (p % 2) * g.stride + qe, std::min((g.w + 1) / 2, g.wq - qe),
+                 base + ((p + 1) % 2) * g.stride + qo, std::min(g.w / 2, g.wq - qo));
+  }
+}
+
+constexpr int64_t kBlock = 4 * kVec;  // TapSum computes whole blocks: callers leave kBlock - 1 floats of slack
+static_assert(kSlack >= kBlock, "plane slack must cover a whole TapSum block");
+
+// out[i] = sum_t wt[t] * src[t][i] for i in [0, RoundUp(len, kBlock)): out and every src must stay valid up to
+// kBlock - 1 elements past len. 8 (then 4) independent accumulators keep both FMA pipes busy.
+template <int NT>
+void TapSum(float *out, int64_t len, const float *const *src, const float *wt) {
+  Vec w[NT];
+  for (int t = 0; t < NT; ++t) w[t] = Splat(wt[t]);
+  const int64_t end = (len + kBlock - 1) / kBlock * kBlock;
+  int64_t i = 0;
+  for (; i + 2 * kBlock <= end; i += 2 * kBlock) {
+    Vec a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
+    for (int t = 0; t < NT; ++t) {
+      const float *sp = src[t] + i;
+      a0 += w[t] * Load(sp);
+      a1 += w[t] * Load(sp + kVec);
+      a2 += w[t] * Load(sp + 2 * kVec);
+      a3 += w[t] * Load(sp + 3 * kVec);
+      a4 += w[t] * Load(sp + 4 * kVec);
+      a5 += w[t] * Load(sp + 5 * kVec);
+      a6 += w[t] * Load(sp + 6 * kVec);
+      a7 += w[t] * Load(sp + 7 * kVec);
+    }
+    Store(out + i, a0);
+    Store(out + i + kVec, a1);
+    Store(out + i + 2 * kVec, a2);
+    Store(out + i + 3 * kVec, a3);
+    Store(out + i + 4 * kVec, a4);
+    Store(out + i + 5 * kVec, a5);
+    Store(out + i + 6 * kVec, a6);
+    Store(out + i + 7 * kVec, a7);
+  }
+  if (i < end) {
+    Vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int t = 0; t < NT; ++t) {
+      const float *sp = src[t] + i;
+      a0 += w[t] * Load(sp);
+      a1 += w[t] * Load(sp + kVec);
+      a2 += w[t] * Load(sp + 2 * kVec);
+      a3 += w[t] * Load(sp + 3 * kVec);
+    }
+    Store(out + i, a0);
+    Store(out + i + kVec, a1);
+    Store(out + i + 2 * kVec, a2);
+    Store(out + i + 3 * kVec, a3);
+  }
+}
+
+void TapSumAny(float *out, int64_t len, const float *const *src, const float *wt, int nt) {
+  switch (nt) {
+    case 1: return TapSum<1>(out, len, src, wt);
+    case 2: return TapSum<2>(out, len, src, wt);
+    case 4: return TapSum<4>(out, len, src, wt);
+    case 6: return TapSum<6>(out, len, src, wt);
+    case 9: return TapSum<9>(out, len, src, wt);
+    case 25: return TapSum<25>(out, len, src, wt);
+    default:  // not reached for K in {3, 5}, S in {1, 2}
+      for (int64_t i = 0; i < len; ++i) {
+        float acc = 0.f;
+        for (int t = 0; t < nt; ++t) acc += wt[t] * src[t][i];
+        out[i] = acc;
+      }
+  }
+}
+
+// dot[t] += sum_i a[i] * src[t][i] over i in [0, RoundUp(len, 8)) for NT taps in one pass over a (a must be zero
+// past len, and readable, like src, up to 7 elements past it).
+template <int NT>
+void TapDots(const float *a, int64_t len, const float *const *src, double *dot) {
+  Vec acc[NT] = {};
+  for (int64_t i = 0; i < len; i += kVec) {
+    const Vec av = Load(a + i);
+    for (int t = 0; t < NT; ++t) acc[t] += av * Load(src[t] + i);
+  }
+  for (int t = 0; t < NT; ++t) {
+    float sum = 0.f;
+    for (int64_t j = 0; j < kVec; ++j) sum += acc[t][j];
+    dot[t] += sum;
+  }
+}
+
+// Pointer to tap (ky, kx) of the phase planes.
+inline const float *TapSrc(const Geom &g, const float *planes, int ky, int kx) {
+  return planes + ((ky % g.s) * g.s + kx % g.s) * g.stride + (ky / g.s) * g.wq + kx / g.s;
+}
+
+bool Forward(const Geom &g, const float *x, const float *wgt, float *y) {
+  const int k = g.k, nt = k * k;
+  const int64_t images = g.n * g.c, len = (g.ho - 1) * g.wq + g.wo;
+  return ParallelFor(images, images * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
+    std::vector<float> planes(g.s * g.s * g.stride, 0.f), tmp(g.ho * g.wq + kBlock);
+    const float *src[25];
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) src[ky * k + kx] = TapSrc(g, planes.data(), ky, kx);
+    for (int64_t img = begin; img < end; ++img) {
+      PackInput(g, x + img * g.h * g.w, planes.data());
+      TapSumAny(tmp.data(), len, src, wgt + (img % g.c) * nt, nt);
+      float *out = y + img * g.ho * g.wo;
+      for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(out + oy * g.wo, tmp.data() + oy * g.wq, g.wo);
+    }
+  });
+}
+
+// Output gradient of one image, laid out as ho rows of wq (junk columns zero) after `front` zeros so that taps
+// can read up to (K-1)/S rows and columns before it. The zero positions never change within a call.
+struct GradOutBuffer {
+  int64_t front;
+  std::vector<float> data;
+  GradOutBuffer(const Geom &g) : front(((g.k - 1) / g.s) * (g.wq + 1)), data(front + g.plane + kSlack, 0.f) {}
+  float *base() { return data.data() + front; }
+  void Load(const Geom &g, const float *dy) {
+    float *b = base();
+    for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(b + oy * g.wq, dy + oy * g.wo, g.wo);
+  }
+};
+
+bool GradInput(const Geom &g, const float *dy, const float *wgt, float *dx) {
+  const int k = g.k, s = g.s, p = g.p, nt = k * k;
+  const int64_t images = g.n * g.c;
+  return ParallelFor(images, images * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
+    GradOutBuffer gout(g);
+    std::vector<float> planes(s * s * g.stride);
+    // Phase plane (a, b) gathers the taps with ky % S == a, kx % S == b, reading dy shifted back by the tap.
+    const float *src[4][25];
+    int ntap[4] = {0, 0, 0, 0}, tap_index[4][25];
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        const int ph = (ky % s) * s + kx % s;
+        src[ph][ntap[ph]] = gout.base() - (ky / s) * g.wq - kx / s;
+        tap_index[ph][ntap[ph]++] = ky * k + kx;
+      }
+    // Flat range of phase-plane positions that hold input pixels (s == 1: skip the padding rows).
+    const int64_t first = s == 1 ? p * g.wq + p : 0;
+    const int64_t last = s == 1 ? std::min(g.plane, (p + g.h - 1) * g.wq + p + g.w) : g.plane;
+    for (int64_t img = begin; img < end; ++img) {
+      const float *w = wgt + (img % g.c) * nt;
+      gout.Load(g, dy + img * g.ho * g.wo);
+      for (int ph = 0; ph < s * s; ++ph) {
+        float wt[25];
+        const float *sp[25];
+        for (int t = 0; t < ntap[ph]; ++t) wt[t] = w[tap_index[ph][t]], sp[t] = src[ph][t] + first;
+        TapSumAny(planes.data() + ph * g.stride + first, last - first, sp, wt, ntap[ph]);
+      }
+      float *out = dx + img * g.h * g.w;
+      for (int64_t iy = 0; iy < g.h; ++iy) {
+        const int64_t py = iy + p, qy = py / s;
+        float *row = out + iy * g.w;
+        if (qy >= g.hq) {  // rows the convolution never reached
+          std::memset(row, 0, sizeof(float) * g.w);
+          continue;
+        }
+        if (s == 1) {
+          const int64_t count = std::min(g.w, g.wq - p);
+          CopyRow(row, planes.data() + qy * g.wq + p, count);
+          for (int64_t ix = count; ix < g.w; ++ix) row[ix] = 0.f;
+          continue;
+        }
+        const float *base = planes.data() + (py % 2) * 2 * g.stride + qy * g.wq;
+        const int64_t qe = p / 2, qo = (p + 1) / 2;  // as in PackInput
+        if (qe + (g.w + 1) / 2 <= g.wq && qo + g.w / 2 <= g.wq) {
+          Interleave(base + (p % 2) * g.stride + qe, base + ((p + 1) % 2) * g.stride + qo, g.w, row);
+        } else {  // input columns past the last window (not with timm's padding): zero gradient
+          for (int64_t ix = 0; ix < g.w; ++ix) {
+            const int64_t q = (ix % 2 == 0 ? qe : qo) + ix / 2;
+            row[ix] = q < g.wq ? base[((ix + p) % 2) * g.stride + q] : 0.f;
+          }
+        }
+      }
+    }
+  });
+}
+
+bool GradWeight(const Geom &g, const float *dy, const float *x, float *dw) {
+  const int k = g.k, nt = k * k;
+  const int64_t len = (g.ho - 1) * g.wq + g.wo;
+  return ParallelFor(g.c, g.n * g.c * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
+    std::vector<float> planes(g.s * g.s * g.stride, 0.f);
+    GradOutBuffer gout(g);
+    const float *src[25];
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) src[ky * k + kx] = TapSrc(g, planes.data(), ky, kx);
+    for (int64_t ch = begin; ch < end; ++ch) {
+      double dot[25] = {};
+      for (int64_t n = 0; n < g.n; ++n) {
+        const int64_t img = n * g.c + ch;
+        PackInput(g, x + img * g.h * g.w, planes.data());
+        gout.Load(g, dy + img * g.ho * g.wo);
+        if (k == 3) {
+          TapDots<9>(gout.base(), len, src, dot);
+        } else {  // 25 accumulators would spill: two passes of 10 taps (2 kernel rows) and one of 5
+          TapDots<10>(gout.base(), len, src, dot);
+          TapDots<10>(gout.base(), len, src + 10, dot + 10);
+          TapDots<5>(gout.base(), len, src + 20, dot + 20);
+        }
+      }
+      for (int t = 0; t < nt; ++t) dw[ch * nt + t] = static_cast<float>(dot[t]);
+    }
+  });
+}
+
+// ---- argument checking shared by the entry points --------------------------------------------------------
+
+int Fail(const char *entry, const char *msg) {
+  std::fprintf(stderr, "[tinynet_ms depthwise kernel] %s: %s\n", entry, msg);
+  std::fflush(stderr);
+  return 1;
+}
+
+bool IsF32(const char *dtype) { return std::strcmp(dtype, "float32") == 0 || std::strcmp(dtype, "float") == 0; }
+
+// Checks that all `nparam` tensors are 4-D float32 and that tensor `wi` is a (C, 1, K, K) weight, K in {3, 5},
+// with C the channels of tensor 0.
+int CheckArgs(const char *entry, int nparam, int *ndims, int64_t **shapes, const char **dtypes, int wi) {
+  for (int i = 0; i < nparam; ++i) {
+    if (ndims[i] != 4) return Fail(entry, "every tensor must be 4-D (NCHW, weight C x 1 x K x K)");
+    if (!IsF32(dtypes[i])) return Fail(entry, "only float32 is supported (cast float16 inputs first)");
+  }
+  const int64_t *ws = shapes[wi];
+  if (ws[0] != shapes[0][1] || ws[1] != 1 || ws[2] != ws[3] || (ws[2] != 3 && ws[2] != 5))
+    return Fail(entry, "weight must be (C, 1, K, K) with K 3 or 5 and C the input channels");
+  return 0;
+}
+
+template <int S>
+int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 3) return Fail(entry, "expects 2 inputs (x, w) and 1 output");
+  if (int rc = CheckArgs(entry, nparam, ndims, shapes, dtypes, 1)) return rc;
+  const int64_t *xs = shapes[0], *ys = shapes[2];
+  Geom g;
+  if (ys[0] != xs[0] || ys[1] != xs[1] ||
+      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
+    return Fail(entry, "output shape does not match input, kernel, stride and padding");
+  if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), static_cast<float *>(params[2])))
+    return Fail(entry, "out of memory for the kernel's scratch buffers");
+  return 0;
+}
+
+template <int S>
+int GradInputEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4) return Fail(entry, "expects 3 inputs (dy, w, x) and 1 output");
+  if (int rc = CheckArgs(entry, nparam, ndims, shapes, dtypes, 1)) return rc;
+  const int64_t *ys = shapes[0], *xs = shapes[3];
+  Geom g;
+  if (ys[0] != xs[0] || ys[1] != xs[1] || std::memcmp(shapes[2], shapes[3], 4 * sizeof(int64_t)) != 0 ||
+      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
+    return Fail(entry, "gradient shape does not match input, kernel, stride and padding");
+  if (!GradInput(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), static_cast<float *>(params[3])))
+    return Fail(entry, "out of memory for the kernel's scratch buffers");
+  return 0;
+}
+
+template <int S>
+int GradWeightEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4) return Fail(entry, "expects 3 inputs (dy, x, w) and 1 output");
+  if (int rc = CheckArgs(entry, nparam, ndims, shapes, dtypes, 2)) return rc;
+  const int64_t *ys = shapes[0], *xs = shapes[1];
+  Geom g;
+  if (ys[0] != xs[0] || ys[1] != xs[1] || std::memcmp(shapes[2], shapes[3], 4 * sizeof(int64_t)) != 0 ||
+      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[2][2]), S, &g))
+    return Fail(entry, "gradient shape does not match input, kernel, stride and padding");
+  if (!GradWeight(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), static_cast<float *>(params[3])))
+    return Fail(entry, "out of memory for the kernel's scratch buffers");
+  return 0;
+}
+
+}  // namespace
+
+#define TINYNET_DW_ENTRY(NAME, IMPL, S)                                                                      \
+  extern "C" int NAME(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, \
+                      void *) {                                                                              \
+    return IMPL<S>(#NAME, nparam, params, ndims, shapes, dtypes);                                            \
+  }
+
+TINYNET_DW_ENTRY(DwConvForwardS1, ForwardEntry, 1)
+TINYNET_DW_ENTRY(DwConvForwardS2, ForwardEntry, 2)
+TINYNET_DW_ENTRY(DwConvGradInputS1, GradInputEntry, 1)
+TINYNET_DW_ENTRY(DwConvGradInputS2, GradInputEntry, 2)
+TINYNET_DW_ENTRY(DwConvGradWeightS1, GradWeightEntry, 1)
+TINYNET_DW_ENTRY(DwConvGradWeightS2, GradWeightEntry, 2)

@@ -1,0 +1,185 @@
+"""Depthwise conv as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels: build, ops and the ``DepthwiseConv2d`` cell.
+
+``build_library()`` compiles ``depthwise.cc`` with g++ (``$CXX`` if set) into
+``$TINYNET_MS_HOME/kernels/depthwise-<hash>.so`` (default ``~/.cache/tinynet_ms/kernels``). The hash covers the
+source, the compiler's version and the flags, and the file is written to a temporary name and renamed, so
+concurrent processes (msrun workers) never see a torn library. Flags: ``-O3``, plus ``-mavx2 -mfma`` when the
+building CPU has both (not ``-march=native``: the library may be reused on another machine of the same kind).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import mindspore as ms
+from mindspore import nn, ops
+
+SOURCE = Path(__file__).with_name("depthwise.cc")
+KERNELS = (3, 5)
+STRIDES = (1, 2)
+
+_lock = threading.Lock()
+_library: Path | None = None
+_ops: dict[tuple[str, int], tuple[ops.Custom, ops.Custom, ops.Custom]] = {}
+
+
+def supported(kernel, stride) -> bool:
+    return kernel in KERNELS and stride in STRIDES
+
+
+def padding_for(kernel: int, stride: int) -> int:
+    """timm's symmetric padding, the only padding the kernels implement."""
+    return ((stride - 1) + (kernel - 1)) // 2
+
+
+def cache_dir() -> Path:
+    home = os.environ.get("TINYNET_MS_HOME", str(Path.home() / ".cache" / "tinynet_ms"))
+    return Path(home) / "kernels"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def compile_flags() -> list[str]:
+    isa = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
+    return ["-std=c++17", "-O3", *isa, "-shared", "-fPIC", "-pthread"]
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX", "g++")
+    path = shutil.which(cxx)
+    if path is None:
+        raise RuntimeError(
+            f"the CPU depthwise kernels must be compiled, but the C++ compiler '{cxx}' was not found on PATH: "
+            f"install g++ (e.g. apt-get install g++), set CXX to a compiler, or build the network with "
+            f"tinynet_ms.kernels.set_cpu_kernels(False)")
+    return path
+
+
+def build_library(force: bool = False) -> Path:
+    """Path of the compiled kernel library, compiling it first if this source/compiler/flags has no build yet."""
+    global _library
+    with _lock:
+        if _library is not None and _library.is_file() and not force:
+            return _library
+        if not SOURCE.is_file():
+            raise RuntimeError(f"the kernel source {SOURCE} is missing from this installation (package data "
+                               f"tinynet_ms/kernels/*.cc must be installed with the package)")
+        cxx = _compiler()
+        flags = compile_flags()
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+        digest = hashlib.sha256()
+        for part in (SOURCE.read_bytes(), version.encode(), " ".join(flags).encode()):
+            digest.update(part)
+            digest.update(b"\0")
+        out_dir = cache_dir()
+        target = out_dir / f"depthwise-{digest.hexdigest()[:16]}.so"
+        if force or not target.is_file():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".depthwise-", suffix=".so", dir=out_dir)
+            os.close(fd)
+            try:
+                proc = subprocess.run([cxx, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
+                                      check=False, timeout=300)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"compiling {SOURCE} failed ({cxx} {' '.join(flags)}):\n"
+                                       f"{proc.stdout}{proc.stderr}")
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, target)  # atomic: a concurrent builder replaces it with identical bytes
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        _check_white_list(target)
+        _library = target
+        return target
+
+
+def _check_white_list(path: Path) -> None:
+    allowed = os.environ.get("MS_CUSTOM_AOT_WHITE_LIST")
+    if allowed is None:
+        return
+    allowed, real = os.path.realpath(allowed), os.path.realpath(path)
+    if os.path.commonpath([allowed, real]) != allowed:
+        raise RuntimeError(f"MS_CUSTOM_AOT_WHITE_LIST={allowed} does not contain the kernel library {real}; "
+                           f"set TINYNET_MS_HOME to a directory inside the white list")
+
+
+def _out_size(size: int, kernel: int, stride: int) -> int:
+    return size if size < 0 else (size + 2 * padding_for(kernel, stride) - kernel) // stride + 1
+
+
+def depthwise_ops(stride: int) -> tuple[ops.Custom, ops.Custom, ops.Custom]:
+    """``(forward, grad_input, grad_weight)`` Custom ops for ``stride``, shared by every cell (the kernel size
+    comes from the weight's shape)::
+
+        y  = forward(x, w)            # (N, C, H, W), (C, 1, K, K) -> (N, C, Ho, Wo)
+        dx = grad_input(dy, w, x)     # x only gives dx its shape
+        dw = grad_weight(dy, x, w)    # w only gives dw its shape
+    """
+    if stride not in STRIDES:
+        raise ValueError(f"depthwise kernel stride must be one of {STRIDES}, got {stride}")
+    lib = str(build_library())
+    if (lib, stride) in _ops:
+        return _ops[lib, stride]
+
+    def fwd_shape(x, w):
+        return (x[0], x[1], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+
+    grad_input = ops.Custom(f"{lib}:DwConvGradInputS{stride}", lambda dy, w, x: x, lambda dy, w, x: dy, "aot")
+    grad_weight = ops.Custom(f"{lib}:DwConvGradWeightS{stride}", lambda dy, x, w: w, lambda dy, x, w: dy, "aot")
+
+    def bprop(x, w, out, dout):
+        return grad_input(dout, w, x), grad_weight(dout, x, w)
+
+    forward = ops.Custom(f"{lib}:DwConvForwardS{stride}", fwd_shape, lambda x, w: x, "aot", bprop=bprop)
+    _ops[lib, stride] = (forward, grad_input, grad_weight)
+    return _ops[lib, stride]
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` restricted to what the custom CPU kernel implements — depthwise (``group == in == out``),
+    kernel 3 or 5, stride 1 or 2, ``pad_mode="pad"`` with timm's symmetric padding, no bias, dilation 1 — and run
+    by it. Being an ``nn.Conv2d`` it builds the same ``weight`` Parameter (same name, shape, init and random
+    draws) and is counted like one (``tinynet_ms.profile``); only ``construct`` differs.
+
+    The kernel computes in float32: float16/bfloat16 inputs (AMP) are cast to float32 and the result cast back.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 pad_mode: str = "pad", padding: int = 0, dilation: int = 1, group: int = 1,
+                 has_bias: bool = False, weight_init="normal", bias_init="zeros", **kwargs) -> None:
+        problems = []
+        if not (group == in_channels == out_channels):
+            problems.append(f"group ({group}) == in_channels ({in_channels}) == out_channels ({out_channels})")
+        if not supported(kernel_size, stride):
+            problems.append(f"kernel_size in {KERNELS} and stride in {STRIDES} (got {kernel_size}, {stride})")
+        elif pad_mode != "pad" or padding != padding_for(kernel_size, stride):
+            problems.append(f"pad_mode='pad' with padding {padding_for(kernel_size, stride)} "
+                            f"(got {pad_mode!r}, {padding})")
+        if dilation != 1 or has_bias or kwargs.get("data_format", "NCHW") != "NCHW":
+            problems.append("dilation 1, no bias, NCHW")
+        if problems:
+            raise ValueError("DepthwiseConv2d needs " + "; ".join(problems))
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, pad_mode=pad_mode,
+                         padding=padding, dilation=dilation, group=group, has_bias=False,
+                         weight_init=weight_init, bias_init=bias_init, **kwargs)
+        self.dw_forward = depthwise_ops(stride)[0]
+
+    def construct(self, x):
+        weight = self.weight
+        if x.dtype == ms.float32 and weight.dtype == ms.float32:  # resolved when the graph is compiled
+            return self.dw_forward(x, weight)
+        return ops.cast(self.dw_forward(ops.cast(x, ms.float32), ops.cast(weight, ms.float32)), x.dtype)
