@@ -5,7 +5,7 @@ import logging
 from types import SimpleNamespace
 
 from src.builders import build_network, image_size, require_checkpoint
-from src.context import setup_context, setup_logging
+from src.context import setup_context, setup_logging, use_cpu_kernels
 from tinynet_ms.export import ExportResult, export_and_verify
 
 log = logging.getLogger("tinynet")
@@ -14,6 +14,7 @@ log = logging.getLogger("tinynet")
 def run_export(cfg: SimpleNamespace, batch_size: int = 1) -> ExportResult:
     ctx = setup_context(cfg)
     setup_logging(ctx)
+    use_cpu_kernels(False)  # exported graphs hold standard ops only: they run on Ascend, ONNX runtimes, OpenCV
     net = build_network(cfg, require_checkpoint(cfg))
     size = image_size(cfg, net)
     result = export_and_verify(net, cfg.file_name, cfg.file_format, batch_size, size)
