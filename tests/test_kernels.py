@@ -140,6 +140,16 @@ def test_missing_compiler_is_a_clear_error(monkeypatch):
         depthwise.build_library()
 
 
+def test_app_falls_back_to_mindspore_convs_without_a_compiler(monkeypatch, caplog):
+    from src.context import use_cpu_kernels
+    from tinynet_ms.kernels import depthwise
+
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    monkeypatch.setattr(depthwise, "_library", None)
+    use_cpu_kernels(True)
+    assert not cpu_kernels_enabled() and "CPU kernels unavailable" in caplog.text
+
+
 @pytest.mark.parametrize("size,kernel,stride", [(106, 3, 2), (37, 3, 2), (20, 5, 1)])
 def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
     """The stem as stacked patches + a 1x1 conv: nn.Conv2d's output and gradients, odd sizes included."""
