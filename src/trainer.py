@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
+from mindspore import nn, ops
 
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import save_config
@@ -65,6 +65,7 @@ class Trainer:
         self.optimizer = create_rmsprop(self.net, self.lr, cfg.weight_decay, cfg.rmsprop_decay, cfg.momentum,
                                         cfg.opt_eps)
         self.ema_net = None
+        self._assign_stats: AssignParameters | None = None  # built at the first BN-statistics sync
         ema = None
         if cfg.ema_decay > 0:
             self.ema_net = build_network(cfg)
@@ -138,14 +139,17 @@ class Trainer:
         batches, so without this the ranks' models differ and every rank evaluates a different network."""
         if self.ctx.world == 1:
             return
-        for net in filter(None, (self.net, self.ema_net)):
-            stats = [p for name, p in net.parameters_and_names() if name.endswith(("moving_mean", "moving_variance"))]
-            flat = np.concatenate([p.asnumpy().ravel() for p in stats])
-            flat = all_reduce_sum(flat, self.ctx) / self.ctx.world
-            offset = 0
-            for p in stats:
-                p.set_data(ms.Tensor(flat[offset:offset + p.size].reshape(p.shape), p.dtype))
-                offset += p.size
+        if self._assign_stats is None:
+            stats = [p for net in filter(None, (self.net, self.ema_net)) for name, p in net.parameters_and_names()
+                     if name.endswith(("moving_mean", "moving_variance"))]
+            self._assign_stats = AssignParameters(stats)
+        stats = self._assign_stats.params
+        flat = all_reduce_sum(np.concatenate([p.asnumpy().ravel() for p in stats]), self.ctx) / self.ctx.world
+        values, offset = [], 0
+        for p in stats:
+            values.append(ms.Tensor(flat[offset:offset + p.size].reshape(p.shape), p.dtype))
+            offset += p.size
+        self._assign_stats(tuple(values))
 
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
         return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx)
@@ -196,6 +200,22 @@ class Trainer:
         if records:
             log.info("curves: %s", plot_curves(records, self.out / "curves.png"))
         return self.state
+
+
+class AssignParameters(nn.Cell):
+    """Write new values into parameters from a compiled graph. In MindSpore 2.10 a host-side ``set_data`` on a
+    parameter that the compiled train step assigns to (the EMA copy's BN statistics) detaches it: the step
+    keeps writing the old buffer and the EMA network's statistics freeze."""
+
+    def __init__(self, params: list[ms.Parameter]) -> None:
+        super().__init__()
+        self.params = ms.ParameterTuple(params)
+
+    def construct(self, values):
+        done = True
+        for p, v in zip(self.params, values):
+            done = ops.depend(done, ops.assign(p, v))
+        return done
 
 
 def weights_digest(net: nn.Cell) -> str:

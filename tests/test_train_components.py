@@ -103,3 +103,32 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     # A training checkpoint is also a plain weights file for create_model.
     loaded = create_model("tinynet", checkpoint_path=path, **MINI)
     np.testing.assert_array_equal(loaded.conv_stem.weight.asnumpy(), w1)
+
+
+def test_bn_statistics_sync_keeps_the_ema_attached_to_the_train_step():
+    """Rewriting BN statistics between epochs (the cross-rank average) must not detach the EMA copy from the
+    compiled train step — a host-side set_data does, and the EMA's statistics then freeze."""
+    from src.trainer import AssignParameters
+    from tinynet_ms.checkpoint import named_params
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10)
+    ema_net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, drop_rate=0.0)
+    step = TrainStep(WithLoss(net, nn.CrossEntropyLoss()), create_rmsprop(net, np.full(40, 1e-3, np.float32)), 1.0,
+                     dynamic=False, ema=EMA(net, ema_net, 0.5))
+    step.set_train(True)
+    rng = np.random.default_rng(0)
+    y = ms.Tensor(rng.integers(0, 10, 8).astype(np.int32))
+    noise = ms.Tensor(rng.random((8, net.noise_size), dtype=np.float32))
+
+    def train(scale: float, steps: int) -> None:
+        x = ms.Tensor((rng.standard_normal((8, 3, 32, 32)) * scale).astype(np.float32))
+        for _ in range(steps):
+            step(x, y, noise)
+
+    train(1.0, 5)
+    stats = [p for n in (net, ema_net) for name, p in named_params(n).items() if name.endswith("moving_variance")]
+    AssignParameters(stats)(tuple(ms.Tensor(p.asnumpy(), p.dtype) for p in stats))
+    train(10.0, 15)  # inputs 10x larger: the variances grow ~100x, and the EMA must follow
+    model, ema = named_params(net)["bn1.moving_variance"].asnumpy(), named_params(ema_net)["bn1.moving_variance"].asnumpy()
+    assert model.mean() > 10 and abs(ema.mean() / model.mean() - 1) < 0.2
