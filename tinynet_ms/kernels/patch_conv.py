@@ -27,4 +27,5 @@ class PatchConv2d(nn.Conv2d):
         taps = [x[:, :, t // k:t // k + s * (out_h - 1) + 1:s, t % k:t % k + s * (out_w - 1) + 1:s]
                 for t in range(k * k)]
         weight = self.weight.transpose(0, 2, 3, 1).reshape(self.out_channels, k * k * self.in_channels, 1, 1)
+        weight = weight.astype(x.dtype)  # AMP O2/O3 hands this cell float16 inputs and a float32 weight
         return ops.conv2d(ops.concat(taps, 1), weight)
