@@ -28,7 +28,8 @@ from benchmarks.bench_train import bench_step  # noqa: E402
 from benchmarks.common import header, speedup, table  # noqa: E402
 from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
-from tinynet_ms.kernels.depthwise import DepthwiseConv2d, build_library, compile_flags, padding_for  # noqa: E402
+from tinynet_ms.kernels.build import build_library, compile_flags  # noqa: E402
+from tinynet_ms.kernels.depthwise import DepthwiseConv2d, padding_for  # noqa: E402
 from tinynet_ms.models import model_spec  # noqa: E402
 from tinynet_ms.models.arch import STEM_CHANNELS  # noqa: E402
 

@@ -28,7 +28,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "device_target": ("Ascend", "Ascend | GPU | CPU"),
     "device_id": (0, "device for a standalone run"),
     "mode": ("graph", "graph | pynative"),
-    "cpu_kernels": (True, "CPU only: our depthwise-conv kernels and patch stem (tinynet_ms.kernels); export never"),
+    "cpu_kernels": (True, "CPU only: tinynet_ms.kernels (depthwise conv, Swish, im2col stem, MatMul pooling); not in export"),
     "amp_level": ("auto", "O0 | O2 | O3 | auto (O2 on Ascend/GPU, O0 on CPU)"),
     "loss_scale": (1024.0, "initial (dynamic) or fixed loss scale"),
     "loss_scale_mode": ("auto", "dynamic | fixed | auto (dynamic on Ascend/GPU, fixed on CPU)"),

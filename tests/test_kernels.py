@@ -1,5 +1,6 @@
-"""Fast CPU convs (tinynet_ms.kernels: custom depthwise kernels, patch stem): equal to nn.Conv2d forward and backward,
-per shape and in a whole TinyNet (logits, loss gradients, train steps), with unchanged parameter names; the build switch."""
+"""Fast CPU cells (tinynet_ms.kernels: custom depthwise and Swish kernels, im2col stem, MatMul pooling): equal to the
+stock cells forward and backward, per shape and in a whole TinyNet (logits, loss gradients, train steps), with
+unchanged parameter names; the build switch and the library build."""
 import shutil
 
 import mindspore as ms
@@ -115,37 +116,37 @@ def test_rejects_what_the_kernel_does_not_implement():
 
 
 def test_library_build_is_cached(tmp_path, monkeypatch):
-    from tinynet_ms.kernels import depthwise
+    from tinynet_ms.kernels import build
 
     monkeypatch.setenv("TINYNET_MS_HOME", str(tmp_path))
-    monkeypatch.setattr(depthwise, "_library", None)
-    path = depthwise.build_library()
-    assert path.parent == tmp_path / "kernels" and path.name.startswith("depthwise-") and path.suffix == ".so"
+    monkeypatch.setattr(build, "_library", None)
+    path = build.build_library()
+    assert path.parent == tmp_path / "kernels" and path.name.startswith("kernels-") and path.suffix == ".so"
     mtime = path.stat().st_mtime_ns
-    monkeypatch.setattr(depthwise, "_library", None)
-    assert depthwise.build_library() == path and path.stat().st_mtime_ns == mtime  # reused, not rebuilt
+    monkeypatch.setattr(build, "_library", None)
+    assert build.build_library() == path and path.stat().st_mtime_ns == mtime  # reused, not rebuilt
     assert not [p for p in path.parent.iterdir() if p != path]  # no temporary files left behind
-    flags = depthwise.compile_flags()
+    flags = build.compile_flags()
     assert "-O3" in flags and "-march=native" not in flags
-    assert ("-mavx2" in flags) == ({"avx2", "fma"} <= depthwise._cpu_flags())
-    monkeypatch.setattr(depthwise, "_library", None)  # later tests rebuild in the default cache
+    assert ("-mavx2" in flags) == ({"avx2", "fma"} <= build._cpu_flags())
+    monkeypatch.setattr(build, "_library", None)  # later tests rebuild in the default cache
 
 
 def test_missing_compiler_is_a_clear_error(monkeypatch):
-    from tinynet_ms.kernels import depthwise
+    from tinynet_ms.kernels import build
 
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
-    monkeypatch.setattr(depthwise, "_library", None)
+    monkeypatch.setattr(build, "_library", None)
     with pytest.raises(RuntimeError, match="no-such-compiler-xyz.*not found"):
-        depthwise.build_library()
+        build.build_library()
 
 
 def test_app_falls_back_to_mindspore_convs_without_a_compiler(monkeypatch, caplog):
     from src.context import use_cpu_kernels
-    from tinynet_ms.kernels import depthwise
+    from tinynet_ms.kernels import build
 
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
-    monkeypatch.setattr(depthwise, "_library", None)
+    monkeypatch.setattr(build, "_library", None)
     use_cpu_kernels(True)
     assert not cpu_kernels_enabled() and "CPU kernels unavailable" in caplog.text
 
@@ -170,6 +171,52 @@ def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
     assert _rel(dw_ref.asnumpy(), dw_ours.asnumpy()) <= GRAD_RTOL
 
 
+class _InputGrad(nn.Cell):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.grad = ops.GradOperation(sens_param=True)
+
+    def construct(self, x, sens):
+        return self.grad(self.net)(x, sens)
+
+
+@pytest.mark.parametrize("shape", [(9,), (3, 5, 1, 1), (2, 16, 33, 33)])  # a vector tail; tiny; threaded
+def test_swish_matches_float64(graph_mode, shape):
+    from tinynet_ms.kernels.swish import Swish
+
+    rng = np.random.default_rng(len(shape))
+    x = (6 * rng.standard_normal(shape)).astype(np.float32)
+    x.flat[:9] = [-200, -88, -87.5, -20, 0, 1e-8, 20, 88, 200][:x.size]  # both clamps of exp, and 0
+    sens = rng.standard_normal(shape).astype(np.float32)
+    x64 = x.astype(np.float64)
+    sig = 1 / (1 + np.exp(-x64))
+    y_ref, dx_ref = x64 * sig, sens * sig * (1 + x64 * (1 - sig))
+    ours = Swish()
+    y = ours(ms.Tensor(x)).asnumpy()
+    dx = _InputGrad(ours)(ms.Tensor(x), ms.Tensor(sens)).asnumpy()
+    assert np.abs(y - y_ref).max() <= 4e-7 * np.abs(y_ref).max()
+    assert np.abs(dx - dx_ref).max() <= 4e-7 * np.abs(dx_ref).max()
+    # float16 (AMP) goes through float32 and comes back float16
+    y16 = ours(ms.Tensor(x.astype(np.float16)))
+    assert y16.dtype == ms.float16
+    np.testing.assert_allclose(y16.asnumpy().astype(np.float32), nn.SiLU()(ms.Tensor(x)).asnumpy(),
+                               rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("keep_dims", [False, True])
+def test_matmul_mean_matches_reduce_mean(graph_mode, keep_dims):
+    from tinynet_ms.kernels.pooling import MatMulMean, ReduceMean
+
+    rng = np.random.default_rng(int(keep_dims))
+    x = ms.Tensor(rng.standard_normal((3, 7, 5, 6)).astype(np.float32))
+    ref, ours = ReduceMean(keep_dims), MatMulMean(keep_dims)
+    y_ref, y = ref(x).asnumpy(), ours(x).asnumpy()
+    assert y.shape == y_ref.shape == ((3, 7, 1, 1) if keep_dims else (3, 7)) and _rel(y_ref, y) <= FWD_RTOL
+    sens = ms.Tensor(rng.standard_normal(y.shape).astype(np.float32))
+    assert _rel(_InputGrad(ref)(x, sens).asnumpy(), _InputGrad(ours)(x, sens).asnumpy()) <= FWD_RTOL
+
+
 def test_switch_defaults_off_and_keeps_names():
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
 
@@ -186,7 +233,14 @@ def test_switch_defaults_off_and_keeps_names():
     swapped = {n for n, c in on.cells_and_names() if isinstance(c, DepthwiseConv2d)}
     assert swapped == {n for n, _ in off.cells_and_names() if n.endswith("conv_dw")} and swapped
     from tinynet_ms.kernels.patch_conv import PatchConv2d
+    from tinynet_ms.kernels.pooling import MatMulMean
+    from tinynet_ms.kernels.swish import Swish
     assert [n for n, c in on.cells_and_names() if isinstance(c, PatchConv2d)] == ["conv_stem"]
+    silu = {n for n, c in off.cells_and_names() if type(c) is nn.SiLU}
+    assert silu and silu == {n for n, c in on.cells_and_names() if isinstance(c, Swish)}
+    assert len([c for _, c in on.cells_and_names() if isinstance(c, MatMulMean)]) == 1 + len(
+        [c for _, c in on.cells_and_names() if type(c).__name__ == "SqueezeExcite"])
+    assert not any(isinstance(c, (Swish, MatMulMean, PatchConv2d)) for _, c in off.cells_and_names())
     a, b = param_arrays(off), param_arrays(on)
     assert list(a) == list(b)  # same names, same order (checkpoints interchangeable)
     assert all(a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)  # same init draws

@@ -1,25 +1,31 @@
-"""Optional hand-written CPU kernels (MindSpore ``ops.Custom`` aot) for the layers MindSpore's CPU backend runs slowly.
+"""Optional fast CPU versions of the layers MindSpore 2.10's CPU backend runs slowly, chosen when a network is built.
 
-The depthwise convolution (``DepthwiseConv2d``), plus the stem conv re-arranged as stacked patches and one 1x1 conv
-(``PatchConv2d``: MindSpore ops only, ~7x faster on CPU). It is a build-time switch, off by default: networks built while it is on
-use ``DepthwiseConv2d`` for their depthwise convs (same parameter names, shapes and init as ``nn.Conv2d``, so
-checkpoints are interchangeable); networks built while it is off — and every exported MindIR/ONNX graph — use
-the stock ``nn.Conv2d``::
+- ``DepthwiseConv2d``: depthwise conv as hand-written ``ops.Custom`` aot kernels (forward, grad-input, grad-weight);
+- ``Swish``: SiLU as one aot kernel each way (MindSpore expands it into 2 + 4 elementwise ops);
+- ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only;
+- ``MatMulMean``: global average pooling (head and SE) as a MatMul, MindSpore ops only.
+
+It is a build-time switch, off by default. Networks built while it is on (and the device target is CPU) use these
+cells: they are subclasses of, or parameter-free stand-ins for, the stock cells, so parameter names, shapes, init
+and checkpoints are unchanged. Networks built while it is off — and every exported MindIR/ONNX graph — use the
+stock cells::
 
     from tinynet_ms.kernels import set_cpu_kernels
     set_cpu_kernels(True)
-    net = create_model("tinynet_a")  # depthwise convs now run the custom kernels (CPU target only)
+    net = create_model("tinynet_a")  # now runs the fast CPU cells
 
-The C++ source is compiled with g++ on first use into ``$TINYNET_MS_HOME/kernels/`` (default
-``~/.cache/tinynet_ms/kernels/``); importing this package compiles nothing.
+The C++ sources (``*.cc``, ``common.h``) are compiled with g++ on first use into ``$TINYNET_MS_HOME/kernels/``
+(default ``~/.cache/tinynet_ms/kernels/``, see ``build``); importing this package compiles nothing.
 """
 from __future__ import annotations
+
+from tinynet_ms.kernels.build import build_library
 
 _enabled = False
 
 
 def set_cpu_kernels(enabled: bool) -> None:
-    """Use the custom CPU depthwise kernel in networks built from now on (``False`` restores ``nn.Conv2d``)."""
+    """Use the fast CPU cells in networks built from now on (``False`` restores the stock cells)."""
     global _enabled
     _enabled = bool(enabled)
 
@@ -45,18 +51,37 @@ def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, b
     return DepthwiseConv2d if supported(kernel, stride) else nn.Conv2d
 
 
+def swish_class():
+    """``Swish`` (the custom kernel) while the switch is on and the target is CPU, else ``nn.SiLU``."""
+    from mindspore import nn
+
+    if not (_enabled and _on_cpu()):
+        return nn.SiLU
+    from tinynet_ms.kernels.swish import Swish
+    return Swish
+
+
+def global_mean(keep_dims: bool = False):
+    """A cell averaging NCHW over H and W: ``MatMulMean`` while the switch is on and the target is CPU."""
+    if _enabled and _on_cpu():
+        from tinynet_ms.kernels.pooling import MatMulMean
+        return MatMulMean(keep_dims)
+    from tinynet_ms.kernels.pooling import ReduceMean
+    return ReduceMean(keep_dims)
+
+
 def _on_cpu() -> bool:
     import mindspore as ms
 
     return ms.get_context("device_target") == "CPU"
 
 
-def __getattr__(name: str):  # DepthwiseConv2d / build_library without importing MindSpore at package import
-    if name in ("DepthwiseConv2d", "build_library", "depthwise_ops"):
+def __getattr__(name: str):  # DepthwiseConv2d without importing MindSpore at package import
+    if name in ("DepthwiseConv2d", "depthwise_ops"):
         from tinynet_ms.kernels import depthwise
         return getattr(depthwise, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DepthwiseConv2d", "build_library", "conv_class", "cpu_kernels_enabled", "depthwise_ops",
-           "set_cpu_kernels"]
+__all__ = ["DepthwiseConv2d", "build_library", "conv_class", "cpu_kernels_enabled", "depthwise_ops", "global_mean",
+           "set_cpu_kernels", "swish_class"]

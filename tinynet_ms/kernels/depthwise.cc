@@ -20,150 +20,17 @@
 // into the phase planes, then un-padding), and the weight gradient is K*K dot products of the output gradient
 // with the shifted input planes. Work is split across threads by image (forward, grad-input) or by channel
 // (grad-weight, so each thread owns its weights and sums deterministically).
-#include <sched.h>
-#include <unistd.h>
+#include "common.h"
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 namespace {
 
+using namespace tinynet;
+
 constexpr int64_t kSlack = 64;  // floats after each plane: whole-block loops run up to kBlock - 1 past the end
-constexpr int64_t kMinParallelWork = 1 << 17;  // multiply-adds below which one thread is faster
-
-int NumThreads() {
-  static const int n = [] {
-    const char *env = std::getenv("TINYNET_MS_KERNEL_THREADS");
-    if (env != nullptr && std::atoi(env) > 0) return std::atoi(env);
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  }();
-  return n;
-}
-
-// A small persistent thread pool (NumThreads() - 1 workers, created on first use, never destroyed) that runs
-// body(chunk) for chunk in [0, chunks), handing chunks out dynamically so a descheduled thread only delays
-// the chunk it holds. The caller works too. One job at a time: a caller that finds the pool busy (MindSpore
-// may run two kernels concurrently) runs its job inline, as does a forked child (the workers stay in the parent).
-class Pool {
- public:
-  static Pool &Get() {
-    static Pool *pool = new Pool(NumThreads() - 1);  // leaked on purpose: no teardown races at exit
-    return *pool;
-  }
-
-  // False if a chunk threw (bad_alloc); the other chunks still ran.
-  bool Run(int64_t chunks, const std::function<void(int64_t)> &body) {
-    std::unique_lock<std::mutex> job;
-    if (getpid() == pid_ && !threads_.empty() && chunks > 1) job = std::unique_lock<std::mutex>(submit_, std::try_to_lock);
-    if (!job.owns_lock()) {
-      bool ok = true;
-      for (int64_t c = 0; c < chunks; ++c) ok = RunChunk(body, c) && ok;
-      return ok;
-    }
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      body_ = &body;
-      chunks_ = chunks;
-      next_.store(0);
-      failed_.store(false);
-      ++gen_;
-      open_ = true;
-    }
-    wake_.notify_all();
-    for (int64_t c; (c = next_.fetch_add(1)) < chunks;)
-      if (!RunChunk(body, c)) failed_.store(true);
-    std::unique_lock<std::mutex> lk(m_);
-    open_ = false;  // workers that have not joined yet will not
-    idle_.wait(lk, [this] { return active_ == 0; });
-    return !failed_.load();
-  }
-
- private:
-  explicit Pool(int workers) : pid_(getpid()) {
-    for (int i = 0; i < workers; ++i) {
-      threads_.emplace_back([this] { Work(); });
-      threads_.back().detach();
-    }
-  }
-
-  static bool RunChunk(const std::function<void(int64_t)> &body, int64_t c) {
-    try {
-      body(c);
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
-
-  void Work() {
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(m_);
-    for (;;) {
-      wake_.wait(lk, [&] { return open_ && gen_ != seen; });
-      seen = gen_;
-      ++active_;
-      const std::function<void(int64_t)> *body = body_;
-      const int64_t chunks = chunks_;
-      lk.unlock();
-      for (int64_t c; (c = next_.fetch_add(1)) < chunks;)
-        if (!RunChunk(*body, c)) failed_.store(true);
-      lk.lock();
-      if (--active_ == 0) idle_.notify_all();
-    }
-  }
-
-  const pid_t pid_;
-  std::vector<std::thread> threads_;
-  std::mutex submit_, m_;
-  std::condition_variable wake_, idle_;
-  const std::function<void(int64_t)> *body_ = nullptr;
-  int64_t chunks_ = 0;
-  std::atomic<int64_t> next_{0};
-  std::atomic<bool> failed_{false};
-  uint64_t gen_ = 0;
-  bool open_ = false;
-  int active_ = 0;
-};
-
-// fn(begin, end) over [0, n) in contiguous pieces, on the pool when there is enough work. False on failure.
-template <class F>
-bool ParallelFor(int64_t n, int64_t work, const F &fn) {
-  const int64_t threads = NumThreads();
-  if (threads <= 1 || n <= 1 || work < kMinParallelWork) {
-    try {
-      fn(int64_t{0}, n);
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
-  const int64_t chunks = std::min<int64_t>(n, threads * 8);
-  return Pool::Get().Run(chunks, [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
-}
-
-// 8-float vectors via GCC's vector extension: one AVX register with -mavx2, two SSE registers without. `VecU`
-// is the unaligned, aliasing view used for loads and stores.
-typedef float Vec __attribute__((vector_size(32)));
-typedef float VecU __attribute__((vector_size(32), aligned(4), may_alias));
-constexpr int64_t kVec = 8;
-
-inline Vec Load(const float *p) { return *reinterpret_cast<const VecU *>(p); }
-inline void Store(float *p, Vec v) { *reinterpret_cast<VecU *>(p) = v; }
-inline Vec Splat(float x) { return Vec{} + x; }
-
-typedef int IVec __attribute__((vector_size(32)));
-typedef float Vec4U __attribute__((vector_size(16), aligned(4), may_alias));
 
 // dst[0, n) = src[0, n) (no overlap) with whole-vector moves, the last one overlapping the previous: the rows of
 // small images are shorter than a memcpy call's overhead.
@@ -444,14 +311,6 @@ bool GradWeight(const Geom &g, const float *dy, const float *x, float *dw) {
 }
 
 // ---- argument checking shared by the entry points --------------------------------------------------------
-
-int Fail(const char *entry, const char *msg) {
-  std::fprintf(stderr, "[tinynet_ms depthwise kernel] %s: %s\n", entry, msg);
-  std::fflush(stderr);
-  return 1;
-}
-
-bool IsF32(const char *dtype) { return std::strcmp(dtype, "float32") == 0 || std::strcmp(dtype, "float") == 0; }
 
 // Checks that all `nparam` tensors are 4-D float32 and that tensor `wi` is a (C, 1, K, K) weight, K in {3, 5},
 // with C the channels of tensor 0.

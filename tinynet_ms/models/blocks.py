@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
-from tinynet_ms.models.layers import DropPath, SqueezeExcite, batch_norm, conv2d
+from tinynet_ms.models.layers import DropPath, SqueezeExcite, batch_norm, conv2d, swish
 
 
 class DepthwiseSeparable(nn.Cell):
@@ -15,7 +15,7 @@ class DepthwiseSeparable(nn.Cell):
         self.has_skip = stride == 1 and in_ch == out_ch
         self.conv_dw = conv2d(in_ch, in_ch, kernel, stride=stride, groups=in_ch)
         self.bn1 = batch_norm(in_ch)
-        self.act = nn.SiLU()
+        self.act = swish()
         self.se = SqueezeExcite(in_ch, int(in_ch * se_ratio))
         self.conv_pw = conv2d(in_ch, out_ch, 1)
         self.bn2 = batch_norm(out_ch)
@@ -41,7 +41,7 @@ class InvertedResidual(nn.Cell):
         self.bn1 = batch_norm(mid)
         self.conv_dw = conv2d(mid, mid, kernel, stride=stride, groups=mid)
         self.bn2 = batch_norm(mid)
-        self.act = nn.SiLU()
+        self.act = swish()
         self.se = SqueezeExcite(mid, int(in_ch * se_ratio))  # SE width follows the block input, not mid
         self.conv_pwl = conv2d(mid, out_ch, 1)
         self.bn3 = batch_norm(out_ch)

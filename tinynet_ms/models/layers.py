@@ -6,7 +6,7 @@ import math
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal, Uniform
 
-from tinynet_ms.kernels import conv_class
+from tinynet_ms.kernels import conv_class, global_mean, swish_class
 
 BN_EPS = 1e-5  # timm / PyTorch default
 BN_MOMENTUM = 0.9  # MindSpore convention: 0.9 here == PyTorch momentum 0.1
@@ -24,6 +24,11 @@ def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 
     )
 
 
+def swish() -> nn.Cell:
+    """Swish / SiLU: the custom CPU kernel's cell while ``tinynet_ms.kernels`` is on (see ``conv2d``)."""
+    return swish_class()()
+
+
 def batch_norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
@@ -39,12 +44,13 @@ class SqueezeExcite(nn.Cell):
     def __init__(self, channels: int, reduced: int) -> None:
         super().__init__()
         self.conv_reduce = conv2d(channels, reduced, 1, bias=True)
-        self.act = nn.SiLU()
+        self.act = swish()
         self.conv_expand = conv2d(reduced, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
+        self.pool = global_mean(keep_dims=True)
 
     def construct(self, x):
-        s = ops.mean(x, (2, 3), keep_dims=True)
+        s = self.pool(x)
         s = self.conv_expand(self.act(self.conv_reduce(s)))
         return x * self.gate(s)
 

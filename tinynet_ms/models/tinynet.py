@@ -1,11 +1,12 @@
 """TinyNet: EfficientNet-B0 scaled by (r, w, d), parameter names as in timm / huawei-noah checkpoints."""
 from __future__ import annotations
 
-from mindspore import nn, ops
+from mindspore import nn
 
 from tinynet_ms.models.arch import STEM_CHANNELS, StageSpec, TinyNetSpec
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
-from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense
+from tinynet_ms.kernels import global_mean
+from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, swish
 
 
 def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float) -> nn.Cell:
@@ -27,7 +28,7 @@ class TinyNet(nn.Cell):
         self.num_classes = num_classes
         self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2)
         self.bn1 = batch_norm(STEM_CHANNELS)
-        self.act = nn.SiLU()
+        self.act = swish()
 
         stages = spec.stages
         total_blocks = sum(s.repeats for s in stages)
@@ -46,6 +47,7 @@ class TinyNet(nn.Cell):
         self.num_features = spec.head_channels
         self.conv_head = conv2d(in_ch, self.num_features, 1)
         self.bn2 = batch_norm(self.num_features)
+        self.global_pool = global_mean()
         self.dropout = Dropout(drop_rate)
         self.classifier = dense(self.num_features, num_classes)
 
@@ -71,5 +73,5 @@ class TinyNet(nn.Cell):
     def construct(self, x, noise=None):
         """Logits for images ``x``. ``noise`` (B, noise_size) uniform in [0, 1), training only: column i
         drives block i's drop-path, the rest the head dropout; omitted, an on-device RNG is used."""
-        x = ops.mean(self.forward_features(x, noise), (2, 3))
+        x = self.global_pool(self.forward_features(x, noise))
         return self.classifier(self.dropout(x, None if noise is None else noise[:, self.num_blocks:]))

@@ -1,0 +1,105 @@
+"""Compiles the C++ kernel sources (``*.cc`` + ``common.h`` in this package) into one shared library.
+
+``build_library()`` runs g++ (``$CXX`` if set) once per source/compiler/flags combination and keeps the result in
+``$TINYNET_MS_HOME/kernels/kernels-<hash>.so`` (default ``~/.cache/tinynet_ms/kernels``). The file is written to a
+temporary name and renamed, so concurrent processes (msrun workers) never see a torn library. Flags: ``-O3``, plus
+``-mavx2 -mfma`` when the building CPU has both (not ``-march=native``: the library may be reused on another
+machine of the same kind).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc")
+HEADERS = (HERE / "common.h",)
+
+_lock = threading.Lock()
+_library: Path | None = None
+
+
+def cache_dir() -> Path:
+    home = os.environ.get("TINYNET_MS_HOME", str(Path.home() / ".cache" / "tinynet_ms"))
+    return Path(home) / "kernels"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def compile_flags() -> list[str]:
+    isa = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
+    return ["-std=c++17", "-O3", *isa, "-shared", "-fPIC", "-pthread"]
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX", "g++")
+    path = shutil.which(cxx)
+    if path is None:
+        raise RuntimeError(
+            f"the CPU kernels must be compiled, but the C++ compiler '{cxx}' was not found on PATH: "
+            f"install g++ (e.g. apt-get install g++), set CXX to a compiler, or build the network with "
+            f"tinynet_ms.kernels.set_cpu_kernels(False)")
+    return path
+
+
+def build_library(force: bool = False) -> Path:
+    """Path of the compiled kernel library, compiling it first if this source/compiler/flags has no build yet."""
+    global _library
+    with _lock:
+        if _library is not None and _library.is_file() and not force:
+            return _library
+        missing = [str(p) for p in SOURCES + HEADERS if not p.is_file()]
+        if missing:
+            raise RuntimeError(f"the kernel sources {missing} are missing from this installation (package data "
+                               f"tinynet_ms/kernels/*.cc and *.h must be installed with the package)")
+        cxx = _compiler()
+        flags = compile_flags()
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+        digest = hashlib.sha256()
+        for part in [p.read_bytes() for p in SOURCES + HEADERS] + [version.encode(), " ".join(flags).encode()]:
+            digest.update(part)
+            digest.update(b"\0")
+        out_dir = cache_dir()
+        target = out_dir / f"kernels-{digest.hexdigest()[:16]}.so"
+        if force or not target.is_file():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=out_dir)
+            os.close(fd)
+            try:
+                proc = subprocess.run([cxx, *flags, "-o", tmp, *map(str, SOURCES)], capture_output=True,
+                                      text=True, check=False, timeout=300)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"compiling the CPU kernels failed ({cxx} {' '.join(flags)}):\n"
+                                       f"{proc.stdout}{proc.stderr}")
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, target)  # atomic: a concurrent builder replaces it with identical bytes
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        _check_white_list(target)
+        _library = target
+        return target
+
+
+def _check_white_list(path: Path) -> None:
+    allowed = os.environ.get("MS_CUSTOM_AOT_WHITE_LIST")
+    if allowed is None:
+        return
+    allowed, real = os.path.realpath(allowed), os.path.realpath(path)
+    if os.path.commonpath([allowed, real]) != allowed:
+        raise RuntimeError(f"MS_CUSTOM_AOT_WHITE_LIST={allowed} does not contain the kernel library {real}; "
+                           f"set TINYNET_MS_HOME to a directory inside the white list")

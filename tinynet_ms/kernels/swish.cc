@@ -1,0 +1,108 @@
+// Swish / SiLU, y = x * sigmoid(x), for MindSpore CPU as ops.Custom(func_type="aot") kernels, float32, any shape.
+//
+// Entry points (MindSpore's aot signature: params = inputs then outputs):
+//   SwishForward(x)     -> y
+//   SwishGrad(dy, x)    -> dx = dy * s * (1 + x * (1 - s)),  s = sigmoid(x)
+//
+// One pass over memory each, where MindSpore's expansion runs Sigmoid + Mul forward and Sigmoid, Mul, Add,
+// Mul backward as separate ops. exp is the Cephes single-precision polynomial (about 1 ulp) on 8-float vectors.
+#include "common.h"
+
+namespace {
+
+using namespace tinynet;
+
+inline Vec Exp(Vec x) {
+  // |x| <= 87 keeps 2^n a normal float; sigmoid is 1 or 0 to float32 precision well before that.
+  x = x < Splat(87.0f) ? x : Splat(87.0f);
+  x = x > Splat(-87.0f) ? x : Splat(-87.0f);
+  // x = n * ln2 + r, |r| <= ln2 / 2; n = floor(x / ln2 + 1/2) from a truncation corrected downwards.
+  const Vec fx = x * 1.44269504088896341f + 0.5f;
+  Vec n = __builtin_convertvector(__builtin_convertvector(fx, IVec), Vec);
+  n += __builtin_convertvector(n > fx, Vec);  // comparison gives -1 where the truncation rounded up
+  const Vec r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  Vec p = Splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const IVec scale = (__builtin_convertvector(n, IVec) + 127) << 23;  // 2^n as float bits
+  return p * reinterpret_cast<const Vec &>(scale);
+}
+
+inline Vec Sigmoid(Vec x) { return 1.0f / (1.0f + Exp(-x)); }
+
+// f(i, block) over [0, n) in whole vectors; the last partial vector goes through a zero-padded copy.
+template <class F>
+bool ForEachVector(int64_t n, int64_t cost, const F &f) {
+  constexpr int64_t kChunk = 1024 * kVec;
+  return ParallelFor((n + kChunk - 1) / kChunk, n * cost, [&](int64_t begin, int64_t end) {
+    const int64_t stop = std::min(n, end * kChunk);
+    int64_t i = begin * kChunk;
+    for (; i + kVec <= stop; i += kVec) f(i, kVec);
+    if (i < stop) f(i, stop - i);
+  });
+}
+
+// Loads/stores a vector at p, or its first m < kVec floats (the rest read as 0).
+inline Vec LoadPart(const float *p, int64_t m) {
+  if (m == kVec) return Load(p);
+  Vec v = Splat(0.f);
+  for (int64_t j = 0; j < m; ++j) v[j] = p[j];
+  return v;
+}
+
+inline void StorePart(float *p, Vec v, int64_t m) {
+  if (m == kVec) return Store(p, v);
+  for (int64_t j = 0; j < m; ++j) p[j] = v[j];
+}
+
+constexpr int64_t kCost = 8;  // rough flops per element relative to a multiply-add, for the threading threshold
+
+int64_t Elements(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+bool SameShape(int nparam, int *ndims, int64_t **shapes) {
+  for (int i = 1; i < nparam; ++i)
+    if (ndims[i] != ndims[0] || std::memcmp(shapes[i], shapes[0], ndims[0] * sizeof(int64_t)) != 0) return false;
+  return true;
+}
+
+int Check(const char *entry, int expected, int nparam, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != expected) return Fail(entry, "wrong number of inputs and outputs");
+  for (int i = 0; i < nparam; ++i)
+    if (!IsF32(dtypes[i])) return Fail(entry, "only float32 is supported (cast float16 inputs first)");
+  if (!SameShape(nparam, ndims, shapes)) return Fail(entry, "every tensor must have the same shape");
+  return 0;
+}
+
+}  // namespace
+
+extern "C" int SwishForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                            void *) {
+  if (int rc = Check("SwishForward", 2, nparam, ndims, shapes, dtypes)) return rc;
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const bool ok = ForEachVector(Elements(ndims[0], shapes[0]), kCost, [&](int64_t i, int64_t m) {
+    const Vec v = LoadPart(x + i, m);
+    StorePart(y + i, v * Sigmoid(v), m);
+  });
+  return ok ? 0 : Fail("SwishForward", "a worker thread failed");
+}
+
+extern "C" int SwishGrad(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                         void *) {
+  if (int rc = Check("SwishGrad", 3, nparam, ndims, shapes, dtypes)) return rc;
+  const float *dy = static_cast<const float *>(params[0]), *x = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const bool ok = ForEachVector(Elements(ndims[0], shapes[0]), kCost, [&](int64_t i, int64_t m) {
+    const Vec v = LoadPart(x + i, m), e = Exp(-v), s = 1.0f / (1.0f + e);
+    StorePart(dx + i, LoadPart(dy + i, m) * s * (1.0f + v * (e * s)), m);  // 1 - s as e * s: no cancellation
+  });
+  return ok ? 0 : Fail("SwishGrad", "a worker thread failed");
+}

@@ -1,0 +1,39 @@
+"""Swish (SiLU) as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``swish.cc``): the ops and the ``Swish``
+cell. MindSpore 2.10's CPU backend expands SiLU into Sigmoid + Mul (and its gradient into four more ops), each a
+pass over memory; this is one pass each way."""
+from __future__ import annotations
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from tinynet_ms.kernels.build import build_library
+
+_ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
+
+
+def swish_ops() -> tuple[ops.Custom, ops.Custom]:
+    """``(forward, grad)``: ``y = forward(x)``, ``dx = grad(dy, x)``; float32, any shape."""
+    lib = str(build_library())
+    if lib not in _ops:
+        grad = ops.Custom(f"{lib}:SwishGrad", lambda dy, x: x, lambda dy, x: x, "aot")
+
+        def bprop(x, out, dout):
+            return (grad(dout, x),)
+
+        forward = ops.Custom(f"{lib}:SwishForward", lambda x: x, lambda x: x, "aot", bprop=bprop)
+        _ops[lib] = (forward, grad)
+    return _ops[lib]
+
+
+class Swish(nn.SiLU):
+    """``nn.SiLU`` run by the custom kernel (an ``nn.SiLU`` so layer counting treats it as one). Computes in
+    float32: float16/bfloat16 inputs (AMP) are cast and the result cast back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.swish = swish_ops()[0]
+
+    def construct(self, x):
+        if x.dtype == ms.float32:  # resolved when the graph is compiled
+            return self.swish(x)
+        return ops.cast(self.swish(ops.cast(x, ms.float32)), x.dtype)
