@@ -217,6 +217,50 @@ def test_matmul_mean_matches_reduce_mean(graph_mode, keep_dims):
     assert _rel(_InputGrad(ref)(x, sens).asnumpy(), _InputGrad(ours)(x, sens).asnumpy()) <= FWD_RTOL
 
 
+class _BothGrads(nn.Cell):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.grad = ops.GradOperation(get_all=True, sens_param=True)
+
+    def construct(self, x, g, sens):
+        return self.grad(self.net)(x, g, sens)
+
+
+def test_channel_scale_matches_broadcast_mul(graph_mode):
+    from tinynet_ms.kernels.channel import ChannelMul, ChannelScale
+
+    rng = np.random.default_rng(7)
+    x = ms.Tensor(rng.standard_normal((3, 5, 9, 11)).astype(np.float32))  # 99 per plane: a vector tail
+    g = ms.Tensor(rng.random((3, 5, 1, 1)).astype(np.float32))
+    sens = ms.Tensor(rng.standard_normal((3, 5, 9, 11)).astype(np.float32))
+    ref, ours = ChannelMul(), ChannelScale()
+    assert _rel(ref(x, g).asnumpy(), ours(x, g).asnumpy()) <= FWD_RTOL
+    for a, b in zip(_BothGrads(ref)(x, g, sens), _BothGrads(ours)(x, g, sens)):
+        assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
+
+
+def test_affine_batch_norm_matches_batch_norm(graph_mode):
+    """Inference: one affine pass with the moving statistics; training: nn.BatchNorm2d itself (same updates)."""
+    from tinynet_ms.kernels.channel import AffineBatchNorm2d
+
+    rng = np.random.default_rng(8)
+    ref, ours = nn.BatchNorm2d(6, eps=1e-5, momentum=0.9), AffineBatchNorm2d(6, eps=1e-5, momentum=0.9)
+    stats = {n: rng.random(6).astype(np.float32) + 0.5 for n in ("gamma", "beta", "moving_mean", "moving_variance")}
+    for cell in (ref, ours):
+        for n, v in stats.items():
+            getattr(cell, n).set_data(ms.Tensor(v))
+    x = ms.Tensor(rng.standard_normal((4, 6, 7, 5)).astype(np.float32))
+    for cell in (ref, ours):
+        cell.set_train(False)
+    assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= FWD_RTOL
+    for cell in (ref, ours):
+        cell.set_train(True)
+    assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= FWD_RTOL
+    np.testing.assert_allclose(ours.moving_mean.asnumpy(), ref.moving_mean.asnumpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance.asnumpy(), ref.moving_variance.asnumpy(), rtol=1e-6)
+
+
 def test_switch_defaults_off_and_keeps_names():
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
 
@@ -240,7 +284,13 @@ def test_switch_defaults_off_and_keeps_names():
     assert silu and silu == {n for n, c in on.cells_and_names() if isinstance(c, Swish)}
     assert len([c for _, c in on.cells_and_names() if isinstance(c, MatMulMean)]) == 1 + len(
         [c for _, c in on.cells_and_names() if type(c).__name__ == "SqueezeExcite"])
-    assert not any(isinstance(c, (Swish, MatMulMean, PatchConv2d)) for _, c in off.cells_and_names())
+    from tinynet_ms.kernels.channel import AffineBatchNorm2d, ChannelScale
+    assert {n for n, c in off.cells_and_names() if type(c) is nn.BatchNorm2d} == {
+        n for n, c in on.cells_and_names() if isinstance(c, AffineBatchNorm2d)}
+    assert {n for n, c in on.cells_and_names() if isinstance(c, ChannelScale)} == {
+        n + ".scale" for n, c in off.cells_and_names() if type(c).__name__ == "SqueezeExcite"}
+    fast = (Swish, MatMulMean, PatchConv2d, AffineBatchNorm2d, ChannelScale)
+    assert not any(isinstance(c, fast) for _, c in off.cells_and_names())
     a, b = param_arrays(off), param_arrays(on)
     assert list(a) == list(b)  # same names, same order (checkpoints interchangeable)
     assert all(a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)  # same init draws

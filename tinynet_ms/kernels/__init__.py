@@ -2,6 +2,8 @@
 
 - ``DepthwiseConv2d``: depthwise conv as hand-written ``ops.Custom`` aot kernels (forward, grad-input, grad-weight);
 - ``Swish``: SiLU as one aot kernel each way (MindSpore expands it into 2 + 4 elementwise ops);
+- ``ChannelScale``: squeeze-excite's ``x * gate`` as aot kernels (its gradient w.r.t. the gate in one pass);
+- ``AffineBatchNorm2d``: BatchNorm whose inference mode is one aot affine pass (training: ``nn.BatchNorm2d``);
 - ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only;
 - ``MatMulMean``: global average pooling (head and SE) as a MatMul, MindSpore ops only.
 
@@ -61,6 +63,25 @@ def swish_class():
     return Swish
 
 
+def batch_norm_class():
+    """``AffineBatchNorm2d`` (inference as one custom-kernel pass) while the switch is on and the target is CPU,
+    else ``nn.BatchNorm2d``."""
+    from mindspore import nn
+
+    if not (_enabled and _on_cpu()):
+        return nn.BatchNorm2d
+    from tinynet_ms.kernels.channel import AffineBatchNorm2d
+    return AffineBatchNorm2d
+
+
+def channel_mul():
+    """A cell computing ``x * g`` for a (N, C, 1, 1) ``g``: ``ChannelScale`` (custom kernels) while the switch is
+    on and the target is CPU."""
+    from tinynet_ms.kernels import channel
+
+    return channel.ChannelScale() if _enabled and _on_cpu() else channel.ChannelMul()
+
+
 def global_mean(keep_dims: bool = False):
     """A cell averaging NCHW over H and W: ``MatMulMean`` while the switch is on and the target is CPU."""
     if _enabled and _on_cpu():
@@ -83,5 +104,5 @@ def __getattr__(name: str):  # DepthwiseConv2d without importing MindSpore at pa
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DepthwiseConv2d", "build_library", "conv_class", "cpu_kernels_enabled", "depthwise_ops", "global_mean",
+__all__ = ["DepthwiseConv2d", "batch_norm_class", "build_library", "channel_mul", "conv_class", "cpu_kernels_enabled", "depthwise_ops", "global_mean",
            "set_cpu_kernels", "swish_class"]

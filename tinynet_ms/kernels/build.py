@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc")
+SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc")
 HEADERS = (HERE / "common.h",)
 
 _lock = threading.Lock()

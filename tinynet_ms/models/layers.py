@@ -6,7 +6,7 @@ import math
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal, Uniform
 
-from tinynet_ms.kernels import conv_class, global_mean, swish_class
+from tinynet_ms.kernels import batch_norm_class, channel_mul, conv_class, global_mean, swish_class
 
 BN_EPS = 1e-5  # timm / PyTorch default
 BN_MOMENTUM = 0.9  # MindSpore convention: 0.9 here == PyTorch momentum 0.1
@@ -30,7 +30,7 @@ def swish() -> nn.Cell:
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+    return batch_norm_class()(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def dense(in_ch: int, out_ch: int) -> nn.Dense:
@@ -48,11 +48,12 @@ class SqueezeExcite(nn.Cell):
         self.conv_expand = conv2d(reduced, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
         self.pool = global_mean(keep_dims=True)
+        self.scale = channel_mul()
 
     def construct(self, x):
         s = self.pool(x)
         s = self.conv_expand(self.act(self.conv_reduce(s)))
-        return x * self.gate(s)
+        return self.scale(x, self.gate(s))
 
 
 class _InvertedDropout(nn.Cell):

@@ -1,0 +1,73 @@
+"""Per-channel maps as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``channel.cc``): squeeze-excite's
+``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export) and inference
+BatchNorm as one affine pass (``AffineBatchNorm2d``)."""
+from __future__ import annotations
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from tinynet_ms.kernels.build import build_library
+
+_ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
+_affine: dict[str, ops.Custom] = {}
+
+
+def channel_ops() -> tuple[ops.Custom, ops.Custom]:
+    """``(scale, dot)``: ``y = scale(x, g)``; the gradients are ``scale(dy, g)`` and ``dot(dy, x)``; float32."""
+    lib = str(build_library())
+    if lib not in _ops:
+        dot = ops.Custom(f"{lib}:ChannelDot", lambda dy, x: x[:2] + [1, 1], lambda dy, x: x, "aot")
+        scale_grad = ops.Custom(f"{lib}:ChannelScale", lambda dy, g: dy, lambda dy, g: dy, "aot")
+
+        def bprop(x, g, out, dout):
+            return scale_grad(dout, g), dot(dout, x)
+
+        scale = ops.Custom(f"{lib}:ChannelScale", lambda x, g: x, lambda x, g: x, "aot", bprop=bprop)
+        _ops[lib] = (scale, dot)
+    return _ops[lib]
+
+
+class ChannelMul(nn.Cell):
+    """``x * g`` with ``g`` broadcast over H and W."""
+
+    def construct(self, x, g):
+        return x * g
+
+
+class ChannelScale(ChannelMul):
+    """``ChannelMul`` run by the custom kernels, in float32 (float16 inputs are cast and the result cast back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = channel_ops()[0]
+
+    def construct(self, x, g):
+        if x.dtype == ms.float32 and g.dtype == ms.float32:  # resolved when the graph is compiled
+            return self.scale(x, g)
+        return ops.cast(self.scale(ops.cast(x, ms.float32), ops.cast(g, ms.float32)), x.dtype)
+
+
+def affine_op() -> ops.Custom:
+    """``y = affine(x, s, t)``: ``x * s[c] + t[c]`` for NCHW float32 ``x`` and (C,) ``s``, ``t``; no gradient."""
+    lib = str(build_library())
+    if lib not in _affine:
+        _affine[lib] = ops.Custom(f"{lib}:ChannelAffine", lambda x, s, t: x, lambda x, s, t: x, "aot")
+    return _affine[lib]
+
+
+class AffineBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters) that, in inference mode, applies its moving statistics as one affine
+    pass by the custom kernel; in training it is ``nn.BatchNorm2d``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.affine = affine_op()
+
+    def construct(self, x):
+        if self.training:
+            return super().construct(x)
+        scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)
+        shift = self.beta - self.moving_mean * scale
+        if x.dtype == ms.float32:  # resolved when the graph is compiled
+            return self.affine(x, scale, shift)
+        return ops.cast(self.affine(ops.cast(x, ms.float32), scale, shift), x.dtype)
