@@ -413,3 +413,26 @@ def test_amp_o2(graph_mode):
     assert loss_on == pytest.approx(loss_off, rel=1e-2)
     for a, b in zip(g_off, g_on):
         assert np.abs(a - b).max() <= 2e-2 * max(np.abs(a).max(), 1e-3)
+
+
+def test_tinynet_amp_o2(graph_mode):
+    """A whole TinyNet under AMP O2 (float16 activations into every fast cell): training loss and gradients,
+    and inference logits, stay close to the stock cells under O2."""
+    off, on = _twin_models(drop_rate=0.0)
+    rng = np.random.default_rng(9)
+    x = ms.Tensor(rng.standard_normal((4, 3, 48, 48)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 10, 4).astype(np.int32))
+    results = []
+    for net in (off, on):
+        amp = ms.amp.auto_mixed_precision(net, "O2")
+        net.set_train(True)
+        loss, grads = _LossGrads(amp)(x, y)
+        net.set_train(False)
+        results.append((float(loss.asnumpy()), [g.asnumpy().astype(np.float32) for g in grads],
+                        amp(x).asnumpy().astype(np.float32)))
+    (loss_off, g_off, logits_off), (loss_on, g_on, logits_on) = results
+    assert loss_on == pytest.approx(loss_off, rel=1e-2)
+    assert np.abs(logits_off - logits_on).max() <= 2e-2 * np.abs(logits_off).max()
+    scale = max(np.abs(g).max() for g in g_off)
+    for a, b in zip(g_off, g_on):
+        assert np.abs(a - b).max() <= 5e-2 * max(np.abs(a).max(), 1e-2 * scale)

@@ -2,6 +2,7 @@
 so its CPU backend takes its fast path (its ReduceMean and the gradient's Tile + RealDiv are slow at the head)."""
 from __future__ import annotations
 
+import mindspore as ms
 from mindspore import nn, ops
 
 
@@ -14,7 +15,8 @@ class MatMulMean(nn.Cell):
 
     def construct(self, x):
         n, c, h, w = x.shape
-        mean = ops.matmul(x.reshape(n * c, h * w), ops.ones((h * w, 1), x.dtype) / (h * w))
+        column = (ops.ones((h * w, 1), ms.float32) / (h * w)).astype(x.dtype)  # float16 under AMP O2
+        mean = ops.matmul(x.reshape(n * c, h * w), column)
         return mean.reshape(n, c, 1, 1) if self.keep_dims else mean.reshape(n, c)
 
 
