@@ -1,7 +1,9 @@
-"""Inference speed per variant: MindSpore graph mode, onnxruntime and the C++ harness (cpu backend, ONNX via
-OpenCV DNN), side by side — latency at batch 1 and throughput at batch 32.
+"""Inference speed per variant: MindSpore graph mode (with MindSpore's convs, and with tinynet_ms's CPU kernels;
+PyNative optional), onnxruntime and the C++ harness (cpu backend, ONNX via OpenCV DNN), side by side — latency
+at batch 1 and throughput at batch 32.
 
-    python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--batch 32] [--json out.json]
+    python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--batch 32] [--pynative]
+                                     [--no_harness] [--json out.json]
 
 Every runtime is timed on its forward pass only (host input in, host logits out), after a warm-up run. The
 harness is built first (ascend310_infer/build.sh) and reports its own timing (time_Result/).
@@ -25,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import header, speedup, table  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
+from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
 
 HARNESS = ROOT / "ascend310_infer" / "out" / "main"
@@ -57,18 +60,35 @@ def time_harness(model: Path, x: np.ndarray, runs: int, work: Path) -> float:
     return float(re.search(r"average time: ([0-9.]+) ms", report)[1]) / 1000
 
 
-def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool) -> list[dict]:
-    size = VARIANTS[name].image_size
-    net = create_model(name)
+def _mindspore(name: str, kernels: bool, mode: int):
+    set_cpu_kernels(kernels)
+    try:
+        net = create_model(name)
+    finally:
+        set_cpu_kernels(False)
     net.set_train(False)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        ms.set_context(mode=mode)
+        return net(ms.Tensor(x)).asnumpy()
+    return net, run
+
+
+def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, pynative: bool = False) -> list[dict]:
+    size = VARIANTS[name].image_size
+    net, plain = _mindspore(name, False, ms.GRAPH_MODE)
+    fast = _mindspore(name, True, ms.GRAPH_MODE)[1]
     rng = np.random.default_rng(0)
     inputs = {b: rng.standard_normal((b, 3, size, size)).astype(np.float32) for b in (1, batch)}
-    runtimes = {"MindSpore graph": {b: (lambda x: net(ms.Tensor(x)).asnumpy()) for b in inputs},
-                "onnxruntime": {}, "C++ harness (OpenCV DNN)": {}}
+    runtimes = {"MindSpore graph": {b: plain for b in inputs}, "MindSpore graph + CPU kernels": {b: fast for b in inputs}}
+    if pynative:
+        runtimes["MindSpore PyNative + CPU kernels"] = {b: _mindspore(name, True, ms.PYNATIVE_MODE)[1] for b in inputs}
+    runtimes.update({"onnxruntime": {}, "C++ harness (OpenCV DNN)": {}})
     for b in inputs:
         onnx = export_network(net, work / f"{name}_b{b}", "ONNX", b, size)
         runtimes["onnxruntime"][b] = load_exported(onnx)
         runtimes["C++ harness (OpenCV DNN)"][b] = onnx
+    ms.set_context(mode=ms.GRAPH_MODE)
     rows = []
     for runtime, per_batch in runtimes.items():
         if runtime.startswith("C++") and not harness:
@@ -78,6 +98,7 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool) -
             n = runs if b == 1 else max(3, runs // 4)
             seconds[b] = (time_harness(run, inputs[b], n, work / "harness") if isinstance(run, Path)
                           else time_forward(run, inputs[b], n))
+        ms.set_context(mode=ms.GRAPH_MODE)
         rows.append({"model": name, "size": size, "runtime": runtime, "bs1_ms": 1000 * seconds[1],
                      f"bs{batch}_img_per_sec": batch / seconds[batch]})
     return rows
@@ -89,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 runs (batch-N: a quarter, >= 3)")
     parser.add_argument("--no_harness", action="store_true", help="skip the C++ harness column")
+    parser.add_argument("--pynative", action="store_true", help="also time MindSpore in PyNative mode")
+    parser.add_argument("--reference", default="tinynet_e:1450,tinynet_a:180",
+                        help="batch img/s of another framework per model, for a ratio column (default: timm 1.0 / "
+                             "PyTorch 2.13 eager on this machine kind, as quoted in issue 5; not measured here)")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
+    reference = {k: float(v) for k, v in (r.split(":") for r in args.reference.split(",") if r)}
     harness = not args.no_harness
     if harness:
         build = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
@@ -105,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants.split(","):
-            rows = bench_variant(name, args.batch, args.runs, Path(tmp), harness)
+            rows = bench_variant(name, args.batch, args.runs, Path(tmp), harness, args.pynative)
             results += rows
             print(f"{name}: " + "; ".join(f"{r['runtime']} {r['bs1_ms']:.1f} ms, "
                                           f"{r[f'bs{args.batch}_img_per_sec']:.0f} img/s" for r in rows),
@@ -116,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         base = next(b for b in results if b["model"] == r["model"])  # MindSpore graph mode, same variant
         r["latency_vs_ms"] = speedup(r["bs1_ms"], base["bs1_ms"], higher_is_better=False)
         r["throughput_vs_ms"] = speedup(r[tput], base[tput])
+        r["vs_reference"] = speedup(r[tput], reference[r["model"]]) if r["model"] in reference else "-"
     print(header("CPU"))
-    print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms"],
+    print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms",
+                          "vs_reference"],
                 f"\n## inference: latency at batch 1, throughput at batch {args.batch} "
                 f"(speed-ups relative to MindSpore graph mode)"))
     if args.json:

@@ -1,10 +1,11 @@
-"""Training throughput: the train step (graph mode, AMP on/off) and the data pipeline, side by side.
+"""Training throughput: the train step (MindSpore's convs vs tinynet_ms's CPU kernels, AMP on/off, graph vs
+PyNative) and the data pipeline, side by side.
 
     python benchmarks/bench_train.py [--device_target CPU] [--cases tinynet_e:106:32,tinynet_a:192:16]
-                                     [--amp O0,O2] [--steps 10] [--workers 1,2] [--json out.json]
+                                     [--amp O0,O2] [--pynative] [--steps 10] [--workers 1,2] [--json out.json]
 
-Prints one table per part; the last column relates each row to the first row of its table (the baseline),
-and the pipeline table also shows pipeline img/s / train-step img/s (>= 1 means the data keeps up).
+Ratios: each step row against the same model with MindSpore's own convs, and against a reference framework's
+img/s (--reference); the pipeline's img/s against the fastest train step (>= 2 means the data keeps up easily).
 """
 from __future__ import annotations
 
@@ -23,12 +24,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
+from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
 from benchmarks.common import header, speedup, table  # noqa: E402
 
 
-def bench_step(name: str, size: int, batch: int, amp: str, steps: int) -> dict:
-    net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2)
+def bench_step(name: str, size: int, batch: int, amp: str, steps: int, kernels: bool = False,
+               mode: str = "graph") -> dict:
+    """Train-step throughput; ``kernels``: built with tinynet_ms's CPU kernels; ``mode``: graph or pynative."""
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    set_cpu_kernels(kernels)
+    try:
+        net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2)
+    finally:
+        set_cpu_kernels(False)
     opt = create_rmsprop(net, np.full(steps + 2, 1e-3, np.float32))
     amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
     step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, 1024.0, dynamic=False)
@@ -45,7 +54,9 @@ def bench_step(name: str, size: int, batch: int, amp: str, steps: int) -> dict:
         loss = step(x, y, noise)
     loss.asnumpy()
     seconds = time.perf_counter() - t0
-    return {"model": name, "size": size, "batch": batch, "amp": amp, "compile_s": compile_s,
+    ms.set_context(mode=ms.GRAPH_MODE)
+    return {"model": name, "size": size, "batch": batch, "amp": amp, "kernels": "on" if kernels else "off",
+            "mode": mode, "compile_s": compile_s,
             "ms_per_step": 1000 * seconds / steps, "img_per_sec": batch * steps / seconds}
 
 
@@ -68,32 +79,49 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device_target", default="CPU")
     parser.add_argument("--cases", default="tinynet_e:106:32,tinynet_a:192:16", help="model:size:batch,...")
-    parser.add_argument("--amp", default="O0,O2")
+    parser.add_argument("--amp", default="O0,O2", help="AMP levels timed with the CPU kernels on")
+    parser.add_argument("--pynative", action="store_true", help="also time the first case in PyNative mode")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--reference", default="tinynet_e:156,tinynet_a:24",
+                        help="img/s of another framework per model, for a ratio column (default: timm 1.0 / "
+                             "PyTorch 2.13 eager on this machine kind, as quoted in issue 5; not measured here)")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     ms.set_device(args.device_target)
     ms.set_context(mode=ms.GRAPH_MODE)
 
     cases = [(n, int(s), int(b)) for n, s, b in (c.split(":") for c in args.cases.split(","))]
-    steps = [bench_step(n, s, b, amp, args.steps) for n, s, b in cases for amp in args.amp.split(",")]
+    reference = {k: float(v) for k, v in (r.split(":") for r in args.reference.split(",") if r)}
+    plan = []  # (case, amp, kernels, mode): MindSpore's own convs first, as the baseline of each model
+    for case in cases:
+        plan += [(case, "O0", False, "graph")] + [(case, amp, True, "graph") for amp in args.amp.split(",")]
+    if args.pynative:
+        plan.append((cases[0], "O0", True, "pynative"))
+    steps = []
+    for (n, s, b), amp, kernels, mode in plan:
+        steps.append(bench_step(n, s, b, amp, args.steps, kernels, mode))
+        print(f"  {steps[-1]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = make_demo_dataset(Path(tmp) / "demo", num_classes=10, train_per_class=40, val_per_class=1)
         pipes = [bench_pipeline(root, s, b, int(w), args.batches) for n, s, b in cases[:1]
                  for w in args.workers.split(",")]
-    step_rate = steps[0]["img_per_sec"]
-    for s in steps:
-        s["vs_row_1"] = speedup(s["img_per_sec"], step_rate)
+    for r in steps:
+        base = next(b for b in steps if b["model"] == r["model"])
+        r["vs_kernels_off"] = speedup(r["img_per_sec"], base["img_per_sec"])
+        r["vs_reference"] = speedup(r["img_per_sec"], reference[r["model"]]) if r["model"] in reference else "-"
+    fastest = max((r for r in steps if r["model"] == cases[0][0]), key=lambda r: r["img_per_sec"])
     for p in pipes:
-        p["vs_train_step"] = speedup(p["img_per_sec"], step_rate)
+        p["vs_train_step"] = speedup(p["img_per_sec"], fastest["img_per_sec"])
 
     print(header(args.device_target))
-    print(table(steps, ["model", "size", "batch", "amp", "compile_s", "ms_per_step", "img_per_sec", "vs_row_1"],
-                "\n## train step (graph mode)"))
+    print(table(steps, ["model", "size", "batch", "amp", "kernels", "mode", "compile_s", "ms_per_step", "img_per_sec",
+                        "vs_kernels_off", "vs_reference"],
+                "\n## train step (vs_reference: img/s over the --reference framework's)"))
     print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"],
-                "\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the first train step row"))
+                f"\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the fastest train step "
+                f"({fastest['img_per_sec']:.1f} img/s)"))
     if args.json:
         Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes}, indent=1))
     return 0
