@@ -3,10 +3,10 @@
 BatchNorm as one affine pass (``AffineBatchNorm2d``)."""
 from __future__ import annotations
 
-import mindspore as ms
 from mindspore import nn, ops
 
 from tinynet_ms.kernels.build import build_library
+from tinynet_ms.kernels.dtype import in_float32
 
 _ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
 _affine: dict[str, ops.Custom] = {}
@@ -42,9 +42,7 @@ class ChannelScale(ChannelMul):
         self.scale = channel_ops()[0]
 
     def construct(self, x, g):
-        if x.dtype == ms.float32 and g.dtype == ms.float32:  # resolved when the graph is compiled
-            return self.scale(x, g)
-        return ops.cast(self.scale(ops.cast(x, ms.float32), ops.cast(g, ms.float32)), x.dtype)
+        return in_float32(self.scale, x, g)
 
 
 def affine_op() -> ops.Custom:
@@ -68,6 +66,4 @@ class AffineBatchNorm2d(nn.BatchNorm2d):
             return super().construct(x)
         scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)
         shift = self.beta - self.moving_mean * scale
-        if x.dtype == ms.float32:  # resolved when the graph is compiled
-            return self.affine(x, scale, shift)
-        return ops.cast(self.affine(ops.cast(x, ms.float32), scale, shift), x.dtype)
+        return in_float32(self.affine, x, scale, shift)

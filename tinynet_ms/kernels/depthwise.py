@@ -2,10 +2,10 @@
 ``tinynet_ms.kernels.build``): the ops and the ``DepthwiseConv2d`` cell."""
 from __future__ import annotations
 
-import mindspore as ms
 from mindspore import nn, ops
 
 from tinynet_ms.kernels.build import build_library
+from tinynet_ms.kernels.dtype import in_float32
 
 KERNELS = (3, 5)
 STRIDES = (1, 2)
@@ -84,7 +84,4 @@ class DepthwiseConv2d(nn.Conv2d):
         self.dw_forward = depthwise_ops(stride)[0]
 
     def construct(self, x):
-        weight = self.weight
-        if x.dtype == ms.float32 and weight.dtype == ms.float32:  # resolved when the graph is compiled
-            return self.dw_forward(x, weight)
-        return ops.cast(self.dw_forward(ops.cast(x, ms.float32), ops.cast(weight, ms.float32)), x.dtype)
+        return in_float32(self.dw_forward, x, self.weight)

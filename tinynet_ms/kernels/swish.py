@@ -3,10 +3,10 @@ cell. MindSpore 2.10's CPU backend expands SiLU into Sigmoid + Mul (and its grad
 pass over memory; this is one pass each way."""
 from __future__ import annotations
 
-import mindspore as ms
 from mindspore import nn, ops
 
 from tinynet_ms.kernels.build import build_library
+from tinynet_ms.kernels.dtype import in_float32
 
 _ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
 
@@ -34,6 +34,4 @@ class Swish(nn.SiLU):
         self.swish = swish_ops()[0]
 
     def construct(self, x):
-        if x.dtype == ms.float32:  # resolved when the graph is compiled
-            return self.swish(x)
-        return ops.cast(self.swish(ops.cast(x, ms.float32)), x.dtype)
+        return in_float32(self.swish, x)
