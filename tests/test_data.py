@@ -106,6 +106,26 @@ def test_train_pipeline_decodes_odd_images_and_replays_epochs(odd_split):
     assert not np.array_equal(first[0][0], other[0][0])
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_train_crop_resizes_as_pil_does(tmp_path, fmt):
+    """The training crop is resized with Pillow's antialiased bicubic, as timm's RandomResizedCrop on PIL images:
+    with the whole image as the crop (scale 1), the tensor is PIL's resize. OpenCV's bicubic (no antialiasing)
+    aliases this 96 -> 32 px checkerboard by 50-100 levels on average."""
+    from tinynet_ms.data.folder import Sample
+
+    yy, xx = np.mgrid[:96, :96]
+    pattern = np.stack([((xx // 2 + yy // 2) % 2) * 255, xx * 2, yy * 2], -1).astype(np.uint8)
+    path = tmp_path / f"checker.{fmt.lower()}"
+    Image.fromarray(pattern).save(path, format=fmt, quality=95)
+    data = create_train_dataset([Sample(str(path), 0, True)] * 4, 32, 4, hflip_prob=0.0, min_crop_scale=1.0,
+                                num_workers=1)
+    image = next(data.create_tuple_iterator(output_numpy=True))[0][0]
+    pixels = (image.transpose(1, 2, 0) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)) * 255
+    reference = np.asarray(Image.open(path).convert("RGB").resize((32, 32), Image.BICUBIC), np.float64)
+    # Mean over pixels: a crop may still be a pixel narrower (ratio jitter); OpenCV's bicubic is 50-100 off.
+    assert np.abs(pixels - reference).mean(axis=(0, 1)).max() <= 1.5
+
+
 def test_train_pipeline_shards_disjointly(demo_data):
     samples = scan_split(demo_data / "train").samples  # 48 images
     shards = [_epoch(samples, epoch=0, num_shards=2, shard_id=r) for r in range(2)]

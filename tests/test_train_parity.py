@@ -53,16 +53,17 @@ def test_rmsprop_is_tf_rmsprop_once_the_mean_square_is_below_eps(size):
 
 def test_train_step_replays_timm_trajectory():
     """80 steps (4 epochs of warmup + step decay) of the trainer's step (TrainStep + create_rmsprop + the LR schedule
-    + label smoothing, loss scale 1024, CPU kernels, as train.py builds them) on the batches timm trained on, from
-    the same init: the losses and each tensor's update stay on timm's trajectory. Measured: float32 differences
-    grow to 4.5e-3 in the worst step's loss and 2.4e-3 (median) / 4.8e-3 (worst) in the updates; with MindSpore's
-    nn.RMSProp (eps outside the sqrt on CPU) they are 0.24, 0.11 and 0.28. The bounds sit 4-10x above the first."""
+    + label smoothing + the noise-driven head dropout, loss scale 1024, CPU kernels, as train.py builds them) on the
+    batches and dropout masks timm trained with, from the same init: the losses and each tensor's update stay on
+    timm's trajectory. Measured: float32 differences grow to 1.3e-2 in the worst step's loss (5e-4 typical) and
+    3.5e-3 (median) / 7e-3 (worst) in the updates; with MindSpore's nn.RMSProp (eps outside the sqrt on CPU) the
+    worst loss is off by 0.22. The bounds sit 4x above the first and 4x below the second."""
     ms.set_context(mode=ms.GRAPH_MODE)
     ref = np.load(DATA / "timm_train_trajectory.npz")
     before = cpu_kernels_enabled()
     set_cpu_kernels(True)
     try:
-        net = create_model("tinynet", w=0.25, d=0.35, num_classes=REF.CLASSES, drop_rate=0.0)
+        net = create_model("tinynet", w=0.25, d=0.35, num_classes=REF.CLASSES, drop_rate=REF.DROP_RATE)
     finally:
         set_cpu_kernels(before)
     load_arrays_into(net, timm_to_mindspore(REF.init_weights(_timm_shapes(net)), net), "timm init")
@@ -73,12 +74,15 @@ def test_train_step_replays_timm_trajectory():
     step = TrainStep(WithLoss(net, nn.CrossEntropyLoss(label_smoothing=REF.LABEL_SMOOTHING)), optimizer, 1024.0)
     step.set_train(True)
     images, labels = REF.trajectory_batches()
-    noise = Tensor(np.zeros((REF.BATCH, net.noise_size), np.float32))
-    losses = np.array([float(step(Tensor(x), Tensor(y.astype(np.int32)), noise).asnumpy())
-                       for x, y in zip(images, labels)])
+    # Drop-path is off (rate 0): its noise columns are unused; the head dropout's columns get the reference's.
+    head = REF.dropout_noise(net.num_features)
+    noise = np.zeros((REF.STEPS, REF.BATCH, net.noise_size), np.float32)
+    noise[:, :, net.num_blocks:] = head
+    losses = np.array([float(step(Tensor(x), Tensor(y.astype(np.int32)), Tensor(u)).asnumpy())
+                       for x, y, u in zip(images, labels, noise)])
 
     loss_err = np.abs(losses / ref["losses"] - 1.0)
-    assert loss_err.max() < 2e-2, f"losses left timm's trajectory: max rel. diff {loss_err.max():.2e}"
+    assert loss_err.max() < 5e-2, f"losses left timm's trajectory: max rel. diff {loss_err.max():.2e}"
     deltas = timm_to_mindspore({k.removeprefix("delta/"): v.astype(np.float32) for k, v in ref.items()
                                 if k.startswith("delta/")} | _timm_bn_statistics(net), net)
     errors = {}

@@ -1,5 +1,5 @@
 """Make ``timm_train_trajectory.npz``: timm's own training of the mini TinyNet (w 0.25, d 0.35, 10 classes, from
-the weights ``init_weights`` draws) on a fixed sequence of batches with the paper's optimizer and schedule, as the
+the weights ``init_weights`` draws, head dropout 0.2 with masks from ``dropout_noise``) on a fixed sequence of batches with the paper's optimizer and schedule, as the
 reference that ``tests/test_train_parity.py`` replays through tinynet_ms's train step. Run once in a timm
 environment (torch + timm + safetensors + numpy), from the repository root:
 
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 # The recipe, written once for the generator and the test.
 STEPS, BATCH, SIZE, CLASSES = 80, 16, 32, 10
 STEPS_PER_EPOCH, LR, WARMUP_EPOCHS, WARMUP_LR, DECAY_EPOCHS, DECAY_RATE = 20, 0.001, 1.0, 1e-6, 1.0, 0.5
-WEIGHT_DECAY, RMSPROP_DECAY, MOMENTUM, EPS, LABEL_SMOOTHING = 1e-5, 0.9, 0.9, 1e-3, 0.1
+WEIGHT_DECAY, RMSPROP_DECAY, MOMENTUM, EPS, LABEL_SMOOTHING, DROP_RATE = 1e-5, 0.9, 0.9, 1e-3, 0.1, 0.2
 
 
 def trajectory_batches() -> tuple[np.ndarray, np.ndarray]:
@@ -29,6 +29,12 @@ def trajectory_batches() -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, CLASSES, size=(STEPS, BATCH))
     noise = rng.standard_normal((STEPS, BATCH, 3, SIZE, SIZE)).astype(np.float32)
     return (patterns[labels] + 0.5 * noise).astype(np.float32), labels
+
+
+def dropout_noise(num_features: int) -> np.ndarray:
+    """(STEPS, BATCH, num_features) uniform noise: the head dropout keeps feature j of sample i where
+    noise >= DROP_RATE (tinynet_ms's noise-driven dropout; the reference applies the same mask by hand)."""
+    return np.random.default_rng(99).random((STEPS, BATCH, num_features), dtype=np.float32)
 
 
 def init_weights(shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -76,13 +82,19 @@ def main() -> int:
                     lr=LR, alpha=RMSPROP_DECAY, eps=EPS, momentum=MOMENTUM)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     images, labels = trajectory_batches()
+    noise = torch.from_numpy(dropout_noise(model.num_features))
+
+    def forward(x, u):  # timm's forward with the head dropout's mask taken from ``u``
+        x = model.global_pool(model.forward_features(x))
+        return model.classifier(x * (u >= DROP_RATE).float() / (1.0 - DROP_RATE))
+
     model.train()
     losses = []
     for step in range(STEPS):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad()
-        loss = loss_fn(model(torch.from_numpy(images[step])), torch.from_numpy(labels[step]))
+        loss = loss_fn(forward(torch.from_numpy(images[step]), noise[step]), torch.from_numpy(labels[step]))
         loss.backward()
         opt.step()
         losses.append(loss.item())
