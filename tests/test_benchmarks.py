@@ -1,0 +1,43 @@
+"""The parity benchmark's own parts that run without timm: the Fashion-MNIST reader and the report."""
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import compare_timm  # noqa: E402
+from benchmarks.datasets import FASHION_MNIST_CLASSES, fashion_mnist_folder  # noqa: E402
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_fashion_mnist_folder_reads_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 28, 28))
+    labels = np.arange(12) % 10
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    out = fashion_mnist_folder(tmp_path / "fm", train_size=10, val_size=4, source=tmp_path)
+    assert sorted(p.name for p in (out / "train").iterdir()) == sorted(FASHION_MNIST_CLASSES)
+    assert len(list((out / "train").rglob("*.png"))) == 10 and len(list((out / "val").rglob("*.png"))) == 4
+    first = out / "train" / FASHION_MNIST_CLASSES[labels[0]] / "00000.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(first)), images[0])
+
+
+def test_report_from_both_sides(tmp_path):
+    ours = [{"epoch": e, "train_loss": 2.0 / e, "val_top1": 0.5 + 0.1 * e, "epoch_seconds": 3.0} for e in (1, 2)]
+    timm = [{"epoch": e, "train_loss": 2.0 / e * 1.01, "val_top1": 0.5 + 0.1 * e} for e in (1, 2)]
+    rows = compare_timm.compare(ours, timm)
+    assert abs(rows[-1]["loss_rel_diff"] - (1 / 1.01 - 1)) < 1e-9
+    table = compare_timm.markdown(rows, "t")
+    assert "| 2 | 1.0000 | 1.0100 | -1.0% | 0.7000 | 0.7000 |" in table
+    compare_timm.plot(rows, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 1000
