@@ -3,7 +3,7 @@ through scripts/run_distribute_train.sh) and by timm (benchmarks/timm_reference.
 per-epoch train loss and val top-1 of both as a table, JSON and a plot.
 
     python benchmarks/compare_timm.py --dataset fashion-mnist --epochs 6 --device_num 2 --out out/parity
-    python benchmarks/compare_timm.py --dataset demo --epochs 20
+    python benchmarks/compare_timm.py --dataset demo --epochs 10 --seeds 42,1,2   # mean +- std over seeds
     python benchmarks/compare_timm.py --data DATA --num_classes 10 ...   # any ImageFolder dataset
 
 The timm side needs a Python with torch, torchvision and timm: ``--timm_python`` (or $TIMM_PYTHON; e.g. the venv that
@@ -21,6 +21,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,11 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch_size", type=int, default=64, help="global batch (split over --device_num workers)")
     ap.add_argument("--device_num", type=int, default=1, help="ours: msrun workers (1 = one train.py process)")
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seeds", default="42", help="comma-separated; several seeds report mean +- std per epoch")
     for key, value in RECIPE.items():
         ap.add_argument(f"--{key}", type=float, default=value)
     ap.add_argument("--timm_python", default=os.environ.get("TIMM_PYTHON", ""))
-    ap.add_argument("--skip", choices=("ours", "timm"), help="re-use that side's results from --out")
+    ap.add_argument("--reuse", action="store_true", help="keep the finished runs already in --out")
     ap.add_argument("--out", default="output/compare_timm")
     return ap.parse_args(argv)
 
@@ -78,11 +80,18 @@ def prepare_data(a: argparse.Namespace, out: Path) -> Path:
     return data
 
 
-def run_ours(a: argparse.Namespace, data: Path, out: Path) -> list[dict]:
+def _finished(path: Path, epochs: int) -> list[dict] | None:
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return records if len(records) == epochs else None
+
+
+def run_ours(a: argparse.Namespace, data: Path, out: Path, seed: int) -> list[dict]:
     run_dir = out / "ours"
+    if a.reuse and (done := _finished(run_dir / "metrics.jsonl", a.epochs)):
+        return done
     shutil.rmtree(run_dir, ignore_errors=True)
     overrides = {"model": a.model, "num_classes": a.num_classes, "image_size": a.image_size, "epochs": a.epochs,
-                 "batch_size": a.batch_size // a.device_num, "seed": a.seed, "device_target": "CPU",
+                 "batch_size": a.batch_size // a.device_num, "seed": seed, "device_target": "CPU",
                  "output_dir": run_dir, "log_interval": 50, **{k: getattr(a, k) for k in RECIPE}, **OURS_ONLY_OFF}
     flags = [s for k, v in overrides.items() for s in (f"--{k}", str(v))]
     config = ROOT / "configs" / "demo.yaml"
@@ -94,9 +103,11 @@ def run_ours(a: argparse.Namespace, data: Path, out: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def run_timm(a: argparse.Namespace, data: Path, out: Path) -> list[dict]:
-    flags = [s for k in ("model", "image_size", "epochs", "batch_size", "seed", *RECIPE)
-             for s in (f"--{k}", str(getattr(a, k)))]
+def run_timm(a: argparse.Namespace, data: Path, out: Path, seed: int) -> list[dict]:
+    if a.reuse and (done := _finished(out / "timm.jsonl", a.epochs)):
+        return done
+    flags = [s for k in ("model", "image_size", "epochs", "batch_size", *RECIPE) for s in (f"--{k}", str(getattr(a, k)))]
+    flags += ["--seed", str(seed)]
     proc = subprocess.run([_timm_python(a.timm_python), str(ROOT / "benchmarks" / "timm_reference.py"), str(data)]
                           + flags, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -104,23 +115,29 @@ def run_timm(a: argparse.Namespace, data: Path, out: Path) -> list[dict]:
     return records
 
 
-def compare(ours: list[dict], timm: list[dict]) -> list[dict]:
+def compare(ours: list[list[dict]], timm: list[list[dict]]) -> list[dict]:
+    """Per epoch: mean and std over the seeds' runs of each side, and the relative difference of the means."""
     rows = []
-    for o, t in zip(ours, timm):
-        rows.append({"epoch": o["epoch"], "loss_ours": o["train_loss"], "loss_timm": t["train_loss"],
-                     "loss_rel_diff": o["train_loss"] / t["train_loss"] - 1.0,
-                     "top1_ours": o.get("val_top1"), "top1_timm": t["val_top1"],
-                     "sec_ours": o.get("epoch_seconds"), "sec_timm": t.get("epoch_seconds")})
+    for epoch in range(min(len(runs) for runs in ours + timm)):
+        row = {"epoch": epoch + 1}
+        for side, runs in (("ours", ours), ("timm", timm)):
+            for key, name in (("train_loss", "loss"), ("val_top1", "top1")):
+                values = np.array([run[epoch].get(key, np.nan) for run in runs], np.float64)
+                row[f"{name}_{side}"], row[f"{name}_{side}_std"] = float(values.mean()), float(values.std())
+        row["loss_rel_diff"] = row["loss_ours"] / row["loss_timm"] - 1.0
+        rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict], title: str) -> str:
+    def cell(r: dict, key: str) -> str:
+        return f"{r[key]:.4f}" + (f" +- {r[key + '_std']:.4f}" if r.get(key + "_std") else "")
+
     lines = [title, "", "| epoch | train loss, ours | train loss, timm | diff | val top-1, ours | val top-1, timm |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        top1 = f"{r['top1_ours']:.4f}" if r["top1_ours"] is not None else "-"
-        lines.append(f"| {r['epoch']} | {r['loss_ours']:.4f} | {r['loss_timm']:.4f} | {r['loss_rel_diff']:+.1%} | "
-                     f"{top1} | {r['top1_timm']:.4f} |")
+        lines.append(f"| {r['epoch']} | {cell(r, 'loss_ours')} | {cell(r, 'loss_timm')} | {r['loss_rel_diff']:+.1%} | "
+                     f"{cell(r, 'top1_ours')} | {cell(r, 'top1_timm')} |")
     return "\n".join(lines)
 
 
@@ -133,8 +150,9 @@ def plot(rows: list[dict], png: Path, title: str) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for side, style in (("ours", "-o"), ("timm", "--s")):
         label = "tinynet_ms" if side == "ours" else "timm"
-        ax1.plot(epochs, [r[f"loss_{side}"] for r in rows], style, label=label)
-        ax2.plot(epochs, [r[f"top1_{side}"] for r in rows], style, label=label)
+        for ax, key in ((ax1, "loss"), (ax2, "top1")):
+            ax.errorbar(epochs, [r[f"{key}_{side}"] for r in rows], [r[f"{key}_{side}_std"] for r in rows],
+                        fmt=style, capsize=3, label=label)
     ax1.set(xlabel="epoch", ylabel="train loss")
     ax2.set(xlabel="epoch", ylabel="val top-1")
     for ax in (ax1, ax2):
@@ -148,18 +166,20 @@ def plot(rows: list[dict], png: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    seeds = [int(v) for v in a.seeds.split(",")]
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(a, out)
-    if a.skip == "ours":
-        ours = [json.loads(line) for line in (out / "ours" / "metrics.jsonl").read_text().splitlines()]
-    else:
-        ours = run_ours(a, data, out)
-    timm = ([json.loads(line) for line in (out / "timm.jsonl").read_text().splitlines()] if a.skip == "timm"
-            else run_timm(a, data, out))
+    ours, timm = [], []
+    for seed in seeds:  # one side after the other: never two frameworks on the same cores at once
+        run_out = out / f"seed_{seed}"
+        run_out.mkdir(exist_ok=True)
+        ours.append(run_ours(a, data, run_out, seed))
+        timm.append(run_timm(a, data, run_out, seed))
     rows = compare(ours, timm)
     where = f"ours {a.device_num} worker(s) x {a.batch_size // a.device_num}, timm 1 process x {a.batch_size}"
-    title = f"{a.model}@{a.image_size} on {a.data or a.dataset}, {a.epochs} epochs, seed {a.seed} ({where})"
+    title = (f"{a.model}@{a.image_size} on {a.data or a.dataset}, {a.epochs} epochs, "
+             f"seed{'s' if len(seeds) > 1 else ''} {a.seeds} ({where})")
     (out / "compare.json").write_text(json.dumps({"title": title, "rows": rows}, indent=1))
     plot(rows, out / "compare.png", title)
     report = markdown(rows, title)

@@ -33,11 +33,13 @@ def test_fashion_mnist_folder_reads_idx_files(tmp_path):
 
 
 def test_report_from_both_sides(tmp_path):
-    ours = [{"epoch": e, "train_loss": 2.0 / e, "val_top1": 0.5 + 0.1 * e, "epoch_seconds": 3.0} for e in (1, 2)]
-    timm = [{"epoch": e, "train_loss": 2.0 / e * 1.01, "val_top1": 0.5 + 0.1 * e} for e in (1, 2)]
-    rows = compare_timm.compare(ours, timm)
+    def run(scale: float, top1: float) -> list[dict]:
+        return [{"epoch": e, "train_loss": 2.0 / e * scale, "val_top1": top1 + 0.1 * e} for e in (1, 2)]
+
+    rows = compare_timm.compare([run(1.0, 0.5)], [run(1.01, 0.5)])  # one seed each
     assert abs(rows[-1]["loss_rel_diff"] - (1 / 1.01 - 1)) < 1e-9
-    table = compare_timm.markdown(rows, "t")
-    assert "| 2 | 1.0000 | 1.0100 | -1.0% | 0.7000 | 0.7000 |" in table
+    assert "| 2 | 1.0000 | 1.0100 | -1.0% | 0.7000 | 0.7000 |" in compare_timm.markdown(rows, "t")
+    rows = compare_timm.compare([run(1.0, 0.4), run(1.2, 0.6)], [run(1.0, 0.5)] * 2)  # two seeds: mean +- std
+    assert "| 2 | 1.1000 +- 0.1000 | 1.0000 | +10.0% | 0.7000 +- 0.1000 | 0.7000 |" in compare_timm.markdown(rows, "t")
     compare_timm.plot(rows, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 1000
