@@ -80,8 +80,12 @@ def prepare_data(a: argparse.Namespace, out: Path) -> Path:
     return data
 
 
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _finished(path: Path, epochs: int) -> list[dict] | None:
-    records = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    records = _read_jsonl(path) if path.is_file() else []
     return records if len(records) == epochs else None
 
 
@@ -100,7 +104,7 @@ def run_ours(a: argparse.Namespace, data: Path, out: Path, seed: int) -> list[di
     else:
         cmd = [sys.executable, str(ROOT / "train.py"), "--config_path", str(config), "--data_path", str(data)]
     subprocess.run(cmd + flags, cwd=ROOT, check=True)
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return _read_jsonl(run_dir / "metrics.jsonl")
 
 
 def run_timm(a: argparse.Namespace, data: Path, out: Path, seed: int) -> list[dict]:

@@ -11,7 +11,7 @@ from mindspore import Parameter, Tensor, nn
 
 from tinynet_ms import create_model
 from tinynet_ms.checkpoint import load_arrays_into
-from tinynet_ms.convert import timm_to_mindspore
+from tinynet_ms.convert import _BN_RENAME, timm_to_mindspore
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop, step_lr_schedule
 from tinynet_ms.kernels import cpu_kernels_enabled, set_cpu_kernels
 from tinynet_ms.train.optim import RMSPropTF
@@ -83,15 +83,10 @@ def test_train_step_replays_timm_trajectory():
 
     loss_err = np.abs(losses / ref["losses"] - 1.0)
     assert loss_err.max() < 5e-2, f"losses left timm's trajectory: max rel. diff {loss_err.max():.2e}"
-    deltas = timm_to_mindspore({k.removeprefix("delta/"): v.astype(np.float32) for k, v in ref.items()
-                                if k.startswith("delta/")} | _timm_bn_statistics(net), net)
-    errors = {}
-    for name, p in net.parameters_and_names():
-        if not p.requires_grad:
-            continue
-        theirs = deltas[name]
-        ours = p.asnumpy() - init[name]
-        errors[name] = np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-12)
+    deltas = {name: ref[f"delta/{_timm_name(name)}"].astype(np.float32)
+              for name, p in net.parameters_and_names() if p.requires_grad}
+    errors = {name: np.linalg.norm(p.asnumpy() - init[name] - deltas[name]) / max(np.linalg.norm(deltas[name]), 1e-12)
+              for name, p in net.parameters_and_names() if p.requires_grad}
     # Biases of the BNs right before a 1x1 conv + BN get noise-level gradients (a channel shift is normalised
     # away): no trajectory to compare there, so those use the update-size scale of the whole network instead.
     scale = np.median([np.linalg.norm(deltas[n]) for n in errors])
@@ -99,18 +94,14 @@ def test_train_step_replays_timm_trajectory():
     assert np.median(list(errors.values())) < 1e-2 and worst[-1][0] < 5e-2, f"updates left timm's: {worst}"
 
 
+_TO_TIMM = {ours: theirs for theirs, ours in _BN_RENAME.items()}
+
+
+def _timm_name(name: str) -> str:
+    """Our parameter name as timm's state dict spells it (the converter's BN rename, inverted)."""
+    module, _, leaf = name.rpartition(".")
+    return f"{module}.{_TO_TIMM.get(leaf, leaf)}"
+
+
 def _timm_shapes(net: nn.Cell) -> dict[str, tuple[int, ...]]:
-    """The network's state dict as timm names it (BN gamma/beta/moving_* -> weight/bias/running_*)."""
-    rename = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
-    shapes = {}
-    for name, p in net.parameters_and_names():
-        module, _, leaf = name.rpartition(".")
-        shapes[f"{module}.{rename.get(leaf, leaf)}"] = tuple(p.shape)
-    return shapes
-
-
-def _timm_bn_statistics(net: nn.Cell) -> dict[str, np.ndarray]:
-    """Placeholders for the BN running statistics (not trained, not in the fixture) so the name check passes."""
-    return {f"{n.removesuffix('.moving_mean')}.{stat}": np.zeros(p.shape, np.float32)
-            for n, p in net.parameters_and_names() if n.endswith(".moving_mean")
-            for stat in ("running_mean", "running_var")}
+    return {_timm_name(name): tuple(p.shape) for name, p in net.parameters_and_names()}

@@ -1,7 +1,7 @@
 """Make ``timm_train_trajectory.npz``: timm's own training of the mini TinyNet (w 0.25, d 0.35, 10 classes, from
-the weights ``init_weights`` draws, head dropout 0.2 with masks from ``dropout_noise``) on a fixed sequence of batches with the paper's optimizer and schedule, as the
-reference that ``tests/test_train_parity.py`` replays through tinynet_ms's train step. Run once in a timm
-environment (torch + timm + safetensors + numpy), from the repository root:
+the weights ``init_weights`` draws, head dropout 0.2 with masks from ``dropout_noise``) on a fixed sequence of
+batches with the paper's optimizer and schedule, as the reference that ``tests/test_train_parity.py`` replays
+through tinynet_ms's train step. Run once in a timm environment (torch + timm + numpy), from the repository root:
 
     PY=$(bash ../shared/tools/timm_reference_env.sh) && $PY tests/data/make_timm_trajectory.py
 
