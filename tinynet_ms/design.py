@@ -21,7 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from tinynet_ms.models.arch import VARIANTS, TinyNetSpec
+from tinynet_ms.cli import UsageError, argument_type, run_main
+from tinynet_ms.models import VARIANTS, TinyNetSpec
 from tinynet_ms.profile import Profile, profile_model
 from tinynet_ms.scaling import giant_multipliers, tiny_rd
 
@@ -74,7 +75,7 @@ def b0_macs() -> int:
 @lru_cache(maxsize=None)
 def published_knots() -> tuple[tuple[float, float, float], ...]:
     """(c, r, d) of TinyNet-A…E, c from their counted MACs."""
-    return tuple(sorted((count_macs(s.r, s.w, s.d).macs / b0_macs(), s.r, s.d) for s in VARIANTS.values()))
+    return tuple(sorted((count_macs(s.r, s.w, s.d).macs / b0_macs(), s.r, s.d) for s in (v.spec for v in VARIANTS.values())))
 
 
 def _shortest_decimal(lo: float, hi: float) -> float:
@@ -179,7 +180,7 @@ def plot_cube(png: str, budgets: list[int]) -> str:
         for method, style in zip(METHODS, ("-o", "--s")):
             ax.plot([x.macs / 1e6 for x in designs[method]], [getattr(x, key) for x in designs[method]], style,
                     ms=3, label=f"{method} formula")
-        for name, spec in VARIANTS.items():
+        for name, spec in ((n, v.spec) for n, v in VARIANTS.items()):
             macs = count_macs(spec.r, spec.w, spec.d).macs / 1e6
             ax.plot(macs, getattr(spec, key), "k*", ms=10)
             ax.annotate(name[-1].upper(), (macs, getattr(spec, key)), textcoords="offset points", xytext=(4, 4))
@@ -212,27 +213,35 @@ def _describe(x: Design) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.design", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--macs", help="budget, e.g. 40M, 0.3G, 24000000")
+    parser.add_argument("--macs", type=argument_type(parse_macs), help="budget, e.g. 40M, 0.3G, 24000000")
     parser.add_argument("--method", choices=METHODS, default="tiny")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="plot both formulas over --plot_range instead")
-    parser.add_argument("--plot_range", default="12M:400M:16", help="first:last:points (log-spaced)")
+    parser.add_argument("--plot_range", type=argument_type(_parse_range), default="12M:400M:16",
+                        help="first:last:points (log-spaced)")
     args = parser.parse_args(argv)
-    try:
-        if args.plot:
-            lo, hi, n = args.plot_range.split(":")
-            budgets = [int(b) for b in np.geomspace(parse_macs(lo), parse_macs(hi), int(n))]
-            print(plot_cube(args.plot, budgets))
-            return 0
-        if not args.macs:
-            parser.error("--macs is required (or --plot)")
-        result = design(parse_macs(args.macs), args.method)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(asdict(result)) if args.json else _describe(result))
-    return 0
+    if not args.plot and args.macs is None:
+        parser.error("--macs is required (or --plot)")
 
+    def run() -> None:
+        try:
+            if args.plot:
+                print(plot_cube(args.plot, args.plot_range))
+                return
+            result = design(args.macs, args.method)
+        except ValueError as exc:  # a budget outside what the formula can build: the argument's fault
+            raise UsageError(str(exc)) from None
+        print(json.dumps(asdict(result)) if args.json else _describe(result))
+
+    return run_main(run)
+
+
+def _parse_range(text: str) -> list[int]:
+    """'12M:400M:16' → 16 log-spaced budgets from 12M to 400M."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 2:
+        raise ValueError(f"expected first:last:points (e.g. 12M:400M:16), got '{text}'")
+    return [int(b) for b in np.geomspace(parse_macs(parts[0]), parse_macs(parts[1]), int(parts[2]))]
 
 if __name__ == "__main__":
     sys.exit(main())

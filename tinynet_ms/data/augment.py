@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from tinynet_ms.data.images import IMAGENET_MEAN
+from tinynet_ms.models.variants import IMAGENET_MEAN
 
 _FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)  # timm fills geometric ops with the mean colour
 _MAX_LEVEL = 10.0

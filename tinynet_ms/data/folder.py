@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data.images import NATIVE_FORMATS
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
     if not samples:
         raise ValueError(f"none of the {len(paths)} images under {split_dir} could be decoded")
     if cache_file:
-        _write_json_atomic(Path(cache_file), new_cache)
+        write_text_atomic(cache_file, json.dumps(new_cache))
     return ImageFolder(split_dir, classes, samples, skipped)
 
 
@@ -138,9 +139,3 @@ def sample_names(samples: list[Sample]) -> list[str]:
         seen[name] = sample.path
     return list(seen)
 
-
-def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)

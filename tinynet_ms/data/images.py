@@ -4,13 +4,15 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_CROP_PCT = 0.875
+from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+_PIL_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}  # Pillow's, antialiased when shrinking
 # Formats MindSpore's C++ decoder reads; others are re-encoded as PNG before reaching it.
 NATIVE_FORMATS = ("JPEG", "PNG", "BMP")
 
@@ -22,34 +24,40 @@ def open_rgb(source: str | os.PathLike | bytes) -> Image.Image:
     return img.convert("RGB")
 
 
-def eval_resize_size(image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> int:
+def eval_resize_size(image_size: int, crop_pct: float) -> int:
     return math.floor(image_size / crop_pct)
 
 
-def eval_transform(img: Image.Image, image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> np.ndarray:
-    """timm's eval transform: bicubic (antialiased) shorter side → floor(S / crop_pct), center crop S×S,
-    /255, ImageNet mean/std. Returns float32 (3, S, S)."""
-    short = eval_resize_size(image_size, crop_pct)
+def eval_transform(img: Image.Image, image_size: int, preprocessing: Preprocessing = DEFAULT_PREPROCESSING
+                   ) -> np.ndarray:
+    """timm's eval transform: shorter side → floor(S / crop_pct) (PIL bicubic or bilinear, antialiased), center
+    crop S×S, /255, mean/std. Returns float32 (3, S, S)."""
+    short = eval_resize_size(image_size, preprocessing.crop_pct)
     w, h = img.size
     if w <= h:
         size = (short, int(short * h / w))
     else:
         size = (int(short * w / h), short)
     if size != (w, h):
-        img = img.resize(size, Image.BICUBIC)
+        img = img.resize(size, _PIL_FILTERS[preprocessing.interpolation])
     w, h = img.size
     top, left = int(round((h - image_size) / 2.0)), int(round((w - image_size) / 2.0))
     img = img.crop((left, top, left + image_size, top + image_size))
-    return normalize(np.asarray(img, dtype=np.uint8))
+    return normalize(np.asarray(img, dtype=np.uint8), preprocessing.mean, preprocessing.std)
 
 
-def normalize(hwc_uint8: np.ndarray) -> np.ndarray:
-    """HWC uint8 → CHW float32 with ImageNet mean/std."""
+def normalize(hwc_uint8: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+    """HWC uint8 → CHW float32: /255, then (x - mean) / std per channel."""
     x = hwc_uint8.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def load_eval_image(path: str | os.PathLike, image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> np.ndarray:
-    """Exactly the tensor the eval pipeline feeds the network for ``path``: float32 (3, S, S)."""
-    return eval_transform(open_rgb(path), image_size, crop_pct)
+def load_eval_image(path: str | os.PathLike, image_size: int, crop_pct: float | None = None,
+                    preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
+    """Exactly the tensor the eval pipeline feeds the network for ``path``: float32 (3, S, S). ``crop_pct``
+    (default: ``preprocessing``'s, i.e. the TinyNet record's) overrides the record's when given."""
+    if crop_pct is not None:
+        preprocessing = replace(preprocessing, crop_pct=crop_pct)
+    return eval_transform(open_rgb(path), image_size, preprocessing)

@@ -11,7 +11,8 @@ from PIL import Image
 
 from tinynet_ms.data.augment import RandAugment, random_erasing
 from tinynet_ms.data.folder import Sample
-from tinynet_ms.data.images import DEFAULT_CROP_PCT, load_eval_image, normalize, open_rgb
+from tinynet_ms.data.images import load_eval_image, normalize, open_rgb
+from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -45,22 +46,26 @@ class TrainSource:
 class TrainAugment:
     """Python stage after the C++ crop/flip: RandAugment (PIL) → normalise → random erasing."""
 
-    def __init__(self, auto_augment: str = "none", re_prob: float = 0.0) -> None:
+    def __init__(self, auto_augment: str = "none", re_prob: float = 0.0,
+                 preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:
         self.rand_augment = None if auto_augment in ("", "none", None) else RandAugment.from_string(auto_augment)
         self.re_prob = re_prob
+        self.mean, self.std = preprocessing.mean, preprocessing.std
 
     def __call__(self, image: np.ndarray, aug_seed: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng(aug_seed.tolist())
         if self.rand_augment is not None:
             image = np.asarray(self.rand_augment(Image.fromarray(image), rng))
-        return random_erasing(normalize(image), rng, self.re_prob)
+        return random_erasing(normalize(image, self.mean, self.std), rng, self.re_prob)
 
 
 def create_train_dataset(samples: Sequence[Sample], image_size: int, batch_size: int, *, epoch: int = 0,
                          seed: int = 0, noise_size: int = 0, auto_augment: str = "none", re_prob: float = 0.0,
                          hflip_prob: float = 0.5, min_crop_scale: float = 0.08, num_workers: int = 4,
-                         num_shards: int | None = None, shard_id: int | None = None) -> ds.Dataset:
-    """One epoch of training batches (image float32 NCHW, label int32, noise float32 (B, noise_size)).
+                         num_shards: int | None = None, shard_id: int | None = None,
+                         preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> ds.Dataset:
+    """One epoch of training batches (image float32 NCHW, label int32, noise float32 (B, noise_size)),
+    normalised with ``preprocessing``'s mean/std (the network's: the same as at eval).
 
     The shuffle order and the C++ crop/flip draws follow ``(seed, epoch)``; RandAugment, erasing and the
     network noise follow ``(seed, epoch, sample)``. Building epoch k again replays it exactly.
@@ -75,7 +80,7 @@ def create_train_dataset(samples: Sequence[Sample], image_size: int, batch_size:
                                                    ratio=(3 / 4, 4 / 3), interpolation=vision.Inter.PILCUBIC),
                      vision.RandomHorizontalFlip(hflip_prob)],
                     input_columns="image", num_parallel_workers=num_workers)
-    data = data.map(TrainAugment(auto_augment, re_prob), input_columns=["image", "aug_seed"],
+    data = data.map(TrainAugment(auto_augment, re_prob, preprocessing), input_columns=["image", "aug_seed"],
                     output_columns=["image"], num_parallel_workers=num_workers,
                     python_multiprocessing=num_workers > 1)
     data = data.project(["image", "label", "noise"])
@@ -85,20 +90,21 @@ def create_train_dataset(samples: Sequence[Sample], image_size: int, batch_size:
 class EvalSource:
     """Random-access source running ``load_eval_image`` — the eval tensor is the documented function."""
 
-    def __init__(self, samples: Sequence[Sample], image_size: int, crop_pct: float) -> None:
-        self.samples, self.image_size, self.crop_pct = samples, image_size, crop_pct
+    def __init__(self, samples: Sequence[Sample], image_size: int, preprocessing: Preprocessing) -> None:
+        self.samples, self.image_size, self.preprocessing = samples, image_size, preprocessing
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
         sample = self.samples[index]
-        return load_eval_image(sample.path, self.image_size, self.crop_pct), np.array(sample.label, np.int32)
+        image = load_eval_image(sample.path, self.image_size, preprocessing=self.preprocessing)
+        return image, np.array(sample.label, np.int32)
 
 
 def create_eval_dataset(samples: Sequence[Sample], image_size: int, batch_size: int,
-                        crop_pct: float = DEFAULT_CROP_PCT, num_workers: int = 4) -> ds.Dataset:
+                        preprocessing: Preprocessing = DEFAULT_PREPROCESSING, num_workers: int = 4) -> ds.Dataset:
     """Batches (image float32 NCHW, label int32) in file order, the last batch possibly smaller."""
-    data = ds.GeneratorDataset(EvalSource(samples, image_size, crop_pct), ["image", "label"], shuffle=False,
+    data = ds.GeneratorDataset(EvalSource(samples, image_size, preprocessing), ["image", "label"], shuffle=False,
                                num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
     return data.batch(batch_size, drop_remainder=False)

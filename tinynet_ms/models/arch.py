@@ -1,6 +1,7 @@
-"""The architecture as data: EfficientNet-B0's stage table and the published TinyNet (r, w, d) points.
+"""The architecture as data: EfficientNet-B0's stage table and a point (r, w, d) of the cube around it.
 
-This is the only place the table is written; the builder, profiler, converter and design tools read it.
+This is the only place the table is written; the builder, profiler, converter and design tools read it. The
+published points (TinyNet-A…E) and everything known about them are the records in ``variants.py``.
 """
 from __future__ import annotations
 
@@ -68,12 +69,3 @@ class TinyNetSpec:
     def head_channels(self) -> int:
         return max(HEAD_CHANNELS, round_channels(HEAD_CHANNELS, self.w))
 
-
-# The published variants (Han et al. 2020, Table 3; timm's tinynet_a..e).
-VARIANTS: dict[str, TinyNetSpec] = {
-    "tinynet_a": TinyNetSpec(r=0.86, w=1.0, d=1.2),
-    "tinynet_b": TinyNetSpec(r=0.84, w=0.75, d=1.1),
-    "tinynet_c": TinyNetSpec(r=0.825, w=0.54, d=0.85),
-    "tinynet_d": TinyNetSpec(r=0.68, w=0.54, d=0.695),
-    "tinynet_e": TinyNetSpec(r=0.475, w=0.51, d=0.60),
-}
