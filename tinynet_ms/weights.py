@@ -1,8 +1,13 @@
-"""MindSpore checkpoint I/O with name/shape verification and atomic writes."""
+"""Weights in and out of a network: read ``.ckpt`` / timm ``.pth`` / ``.safetensors``, map timm's names to ours,
+check every name and shape both ways, load; write ``.ckpt`` atomically.
+
+This is the one module that knows weight files. ``create_model(checkpoint_path=...)`` and the training state
+(``tinynet_ms.train.state``) load through it; ``python -m tinynet_ms.convert`` is its command line.
+``.pth`` files are read with ``torch.load(weights_only=True)`` — never a plain unpickle.
+"""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,10 +15,15 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from tinynet_ms.atomic import atomic_path
 
 _SHOW = 6
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # Keys a training checkpoint (last.ckpt) holds besides the network weights; loaders of weights skip them.
 TRAIN_STATE_PREFIXES = ("ema.", "optimizer.", "train_state.")
+# timm (PyTorch) BatchNorm leaf names -> MindSpore's; num_batches_tracked has no counterpart.
+TIMM_BN_RENAME = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_WRAPPER_KEYS = ("state_dict_ema", "state_dict", "model_ema", "model")  # timm/DeiT-style training checkpoints
 
 
 class CheckpointMismatchError(ValueError):
@@ -37,6 +47,10 @@ def param_arrays(net: nn.Cell) -> dict[str, np.ndarray]:
     return {name: p.asnumpy() for name, p in named_params(net).items()}
 
 
+def _label(net: nn.Cell) -> str:
+    return getattr(net, "label", type(net).__name__)
+
+
 def check_compatible(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, tuple[int, ...]],
                      source: str, target: str) -> None:
     """Raise ``CheckpointMismatchError`` naming every missing, unexpected and wrongly shaped tensor."""
@@ -57,12 +71,14 @@ def check_compatible(expected: Mapping[str, tuple[int, ...]], given: Mapping[str
     raise CheckpointMismatchError("\n".join(lines))
 
 
+# --- reading ------------------------------------------------------------------------------------------------
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All tensors of a MindSpore ``.ckpt`` as NumPy arrays; a clear error for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix in (".pth", ".pt", ".bin", ".safetensors"):
+    if path.suffix in TORCH_SUFFIXES:
         raise ValueError(f"{path} is a PyTorch/timm file; convert it first: "
                          f"python -m tinynet_ms.convert {path} OUT.ckpt --model NAME")
     try:
@@ -70,6 +86,41 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError variants for bad files
         raise ValueError(f"{path} is not a readable MindSpore checkpoint ({type(exc).__name__}: {exc})") from exc
     return {name: p.asnumpy() for name, p in params.items()}
+
+
+def read_torch_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A PyTorch state dict from ``.safetensors`` (NumPy API) or ``.pth`` (torch, weights only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+        try:
+            return dict(load_file(str(path)))
+        except Exception as exc:  # safetensors raises its own error types for torn/foreign files
+            raise ValueError(f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading {path} needs PyTorch (pip install torch), which is not installed; "
+                          f"or pass the same weights as .safetensors") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a weights-only PyTorch checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]})") from exc
+    for key in _WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    out = {}
+    for k, v in obj.items():
+        if isinstance(v, torch.Tensor):
+            out[k.removeprefix("module.")] = v.detach().cpu().float().numpy() if v.is_floating_point() \
+                else v.detach().cpu().numpy()
+    return out
 
 
 def network_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -82,27 +133,61 @@ def ema_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len("ema."):]: v for k, v in arrays.items() if k.startswith("ema.")}
 
 
+def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str = "weights") -> dict[str, np.ndarray]:
+    """Rename a timm state dict to ``net``'s parameter names and verify every name and shape."""
+    expected = param_shapes(net)
+    bn_modules = {name.rsplit(".", 1)[0] for name in expected if name.endswith(".moving_mean")}
+    out = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        module, _, leaf = key.rpartition(".")
+        name = f"{module}.{TIMM_BN_RENAME.get(leaf, leaf)}" if module in bn_modules else key
+        out[name] = np.asarray(value, dtype=np.float32)
+    check_compatible(expected, {k: v.shape for k, v in out.items()}, source, _label(net))
+    return out
+
+
+def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -> dict[str, np.ndarray]:
+    """The tensors of ``path`` that ``net`` should load, under its names, verified: a ``.ckpt`` (a training
+    checkpoint's optimizer/EMA entries skipped, or with ``use_ema`` its EMA weights taken) or a timm file."""
+    if Path(path).suffix in TORCH_SUFFIXES:
+        if use_ema:
+            raise ValueError(f"{path}: use_ema applies to training checkpoints (last.ckpt); a timm file holds one "
+                             f"set of weights (its state_dict_ema is taken when present)")
+        return timm_to_mindspore(read_torch_weights(path), net, str(path))
+    arrays = read_checkpoint(path)
+    if use_ema:
+        arrays = ema_weights(arrays)
+        if not arrays:
+            raise ValueError(f"{path} holds no EMA weights (only last.ckpt of a run with ema_decay > 0 does); "
+                             f"drop --use_ema")
+        source = f"{path} (EMA)"
+    else:
+        arrays, source = network_weights(arrays), str(path)
+    check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source, _label(net))
+    return arrays
+
+
+# --- loading and writing ------------------------------------------------------------------------------------
+
 def load_arrays_into(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> None:
     """Verify names and shapes both ways, then load ``arrays`` into ``net``."""
-    check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source,
-                     getattr(net, "label", type(net).__name__))
+    check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source, _label(net))
     for name, p in named_params(net).items():
         p.set_data(ms.Tensor(np.asarray(arrays[name]), p.dtype))
 
 
+def load_weights(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -> None:
+    """Load ``path`` (see ``weights_for``) into ``net``; every name and shape is verified first."""
+    load_arrays_into(net, weights_for(net, path, use_ema), f"{path} (EMA)" if use_ema else str(path))
+
+
 def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike) -> Path:
-    """Write a ``.ckpt`` via a temporary file and ``os.replace`` so a crash never leaves a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a ``.ckpt`` so that a crash never leaves a torn file."""
     if isinstance(arrays, nn.Cell):
         arrays = param_arrays(arrays)
     payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".ckpt", dir=path.parent)
-    os.close(fd)
-    try:
-        ms.save_checkpoint(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_path(path, suffix=".ckpt") as tmp:  # save_checkpoint appends .ckpt to a name without it
+        ms.save_checkpoint(payload, str(tmp))
+    return Path(path)

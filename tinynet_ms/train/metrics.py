@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from mindspore import nn
 
+from tinynet_ms.atomic import atomic_path, write_text_atomic
+
 
 def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> list[int]:
     """How many rows have their label among the top-k logits, for each k (k capped at the class count)."""
@@ -40,9 +42,7 @@ class MetricsLog:
 
     def truncate_after(self, epoch: int) -> None:
         kept = [r for r in self.records() if r.get("epoch", 0) <= epoch]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +69,7 @@ def plot_curves(records: list[dict], png: str | os.PathLike) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     png = Path(png)
-    fig.savefig(png, dpi=100)
+    with atomic_path(png) as tmp:  # a reader (a dashboard) never sees half a PNG
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return png

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from mindspore import Tensor, nn
 
-from tinynet_ms.checkpoint import (ema_weights, load_arrays_into, network_weights, param_arrays, read_checkpoint,
+from tinynet_ms.weights import (ema_weights, load_arrays_into, network_weights, param_arrays, read_checkpoint,
                                   save_checkpoint_atomic)
 from tinynet_ms.train.step import TrainStep
 

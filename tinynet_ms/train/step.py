@@ -4,7 +4,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from tinynet_ms.checkpoint import named_params
+from tinynet_ms.weights import named_params
 
 
 class EMA(nn.Cell):
