@@ -1,6 +1,11 @@
 """Export a network to MindIR / ONNX / AIR, re-load the written file and compare it with the network.
 
-    python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx     # {"format", "input_shape", "output_shape"} JSON
+Beside each model file goes ``<file>.json``: the network's identity and eval preprocessing (its variant record's
+crop_pct, interpolation, mean/std), so whatever runs the file later (preprocess.py, the C++ harness) feeds it
+exactly what the network was evaluated on.
+
+    python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx
+    # {"format", "input_shape", "output_shape", "preprocessing": {...}, "preprocessing_source"} JSON
 """
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ from pathlib import Path
 import mindspore as ms
 import numpy as np
 from mindspore import nn
+
+from tinynet_ms.atomic import write_text_atomic
+from tinynet_ms.cli import run_main
+from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNet
+from tinynet_ms.weights import load_arrays_into, param_arrays
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -47,9 +57,47 @@ def sample_input(batch_size: int, image_size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch_size, 3, image_size, image_size)).astype(np.float32)
 
 
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """Where the preprocessing of a model file is kept: ``<model file>.json``."""
+    return Path(f"{model_path}.json")
+
+
+def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, image_size: int,
+                  preprocessing: Preprocessing | None = None) -> Path:
+    """Record what a model file needs to be fed: its input shape and the network's eval preprocessing."""
+    preprocessing = preprocessing or getattr(net, "preprocessing", DEFAULT_PREPROCESSING)
+    info = {"model": getattr(net, "label", type(net).__name__), "num_classes": getattr(net, "num_classes", None),
+            "input_shape": [batch_size, 3, image_size, image_size], "preprocessing": preprocessing.to_dict()}
+    return write_text_atomic(sidecar_path(model_path), json.dumps(info, indent=1) + "\n")
+
+
+def read_preprocessing(model_path: str | os.PathLike) -> tuple[Preprocessing, str]:
+    """(preprocessing, where it came from) of a model file: its sidecar, or the TinyNet default without one."""
+    sidecar = sidecar_path(model_path)
+    if not sidecar.is_file():
+        return DEFAULT_PREPROCESSING, "default (no sidecar)"
+    try:
+        fields = json.loads(sidecar.read_text())["preprocessing"]
+        return Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}), str(sidecar)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{sidecar} is not a model sidecar written by export ({type(exc).__name__}: {exc}); "
+                         f"delete it to use the TinyNet default preprocessing, or export again") from None
+
+
+def exportable(net: nn.Cell) -> nn.Cell:
+    """``net``, or for a TinyNet built from the fast CPU cells (custom aot ops no other runtime has) its twin from
+    MindSpore's stock cells with the same weights: exported graphs hold standard ops only."""
+    if not getattr(net, "cpu_kernels", False):
+        return net
+    twin = TinyNet(net.spec, net.num_classes, cpu_kernels=False, preprocessing=net.preprocessing)
+    load_arrays_into(twin, param_arrays(net), net.label)
+    return twin
+
+
 def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
-                   image_size: int) -> Path:
-    """Write ``file_name`` + the format's extension for a fixed (batch, 3, S, S) float32 input."""
+                   image_size: int, preprocessing: Preprocessing | None = None) -> Path:
+    """Write ``file_name`` + the format's extension for a fixed (batch, 3, S, S) float32 input, and its sidecar
+    (``preprocessing``, default the network's own)."""
     fmt = file_format.upper()
     if fmt not in FORMATS:
         raise ValueError(f"file_format '{file_format}' is not one of {', '.join(FORMATS)}")
@@ -60,6 +108,7 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
         raise ValueError(f"batch_size and image_size must be positive, got {batch_size} and {image_size}")
     path = Path(str(file_name) + FORMATS[fmt]) if Path(file_name).suffix.lower() != FORMATS[fmt] else Path(file_name)
     path.parent.mkdir(parents=True, exist_ok=True)
+    net = exportable(net)
     net.set_train(False)
     x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
     if fmt == "ONNX":
@@ -69,6 +118,7 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
         ms.export(net, x, file_name=str(path.with_suffix("")), file_format=fmt)
     if not path.is_file():
         raise RuntimeError(f"MindSpore reported no error but {path} was not written")
+    write_sidecar(path, net, batch_size, image_size, preprocessing)
     return path
 
 
@@ -93,9 +143,11 @@ def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]
 
 
 def export_and_verify(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
-                      image_size: int, tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+                      image_size: int, tolerance: float = DEFAULT_TOLERANCE,
+                      preprocessing: Preprocessing | None = None) -> ExportResult:
     """Export, re-load, run both on the same input; raise if the relative max abs diff exceeds ``tolerance``."""
-    path = export_network(net, file_name, file_format, batch_size, image_size)
+    net = exportable(net)  # the reference is the graph that was exported
+    path = export_network(net, file_name, file_format, batch_size, image_size, preprocessing)
     x = sample_input(batch_size, image_size)
     net.set_train(False)
     reference = net(ms.Tensor(x)).asnumpy()
@@ -145,13 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="print a model file's format and input/output shapes as JSON")
     info.add_argument("model")
     args = parser.parse_args(argv)
-    try:
-        inputs, outputs = model_io_shapes(args.model)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"format": file_format_of(args.model), "input_shape": inputs, "output_shape": outputs}))
-    return 0
+    return run_main(lambda: print(json.dumps(model_info(args.model))))
+
+
+def model_info(path: str | os.PathLike) -> dict:
+    """Format, input/output shapes (from the file) and eval preprocessing (from its sidecar) of a model file."""
+    inputs, outputs = model_io_shapes(path)
+    preprocessing, source = read_preprocessing(path)
+    return {"format": file_format_of(path), "input_shape": inputs, "output_shape": outputs,
+            "preprocessing": preprocessing.to_dict(), "preprocessing_source": source}
 
 
 if __name__ == "__main__":

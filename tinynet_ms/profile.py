@@ -17,6 +17,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from tinynet_ms.cli import argument_type, run_main
+from tinynet_ms.models import create_model, known_model
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -75,32 +78,38 @@ def profile_network(net: nn.Cell, image_size: int) -> Profile:
 
 
 def profile_model(name: str, image_size: int | None = None, num_classes: int = 1000, **model_kwargs) -> Profile:
-    """Build ``name`` (see ``create_model``) and profile it at ``image_size`` (default: its own)."""
-    from tinynet_ms.models import create_model
-
-    net = create_model(name, num_classes=num_classes, **model_kwargs)
+    """Build ``name`` (see ``create_model``; MindSpore's stock cells, which the hooks know) and profile it at
+    ``image_size`` (default: its own)."""
+    net = create_model(name, num_classes=num_classes, cpu_kernels=False, **model_kwargs)
     return profile_network(net, image_size or net.spec.image_size)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.profile", description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="tinynet_a ... tinynet_e")
-    parser.add_argument("--image_size", type=int, default=None, help="default: the variant's resolution")
-    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("name", type=argument_type(known_model), help="tinynet_a ... tinynet_e")
+    parser.add_argument("--image_size", type=argument_type(_positive), default=None,
+                        help="default: the variant's resolution")
+    parser.add_argument("--num_classes", type=argument_type(_positive), default=1000)
     parser.add_argument("--json", action="store_true", help='print {"params", "macs", "image_size"} as JSON')
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> None:
         prof = profile_model(args.name, args.image_size, args.num_classes)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"params": prof.params, "macs": prof.macs, "image_size": prof.image_size}))
-    else:
+        if args.json:
+            print(json.dumps({"params": prof.params, "macs": prof.macs, "image_size": prof.image_size}))
+            return
         for key, value in asdict(prof).items():
             print(f"{key:>20}: {value:,}")
         print(f"{'MMACs':>20}: {prof.macs / 1e6:.1f}")
-    return 0
+
+    return run_main(run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text}")
+    return value
 
 
 if __name__ == "__main__":

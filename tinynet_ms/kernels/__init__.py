@@ -7,42 +7,60 @@
 - ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only;
 - ``MatMulMean``: global average pooling (head and SE) as a MatMul, MindSpore ops only.
 
-It is a build-time switch, off by default. Networks built while it is on (and the device target is CPU) use these
-cells: they are subclasses of, or parameter-free stand-ins for, the stock cells, so parameter names, shapes, init
-and checkpoints are unchanged. Networks built while it is off — and every exported MindIR/ONNX graph — use the
-stock cells::
+They are chosen per network: ``create_model(..., cpu_kernels=None|True|False)`` (None = on when the device target
+is CPU and the kernels compile here; see ``resolve_cpu_kernels``). The fast cells are subclasses of, or
+parameter-free stand-ins for, the stock cells, so parameter names, shapes, init and checkpoints are unchanged.
+Exported MindIR/ONNX graphs are always built from the stock cells::
 
-    from tinynet_ms.kernels import set_cpu_kernels
-    set_cpu_kernels(True)
-    net = create_model("tinynet_a")  # now runs the fast CPU cells
+    net = create_model("tinynet_a")                     # on CPU: the fast cells (one log line says so)
+    net = create_model("tinynet_a", cpu_kernels=False)  # MindSpore's stock cells
 
 The C++ sources (``*.cc``, ``common.h``) are compiled with g++ on first use into ``$TINYNET_MS_HOME/kernels/``
 (default ``~/.cache/tinynet_ms/kernels/``, see ``build``); importing this package compiles nothing.
 """
 from __future__ import annotations
 
+import logging
+
 from tinynet_ms.kernels.build import build_library
 
-_enabled = False
+log = logging.getLogger("tinynet_ms")
 
 
-def set_cpu_kernels(enabled: bool) -> None:
-    """Use the fast CPU cells in networks built from now on (``False`` restores the stock cells)."""
-    global _enabled
-    _enabled = bool(enabled)
+def resolve_cpu_kernels(requested: bool | None) -> bool:
+    """Whether a network should be built from the fast CPU cells. ``False``: no. ``None`` (auto): yes when the
+    device target is CPU and the kernels compile; one log line says which was chosen, a warning why not.
+    ``True``: yes, or an error saying why not (another device target, no compiler)."""
+    import mindspore as ms
+
+    if requested is False:
+        return False
+    target = ms.get_context("device_target")
+    if target != "CPU":
+        if requested:
+            raise ValueError(f"cpu_kernels=True needs the CPU device target, not {target}: the kernels are "
+                             f"CPU code (pass cpu_kernels=None or False)")
+        return False
+    try:
+        build_library()
+    except RuntimeError as exc:
+        if requested:
+            raise
+        log.warning("CPU kernels unavailable, building with MindSpore's stock cells (several times slower on "
+                    "CPU): %s", exc)
+        return False
+    if requested is None:
+        log.info("CPU kernels: on (device target CPU; cpu_kernels=False builds MindSpore's stock cells)")
+    return True
 
 
-def cpu_kernels_enabled() -> bool:
-    return _enabled
-
-
-def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, bias: bool):
-    """The conv class the model builder should use. While the switch is on and the device target is CPU:
-    ``DepthwiseConv2d`` for a depthwise conv the kernel supports, ``PatchConv2d`` for a strided conv over a few
-    input channels (the stem); otherwise ``nn.Conv2d``."""
+def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, bias: bool, fast: bool):
+    """The conv class the model builder should use. With ``fast``: ``DepthwiseConv2d`` for a depthwise conv the
+    kernel supports, ``PatchConv2d`` for a strided conv over a few input channels (the stem); otherwise (and
+    without ``fast``) ``nn.Conv2d``."""
     from mindspore import nn
 
-    if not (_enabled and _on_cpu()):
+    if not fast:
         return nn.Conv2d
     if groups == 1 and kernel > 1 and not bias:
         from tinynet_ms.kernels.patch_conv import MAX_IN_CHANNELS, PatchConv2d
@@ -53,48 +71,40 @@ def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, b
     return DepthwiseConv2d if supported(kernel, stride) else nn.Conv2d
 
 
-def swish_class():
-    """``Swish`` (the custom kernel) while the switch is on and the target is CPU, else ``nn.SiLU``."""
+def swish_class(fast: bool):
+    """``Swish`` (the custom kernel) with ``fast``, else ``nn.SiLU``."""
     from mindspore import nn
 
-    if not (_enabled and _on_cpu()):
+    if not fast:
         return nn.SiLU
     from tinynet_ms.kernels.swish import Swish
     return Swish
 
 
-def batch_norm_class():
-    """``AffineBatchNorm2d`` (inference as one custom-kernel pass) while the switch is on and the target is CPU,
-    else ``nn.BatchNorm2d``."""
+def batch_norm_class(fast: bool):
+    """``AffineBatchNorm2d`` (inference as one custom-kernel pass) with ``fast``, else ``nn.BatchNorm2d``."""
     from mindspore import nn
 
-    if not (_enabled and _on_cpu()):
+    if not fast:
         return nn.BatchNorm2d
     from tinynet_ms.kernels.channel import AffineBatchNorm2d
     return AffineBatchNorm2d
 
 
-def channel_mul():
-    """A cell computing ``x * g`` for a (N, C, 1, 1) ``g``: ``ChannelScale`` (custom kernels) while the switch is
-    on and the target is CPU."""
+def channel_mul(fast: bool):
+    """A cell computing ``x * g`` for a (N, C, 1, 1) ``g``: ``ChannelScale`` (custom kernels) with ``fast``."""
     from tinynet_ms.kernels import channel
 
-    return channel.ChannelScale() if _enabled and _on_cpu() else channel.ChannelMul()
+    return channel.ChannelScale() if fast else channel.ChannelMul()
 
 
-def global_mean(keep_dims: bool = False):
-    """A cell averaging NCHW over H and W: ``MatMulMean`` while the switch is on and the target is CPU."""
-    if _enabled and _on_cpu():
+def global_mean(keep_dims: bool, fast: bool):
+    """A cell averaging NCHW over H and W: ``MatMulMean`` with ``fast``, else ``ReduceMean``."""
+    if fast:
         from tinynet_ms.kernels.pooling import MatMulMean
         return MatMulMean(keep_dims)
     from tinynet_ms.kernels.pooling import ReduceMean
     return ReduceMean(keep_dims)
-
-
-def _on_cpu() -> bool:
-    import mindspore as ms
-
-    return ms.get_context("device_target") == "CPU"
 
 
 def __getattr__(name: str):  # DepthwiseConv2d without importing MindSpore at package import
@@ -104,5 +114,5 @@ def __getattr__(name: str):  # DepthwiseConv2d without importing MindSpore at pa
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DepthwiseConv2d", "batch_norm_class", "build_library", "channel_mul", "conv_class", "cpu_kernels_enabled", "depthwise_ops", "global_mean",
-           "set_cpu_kernels", "swish_class"]
+__all__ = ["DepthwiseConv2d", "batch_norm_class", "build_library", "channel_mul", "conv_class", "depthwise_ops",
+           "global_mean", "resolve_cpu_kernels", "swish_class"]

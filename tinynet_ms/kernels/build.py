@@ -12,9 +12,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
+
+from tinynet_ms.atomic import atomic_path
 
 HERE = Path(__file__).parent
 SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc")
@@ -52,7 +53,7 @@ def _compiler() -> str:
         raise RuntimeError(
             f"the CPU kernels must be compiled, but the C++ compiler '{cxx}' was not found on PATH: "
             f"install g++ (e.g. apt-get install g++), set CXX to a compiler, or build the network with "
-            f"tinynet_ms.kernels.set_cpu_kernels(False)")
+            f"create_model(..., cpu_kernels=False)")
     return path
 
 
@@ -76,20 +77,13 @@ def build_library(force: bool = False) -> Path:
         out_dir = cache_dir()
         target = out_dir / f"kernels-{digest.hexdigest()[:16]}.so"
         if force or not target.is_file():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=out_dir)
-            os.close(fd)
-            try:
-                proc = subprocess.run([cxx, *flags, "-o", tmp, *map(str, SOURCES)], capture_output=True,
+            # atomic: a concurrent builder (another msrun worker) replaces it with identical bytes
+            with atomic_path(target, mode=0o777) as tmp:
+                proc = subprocess.run([cxx, *flags, "-o", str(tmp), *map(str, SOURCES)], capture_output=True,
                                       text=True, check=False, timeout=300)
                 if proc.returncode != 0:
                     raise RuntimeError(f"compiling the CPU kernels failed ({cxx} {' '.join(flags)}):\n"
                                        f"{proc.stdout}{proc.stderr}")
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, target)  # atomic: a concurrent builder replaces it with identical bytes
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
         _check_white_list(target)
         _library = target
         return target

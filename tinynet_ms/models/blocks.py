@@ -1,4 +1,5 @@
-"""The two EfficientNet block types, with timm's attribute names (so weight conversion is a rename)."""
+"""The two EfficientNet block types, with timm's attribute names (so weight conversion is a rename); ``fast``
+builds them from tinynet_ms.kernels' CPU cells."""
 from __future__ import annotations
 
 from mindspore import nn
@@ -10,15 +11,15 @@ class DepthwiseSeparable(nn.Cell):
     """dw conv → BN → Swish → SE → pw conv → BN (+ skip when shape-preserving)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, se_ratio: float,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, fast: bool = False) -> None:
         super().__init__()
         self.has_skip = stride == 1 and in_ch == out_ch
-        self.conv_dw = conv2d(in_ch, in_ch, kernel, stride=stride, groups=in_ch)
-        self.bn1 = batch_norm(in_ch)
-        self.act = swish()
-        self.se = SqueezeExcite(in_ch, int(in_ch * se_ratio))
-        self.conv_pw = conv2d(in_ch, out_ch, 1)
-        self.bn2 = batch_norm(out_ch)
+        self.conv_dw = conv2d(in_ch, in_ch, kernel, stride=stride, groups=in_ch, fast=fast)
+        self.bn1 = batch_norm(in_ch, fast)
+        self.act = swish(fast)
+        self.se = SqueezeExcite(in_ch, int(in_ch * se_ratio), fast)
+        self.conv_pw = conv2d(in_ch, out_ch, 1, fast=fast)
+        self.bn2 = batch_norm(out_ch, fast)
         self.drop_path = DropPath(drop_path_rate)
 
     def construct(self, x, u=None):
@@ -33,18 +34,18 @@ class InvertedResidual(nn.Cell):
     """pw expand → BN → Swish → dw conv → BN → Swish → SE → pw project → BN (+ skip)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int, se_ratio: float,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, fast: bool = False) -> None:
         super().__init__()
         mid = in_ch * expand
         self.has_skip = stride == 1 and in_ch == out_ch
-        self.conv_pw = conv2d(in_ch, mid, 1)
-        self.bn1 = batch_norm(mid)
-        self.conv_dw = conv2d(mid, mid, kernel, stride=stride, groups=mid)
-        self.bn2 = batch_norm(mid)
-        self.act = swish()
-        self.se = SqueezeExcite(mid, int(in_ch * se_ratio))  # SE width follows the block input, not mid
-        self.conv_pwl = conv2d(mid, out_ch, 1)
-        self.bn3 = batch_norm(out_ch)
+        self.conv_pw = conv2d(in_ch, mid, 1, fast=fast)
+        self.bn1 = batch_norm(mid, fast)
+        self.conv_dw = conv2d(mid, mid, kernel, stride=stride, groups=mid, fast=fast)
+        self.bn2 = batch_norm(mid, fast)
+        self.act = swish(fast)
+        self.se = SqueezeExcite(mid, int(in_ch * se_ratio), fast)  # SE width follows the block input, not mid
+        self.conv_pwl = conv2d(mid, out_ch, 1, fast=fast)
+        self.bn3 = batch_norm(out_ch, fast)
         self.drop_path = DropPath(drop_path_rate)
 
     def construct(self, x, u=None):

@@ -12,25 +12,27 @@ BN_EPS = 1e-5  # timm / PyTorch default
 BN_MOMENTUM = 0.9  # MindSpore convention: 0.9 here == PyTorch momentum 0.1
 
 
-def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
-    """Conv with timm's symmetric padding and 'goog' init N(0, sqrt(2 / fan_out)). Built while
-    ``tinynet_ms.kernels.set_cpu_kernels(True)`` is on, depthwise and stem convs use the fast CPU versions
-    (``nn.Conv2d`` subclasses: same parameters)."""
+# ``fast`` everywhere below: build tinynet_ms.kernels' CPU cells (same parameters) instead of MindSpore's stock ones.
+
+def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False,
+           fast: bool = False) -> nn.Conv2d:
+    """Conv with timm's symmetric padding and 'goog' init N(0, sqrt(2 / fan_out)); with ``fast``, depthwise and
+    stem convs are the CPU kernels' ``nn.Conv2d`` subclasses."""
     padding = ((stride - 1) + (kernel - 1)) // 2
     fan_out = kernel * kernel * out_ch // groups
-    return conv_class(in_ch, out_ch, kernel, stride, groups, bias)(
+    return conv_class(in_ch, out_ch, kernel, stride, groups, bias, fast)(
         in_ch, out_ch, kernel, stride=stride, pad_mode="pad", padding=padding, group=groups,
         has_bias=bias, weight_init=Normal(sigma=math.sqrt(2.0 / fan_out)), bias_init="zeros",
     )
 
 
-def swish() -> nn.Cell:
-    """Swish / SiLU: the custom CPU kernel's cell while ``tinynet_ms.kernels`` is on (see ``conv2d``)."""
-    return swish_class()()
+def swish(fast: bool = False) -> nn.Cell:
+    """Swish / SiLU."""
+    return swish_class(fast)()
 
 
-def batch_norm(channels: int) -> nn.BatchNorm2d:
-    return batch_norm_class()(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+def batch_norm(channels: int, fast: bool = False) -> nn.BatchNorm2d:
+    return batch_norm_class(fast)(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def dense(in_ch: int, out_ch: int) -> nn.Dense:
@@ -41,14 +43,14 @@ def dense(in_ch: int, out_ch: int) -> nn.Dense:
 class SqueezeExcite(nn.Cell):
     """Channel gate: global mean → 1x1 reduce (bias) → Swish → 1x1 expand (bias) → sigmoid."""
 
-    def __init__(self, channels: int, reduced: int) -> None:
+    def __init__(self, channels: int, reduced: int, fast: bool = False) -> None:
         super().__init__()
-        self.conv_reduce = conv2d(channels, reduced, 1, bias=True)
-        self.act = swish()
-        self.conv_expand = conv2d(reduced, channels, 1, bias=True)
+        self.conv_reduce = conv2d(channels, reduced, 1, bias=True, fast=fast)
+        self.act = swish(fast)
+        self.conv_expand = conv2d(reduced, channels, 1, bias=True, fast=fast)
         self.gate = nn.Sigmoid()
-        self.pool = global_mean(keep_dims=True)
-        self.scale = channel_mul()
+        self.pool = global_mean(True, fast)
+        self.scale = channel_mul(fast)
 
     def construct(self, x):
         s = self.pool(x)

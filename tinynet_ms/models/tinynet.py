@@ -4,31 +4,39 @@ from __future__ import annotations
 from mindspore import nn
 
 from tinynet_ms.models.arch import STEM_CHANNELS, StageSpec, TinyNetSpec
+from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
 from tinynet_ms.kernels import global_mean
 from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, swish
 
 
-def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float) -> nn.Cell:
+def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float, fast: bool) -> nn.Cell:
     if stage.block == "ds":
-        return DepthwiseSeparable(in_ch, stage.channels, stage.kernel, stride, stage.se_ratio, drop_path_rate)
+        return DepthwiseSeparable(in_ch, stage.channels, stage.kernel, stride, stage.se_ratio, drop_path_rate, fast)
     return InvertedResidual(in_ch, stage.channels, stage.kernel, stride, stage.expand, stage.se_ratio,
-                            drop_path_rate)
+                            drop_path_rate, fast)
 
 
 class TinyNet(nn.Cell):
-    """conv_stem → bn1 → Swish → blocks.{stage}.{i} → conv_head → bn2 → Swish → mean → dropout → classifier."""
+    """conv_stem → bn1 → Swish → blocks.{stage}.{i} → conv_head → bn2 → Swish → mean → dropout → classifier.
+
+    ``cpu_kernels``: built from tinynet_ms.kernels' fast CPU cells (same parameters); ``create_model`` decides it.
+    ``preprocessing``: how images are turned into this network's input at eval time.
+    """
 
     def __init__(self, spec: TinyNetSpec, num_classes: int = 1000, drop_rate: float = 0.2,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, cpu_kernels: bool = False,
+                 preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.spec = spec
         self.num_classes = num_classes
-        self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2)
-        self.bn1 = batch_norm(STEM_CHANNELS)
-        self.act = swish()
+        self.cpu_kernels = fast = bool(cpu_kernels)
+        self.preprocessing = preprocessing
+        self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2, fast=fast)
+        self.bn1 = batch_norm(STEM_CHANNELS, fast)
+        self.act = swish(fast)
 
         stages = spec.stages
         total_blocks = sum(s.repeats for s in stages)
@@ -38,16 +46,16 @@ class TinyNet(nn.Cell):
             for i in range(stage.repeats):
                 # Stochastic depth grows linearly with the global block index (timm).
                 rate = drop_path_rate * idx / total_blocks
-                blocks.append(_make_block(stage, in_ch, stage.stride if i == 0 else 1, rate))
+                blocks.append(_make_block(stage, in_ch, stage.stride if i == 0 else 1, rate, fast))
                 in_ch, idx = stage.channels, idx + 1
             block_stages.append(nn.CellList(blocks))
         self.blocks = nn.CellList(block_stages)  # names blocks.{stage}.{i}.* as in timm
         self.num_blocks = total_blocks
 
         self.num_features = spec.head_channels
-        self.conv_head = conv2d(in_ch, self.num_features, 1)
-        self.bn2 = batch_norm(self.num_features)
-        self.global_pool = global_mean()
+        self.conv_head = conv2d(in_ch, self.num_features, 1, fast=fast)
+        self.bn2 = batch_norm(self.num_features, fast)
+        self.global_pool = global_mean(False, fast)
         self.dropout = Dropout(drop_rate)
         self.classifier = dense(self.num_features, num_classes)
 
