@@ -4,6 +4,7 @@
                    [--use_ema true] [--result_file result.json] [--key value ...]
 
 Prints `top1: <fraction> top5: <fraction>`; --result_file writes {"top1", "top5", "num_samples", ...} JSON.
+Every config key is an option (--help lists them with type, default and meaning).
 """
 import sys
 
@@ -11,4 +12,4 @@ from src.cli import run_app
 from src.evaluation import run_eval
 
 if __name__ == "__main__":
-    sys.exit(run_app(run_eval, sys.argv[1:], __doc__))
+    sys.exit(run_app(run_eval, sys.argv[1:], __doc__, "eval.py"))

@@ -9,6 +9,7 @@ import logging
 import sys
 
 from src.offline import postprocess
+from tinynet_ms.cli import run_main
 
 
 def main(argv: list[str]) -> int:
@@ -18,12 +19,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", default="acc.log")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        postprocess(args.result_path, args.label_file, args.output)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(lambda: postprocess(args.result_path, args.label_file, args.output))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_train import bench_step  # noqa: E402
 from benchmarks.common import header, speedup, table  # noqa: E402
 from tinynet_ms import create_model  # noqa: E402
-from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.kernels.build import build_library, compile_flags  # noqa: E402
 from tinynet_ms.kernels.depthwise import DepthwiseConv2d, padding_for  # noqa: E402
 from tinynet_ms.models import model_spec  # noqa: E402
@@ -142,8 +141,8 @@ def bench_layers(cases, reps: int) -> list[dict]:
     return rows
 
 
-def bench_infer(name: str, size: int, batch: int, runs: int) -> dict:
-    net = create_model(name, num_classes=1000)
+def bench_infer(name: str, size: int, batch: int, runs: int, kernels: bool) -> dict:
+    net = create_model(name, num_classes=1000, cpu_kernels=kernels)
     net.set_train(False)
     x = ms.Tensor(np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32))
     t0 = time.perf_counter()
@@ -157,12 +156,8 @@ def bench_model(cases, steps: int, runs: int) -> tuple[list[dict], list[dict]]:
     train, infer = [], []
     for name, size, batch in cases:
         for kernels in (False, True):
-            set_cpu_kernels(kernels)
-            try:
-                t = bench_step(name, size, batch, "O0", steps)
-                i = bench_infer(name, size, batch, runs)
-            finally:
-                set_cpu_kernels(False)
+            t = bench_step(name, size, batch, "O0", steps, kernels)
+            i = bench_infer(name, size, batch, runs, kernels)
             label = "custom aot kernel" if kernels else "nn.Conv2d"
             train.append({"model": name, "size": size, "batch": batch, "depthwise": label,
                           "compile_s": t["compile_s"], "ms_per_step": t["ms_per_step"],

@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import header, speedup, table  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
-from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
 
 HARNESS = ROOT / "ascend310_infer" / "out" / "main"
@@ -61,11 +60,7 @@ def time_harness(model: Path, x: np.ndarray, runs: int, work: Path) -> float:
 
 
 def _mindspore(name: str, kernels: bool, mode: int):
-    set_cpu_kernels(kernels)
-    try:
-        net = create_model(name)
-    finally:
-        set_cpu_kernels(False)
+    net = create_model(name, cpu_kernels=kernels)
     net.set_train(False)
 
     def run(x: np.ndarray) -> np.ndarray:

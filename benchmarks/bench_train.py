@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
-from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
 from benchmarks.common import header, speedup, table  # noqa: E402
 
@@ -33,11 +32,7 @@ def bench_step(name: str, size: int, batch: int, amp: str, steps: int, kernels: 
                mode: str = "graph") -> dict:
     """Train-step throughput; ``kernels``: built with tinynet_ms's CPU kernels; ``mode``: graph or pynative."""
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    set_cpu_kernels(kernels)
-    try:
-        net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2)
-    finally:
-        set_cpu_kernels(False)
+    net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2, cpu_kernels=kernels)
     opt = create_rmsprop(net, np.full(steps + 2, 1e-3, np.float32))
     amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
     step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, 1024.0, dynamic=False)

@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.datasets import fashion_mnist_folder  # noqa: E402
+from tinynet_ms.models import preprocessing_of  # noqa: E402
 
 # Recipe keys passed to both sides under the same names (tinynet_ms config key == timm_reference.py flag).
 RECIPE = {"lr": 0.003, "warmup_epochs": 1.0, "warmup_lr": 1e-6, "decay_epochs": 1.0, "decay_rate": 0.9,
@@ -111,7 +112,9 @@ def run_timm(a: argparse.Namespace, data: Path, out: Path, seed: int) -> list[di
     if a.reuse and (done := _finished(out / "timm.jsonl", a.epochs)):
         return done
     flags = [s for k in ("model", "image_size", "epochs", "batch_size", *RECIPE) for s in (f"--{k}", str(getattr(a, k)))]
-    flags += ["--seed", str(seed)]
+    pre = preprocessing_of(a.model)  # the record's, as our side uses
+    flags += ["--seed", str(seed), "--crop_pct", str(pre.crop_pct), "--mean", *map(str, pre.mean),
+              "--std", *map(str, pre.std)]
     proc = subprocess.run([_timm_python(a.timm_python), str(ROOT / "benchmarks" / "timm_reference.py"), str(data)]
                           + flags, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

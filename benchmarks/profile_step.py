@@ -19,7 +19,6 @@ from mindspore import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import header, table  # noqa: E402
 from tinynet_ms import create_model  # noqa: E402
-from tinynet_ms.kernels import set_cpu_kernels  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
 
 CONV_KINDS = (("conv_dw", "depthwise"), ("conv_stem", "stem"), ("/se-", "squeeze-excite"), ("conv_", "pointwise/head"))
@@ -37,11 +36,7 @@ def _kind(op_type: str, full_name: str) -> str:
 
 
 def profile(model: str, size: int, batch: int, kernels: bool, steps: int) -> tuple[list[dict], float]:
-    set_cpu_kernels(kernels)
-    try:
-        net = create_model(model, drop_rate=0.2, drop_path_rate=0.2)
-    finally:
-        set_cpu_kernels(False)
+    net = create_model(model, drop_rate=0.2, drop_path_rate=0.2, cpu_kernels=kernels)
     step = TrainStep(WithLoss(net, nn.CrossEntropyLoss(label_smoothing=0.1)),
                      create_rmsprop(net, np.full(steps + 2, 1e-3, np.float32)), 1024.0, dynamic=False)
     step.set_train(True)

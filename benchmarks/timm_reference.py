@@ -15,7 +15,6 @@ from timm.optim import RMSpropTF
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms as T
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def parse_args():
@@ -35,7 +34,10 @@ def parse_args():
     ap.add_argument("--drop_rate", type=float, default=0.2)
     ap.add_argument("--min_crop_scale", type=float, default=0.5)
     ap.add_argument("--hflip_prob", type=float, default=0.5)
-    ap.add_argument("--crop_pct", type=float, default=0.875)
+    # The eval preprocessing comes from tinynet_ms's model record (compare_timm.py passes it): no defaults here.
+    ap.add_argument("--crop_pct", type=float, required=True)
+    ap.add_argument("--mean", type=float, nargs=3, required=True)
+    ap.add_argument("--std", type=float, nargs=3, required=True)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
@@ -49,9 +51,9 @@ def main():
     size = a.image_size
     train_tf = T.Compose([T.RandomResizedCrop(size, scale=(a.min_crop_scale, 1.0),
                                               interpolation=T.InterpolationMode.BICUBIC),
-                          T.RandomHorizontalFlip(a.hflip_prob), T.ToTensor(), T.Normalize(MEAN, STD)])
+                          T.RandomHorizontalFlip(a.hflip_prob), T.ToTensor(), T.Normalize(a.mean, a.std)])
     eval_tf = T.Compose([T.Resize(math.floor(size / a.crop_pct), interpolation=T.InterpolationMode.BICUBIC),
-                         T.CenterCrop(size), T.ToTensor(), T.Normalize(MEAN, STD)])
+                         T.CenterCrop(size), T.ToTensor(), T.Normalize(a.mean, a.std)])
     train = datasets.ImageFolder(f"{a.data}/train", train_tf)
     val = datasets.ImageFolder(f"{a.data}/val", eval_tf)
     train_loader = DataLoader(train, a.batch_size, shuffle=True, num_workers=a.workers, drop_last=True,

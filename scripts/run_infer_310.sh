@@ -10,7 +10,9 @@ usage: bash scripts/run_infer_310.sh MODEL_PATH DATA_PATH [DEVICE_ID] [BACKEND] 
   BACKEND     ascend (MindIR on Ascend 310/310P via MindSpore Lite) | cpu (ONNX via OpenCV DNN);
               default: ascend for .mindir, cpu for .onnx
   INPUT_TYPE  bin (default: tensors from preprocess.py, exactly the eval transform) | image (decoded in C++)
-env: MSLITE_HOME / MINDSPORE_PATH (ascend backend build), CROP_PCT (default 0.875)
+The model's input shape is read from the file, its eval preprocessing (crop_pct, interpolation, mean/std) from
+MODEL_PATH.json, which export.py writes beside it (without it: the TinyNet default, with a warning).
+env: MSLITE_HOME / MINDSPORE_PATH (ascend backend build)
 USAGE
   exit 2
 }
@@ -27,30 +29,32 @@ case "$MODEL_PATH" in
 esac
 BACKEND=${4:-$DEFAULT_BACKEND}
 INPUT_TYPE=${5:-bin}
-CROP_PCT=${CROP_PCT:-0.875}
 [[ "$DEVICE_ID" =~ ^[0-9]+$ ]] || die "DEVICE_ID must be a number, got '$DEVICE_ID'"
 [[ "$BACKEND" == ascend || "$BACKEND" == cpu ]] || die "BACKEND must be ascend or cpu, got '$BACKEND'"
 [[ "$INPUT_TYPE" == bin || "$INPUT_TYPE" == image ]] || die "INPUT_TYPE must be bin or image, got '$INPUT_TYPE'"
 [[ "$BACKEND" == cpu && "$MODEL_PATH" != *.onnx ]] && die "the cpu backend runs ONNX: export with --file_format ONNX"
 [[ "$BACKEND" == ascend && "$MODEL_PATH" != *.mindir ]] && die "the ascend backend runs MindIR: export with --file_format MINDIR"
 
-# The model's fixed input shape (batch, 3, S, S), read from the file itself.
-read -r BATCH_SIZE IMAGE_SIZE < <(cd "$ROOT_DIR" && python -c "
-import json, sys; from tinynet_ms.export import model_io_shapes
-shape = model_io_shapes(sys.argv[1])[0]; print(shape[0], shape[2])" "$MODEL_PATH") \
-  || die "cannot read the input shape of $MODEL_PATH"
+# The model's fixed input shape (batch, 3, S, S) from the file, its preprocessing from the sidecar.
+INFO=$(cd "$ROOT_DIR" && python -m tinynet_ms.export info "$MODEL_PATH") || die "cannot read $MODEL_PATH"
+read -r BATCH_SIZE IMAGE_SIZE CROP_PCT INTERPOLATION MEAN STD SOURCE < <(python -c "
+import json, sys; i = json.loads(sys.argv[1]); p = i['preprocessing']
+print(i['input_shape'][0], i['input_shape'][2], p['crop_pct'], p['interpolation'], ','.join(map(str, p['mean'])),
+      ','.join(map(str, p['std'])), i['preprocessing_source'].replace(' ', '_'))" "$INFO")
 echo "model $MODEL_PATH: batch $BATCH_SIZE, ${IMAGE_SIZE}x${IMAGE_SIZE}; backend $BACKEND, input $INPUT_TYPE"
+echo "preprocessing ($SOURCE): crop_pct $CROP_PCT, $INTERPOLATION, mean $MEAN, std $STD"
+[ -f "$MODEL_PATH.json" ] || echo "warning: no $MODEL_PATH.json beside the model (export.py writes it): using the TinyNet default preprocessing" >&2
 
 bash "$ROOT_DIR/ascend310_infer/build.sh" > build.log 2>&1 || { tail -20 build.log >&2; die "harness build failed (build.log)"; }
 
-python "$ROOT_DIR/preprocess.py" --data_path "$DATA_PATH" --output_path preprocess_Result --image_size "$IMAGE_SIZE" \
-  --crop_pct "$CROP_PCT" --input_type "$INPUT_TYPE" || die "preprocess failed"
+python "$ROOT_DIR/preprocess.py" --data_path "$DATA_PATH" --output_path preprocess_Result --model_path "$MODEL_PATH" \
+  --input_type "$INPUT_TYPE" || die "preprocess failed"
 
 if [ "$INPUT_TYPE" == bin ]; then INPUT_DIR=preprocess_Result/img_data; else INPUT_DIR=$DATA_PATH; fi
 rm -rf result_Files time_Result
 "$ROOT_DIR/ascend310_infer/out/main" --model_path="$MODEL_PATH" --backend="$BACKEND" --input_type="$INPUT_TYPE" \
   --input_path="$INPUT_DIR" --image_size="$IMAGE_SIZE" --batch_size="$BATCH_SIZE" --crop_pct="$CROP_PCT" \
-  --device_id="$DEVICE_ID" --output_dir=. > infer.log 2>&1
+  --interpolation="$INTERPOLATION" --mean="$MEAN" --std="$STD" --device_id="$DEVICE_ID" --output_dir=. > infer.log 2>&1
 rc=$?
 cat infer.log
 [ $rc -eq 0 ] || { echo "error: inference failed (exit $rc), see infer.log" >&2; exit 1; }

@@ -2,30 +2,47 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+from src.config import ConfigError
 from tinynet_ms import TinyNet, create_model
-from tinynet_ms.models.registry import load_weights
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
+from tinynet_ms.models import GENERIC_NAME, Preprocessing, known_model, model_spec
+from tinynet_ms.weights import load_weights
 
 log = logging.getLogger("tinynet")
 
 
-def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, training: bool = False) -> TinyNet:
+def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, training: bool = False,
+                  for_export: bool = False) -> TinyNet:
     """The configured network; for eval/export (``training=False``) without dropout and, with ``use_ema``,
-    loading the EMA weights of a training checkpoint."""
-    rwd = dict(r=cfg.r, w=cfg.w, d=cfg.d) if cfg.model == "tinynet" else {}
+    loading the EMA weights of a training checkpoint. ``cpu_kernels: true`` lets ``create_model`` choose the
+    fast CPU cells (auto); exported graphs always hold the stock cells (they run on Ascend and ONNX runtimes)."""
     net = create_model(cfg.model, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate if training else 0.0,
-                       drop_path_rate=cfg.drop_path_rate if training else 0.0, **rwd)
+                       drop_path_rate=cfg.drop_path_rate if training else 0.0,
+                       cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **model_args(cfg))
     if checkpoint_path:
         load_weights(net, checkpoint_path, use_ema=cfg.use_ema and not training)
     return net
 
 
+def model_args(cfg: SimpleNamespace) -> dict[str, float]:
+    """The r/w/d arguments of ``create_model`` for the configured model, after checking the model exists (a
+    config error, reported before any data is read)."""
+    try:
+        if known_model(cfg.model) != GENERIC_NAME:
+            return {}
+        model_spec(cfg.model, r=cfg.r, w=cfg.w, d=cfg.d)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'model': {exc}") from None
+    return dict(r=cfg.r, w=cfg.w, d=cfg.d)
+
+
 def require_checkpoint(cfg: SimpleNamespace) -> str:
     if not cfg.checkpoint_path:
-        raise ValueError("no weights given: pass --checkpoint_path (a .ckpt from train.py, or a converted / timm "
+        raise ConfigError("no weights given: pass --checkpoint_path (a .ckpt from train.py, or a converted / timm "
                          "pretrained file)")
     if not Path(cfg.checkpoint_path).is_file():
         raise FileNotFoundError(f"checkpoint_path '{cfg.checkpoint_path}' does not exist")
@@ -33,7 +50,18 @@ def require_checkpoint(cfg: SimpleNamespace) -> str:
 
 
 def image_size(cfg: SimpleNamespace, net: TinyNet) -> int:
+    """``image_size``, or (0) the network's own."""
     return cfg.image_size or net.spec.image_size
+
+
+def preprocessing(cfg: SimpleNamespace, net: TinyNet) -> Preprocessing:
+    """The network's eval preprocessing (its variant record), with ``crop_pct`` when the config sets one."""
+    if not cfg.crop_pct:
+        return net.preprocessing
+    try:
+        return replace(net.preprocessing, crop_pct=cfg.crop_pct)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'crop_pct': {exc}") from None
 
 
 def scan_dataset(cfg: SimpleNamespace, split: str, classes: list[str] | None = None) -> ImageFolder:

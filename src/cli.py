@@ -1,38 +1,38 @@
-"""Shared entry-point handling: ``--config_path`` + overrides → config; expected failures as one line."""
+"""Shared entry-point handling of train.py / eval.py / export.py: the command line → config → run, with the exit
+codes of ``tinynet_ms.cli`` (0 ok, 1 bad input or failed run, 2 usage or config error)."""
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
+from types import SimpleNamespace
 
-from src.config import ConfigError, load_config
-from tinynet_ms.checkpoint import CheckpointMismatchError
-
-# Errors that mean "the input is wrong" (reported as one line), as opposed to bugs (traceback).
-USER_ERRORS = (FileNotFoundError, CheckpointMismatchError, FloatingPointError, ValueError, ImportError)
+from src.builders import model_args
+from src.config import CommandLine, load_config
+from tinynet_ms.cli import EXIT_USAGE, run_main
 
 
-def run_app(fn: Callable, argv: list[str], usage: str) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage.strip())
-        return 0 if argv else 2
-    config_path = None
-    args = list(argv)
-    if "--config_path" in args:
-        i = args.index("--config_path")
-        if i + 1 >= len(args):
-            print("error: --config_path needs a value", file=sys.stderr)
-            return 2
-        config_path = args[i + 1]
-        del args[i:i + 2]
-    try:
-        cfg = load_config(config_path, args)
+def run_app(fn: Callable[[SimpleNamespace], object], argv: list[str], doc: str, prog: str,
+            aliases: dict[str, str] | None = None) -> int:
+    """Parse ``argv`` (``--config_path C`` and ``--key value`` / ``--key=value`` for every config key), load the
+    config and run ``fn(cfg)``. No arguments: the usage and exit code 2; ``--help``: every key, exit code 0."""
+    command_line = CommandLine(prog, doc, aliases)
+    if not argv:
+        command_line.parser.print_usage()
+        print(doc.strip())
+        return EXIT_USAGE
+    state: dict = {}
+
+    def run() -> None:
+        config_path, values = command_line.parse(argv)
+        state["cfg"] = cfg = load_config(config_path, values)
+        model_args(cfg)  # an unknown model is a config error, found before any data is read
         fn(cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as exc:
-        logging.getLogger("tinynet").error("%s: %s", type(exc).__name__, exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    def log_error(exc: BaseException) -> None:  # the run's log file gets the reason too, once logging is set up
+        if "cfg" in state:
+            logging.getLogger("tinynet").error("%s: %s", type(exc).__name__, exc)
+
+    try:
+        return run_main(run, log_error)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)

@@ -1,143 +1,241 @@
-"""YAML config + ``--key value`` command-line overrides. Unknown keys are errors, never silently ignored.
+"""The config: every key with its type, default and meaning (``GROUPS``), YAML files (``_base_: FILE`` includes a
+file it overrides), and ``--key value`` / ``--key=value`` command lines. Unknown keys are errors, never ignored.
 
     python -m src.config CONFIG [--key value ...] --get KEY     # print one resolved value (for shell scripts)
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
-# key: (default, help). The default's type is the key's type.
-KEYS: dict[str, tuple[Any, str]] = {
-    # model
-    "model": ("tinynet_a", "tinynet_a..tinynet_e, or 'tinynet' with r/w/d"),
-    "r": (1.0, "resolution multiplier (model: tinynet)"),
-    "w": (1.0, "width multiplier (model: tinynet)"),
-    "d": (1.0, "depth multiplier (model: tinynet)"),
-    "num_classes": (1000, "number of classes"),
-    "image_size": (0, "input resolution; 0 = the variant's own"),
-    "drop_rate": (0.2, "dropout before the classifier"),
-    "drop_path_rate": (0.2, "stochastic depth rate of the last block"),
-    "pretrained_checkpoint": ("", "start from these weights (.ckpt, timm .pth/.safetensors)"),
-    # device
-    "device_target": ("Ascend", "Ascend | GPU | CPU"),
-    "device_id": (0, "device for a standalone run"),
-    "mode": ("graph", "graph | pynative"),
-    "cpu_kernels": (True, "CPU only: tinynet_ms.kernels (depthwise conv, Swish, im2col stem, MatMul pooling); not in export"),
-    "amp_level": ("auto", "O0 | O2 | O3 | auto (O2 on Ascend/GPU, O0 on CPU)"),
-    "loss_scale": (1024.0, "initial (dynamic) or fixed loss scale"),
-    "loss_scale_mode": ("auto", "dynamic | fixed | auto (dynamic on Ascend/GPU, fixed on CPU)"),
-    # data
-    "data_path": ("", "dataset root with train/ and val/"),
-    "batch_size": (128, "per-device batch size"),
-    "num_parallel_workers": (8, "data pipeline workers per device"),
-    "auto_augment": ("rand-m9-mstd0.5", "timm RandAugment string; none = off"),
-    "re_prob": (0.2, "random erasing probability"),
-    "hflip_prob": (0.5, "horizontal flip probability"),
-    "min_crop_scale": (0.08, "lower area scale of RandomResizedCrop"),
-    "crop_pct": (0.875, "eval: center-crop fraction of the resized image"),
-    # optimisation
-    "epochs": (450, "training epochs"),
-    "lr": (0.048, "peak LR (absolute; the ImageNet configs use 0.048 for a global batch of 1024)"),
-    "warmup_epochs": (3.0, "linear warmup epochs"),
-    "warmup_lr": (1e-6, "LR at step 0"),
-    "decay_epochs": (2.4, "step decay period in epochs"),
-    "decay_rate": (0.97, "step decay factor"),
-    "weight_decay": (1e-5, "L2 on conv/dense weights (not BN, not bias)"),
-    "momentum": (0.9, "RMSProp momentum"),
-    "rmsprop_decay": (0.9, "RMSProp mean-square decay"),
-    "opt_eps": (1e-3, "RMSProp epsilon (TF-style, inside the sqrt)"),
-    "label_smoothing": (0.1, "label smoothing"),
-    "ema_decay": (0.9999, "EMA of the weights; 0 = off"),
-    # run
-    "seed": (42, "random seed (data order, augmentation, dropout, init)"),
-    "output_dir": ("output", "where checkpoints, metrics and logs go"),
-    "resume": ("", "'' = fresh, 'auto' = OUTPUT_DIR/checkpoints/last.ckpt if present, or a path"),
-    "keep_checkpoint_max": (3, "epoch checkpoints kept besides last/best"),
-    "log_interval": (50, "steps between progress lines"),
-    "eval_interval": (1, "epochs between validations"),
-    # eval / export
-    "checkpoint_path": ("", "eval/export: weights to use (.ckpt, timm .pth/.safetensors)"),
-    "use_ema": (False, "eval/export: take the EMA weights of a training checkpoint (last.ckpt)"),
-    "result_file": ("", "eval: write {top1, top5, num_samples} JSON here"),
-    "file_name": ("tinynet", "export: output file name without extension"),
-    "file_format": ("MINDIR", "export: MINDIR | ONNX | AIR"),
+from tinynet_ms.cli import EXIT_USAGE, UsageError
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any  # its type is the key's type
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+# Grouped as the README's config table and --help. Defaults are the library's (create_model's) where it has one;
+# the paper's training recipe is configs/base.yaml.
+GROUPS: dict[str, dict[str, Key]] = {
+    "model": {
+        "model": Key("tinynet_a", "tinynet_a..tinynet_e, or tinynet with r/w/d"),
+        "r": Key(1.0, "resolution multiplier (model: tinynet)"),
+        "w": Key(1.0, "width multiplier (model: tinynet)"),
+        "d": Key(1.0, "depth multiplier (model: tinynet)"),
+        "num_classes": Key(1000, "number of classes", minimum=1),
+        "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", minimum=0),
+        "pretrained_checkpoint": Key("", "train: start from these weights (.ckpt, timm .pth/.safetensors)"),
+    },
+    "device": {
+        "device_target": Key("Ascend", "device", ("Ascend", "GPU", "CPU")),
+        "device_id": Key(0, "device of a standalone run"),
+        "mode": Key("graph", "execution mode", ("graph", "pynative")),
+        "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (never in export)"),
+        "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU", ("O0", "O1", "O2", "O3", "auto")),
+        "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale"),
+        "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto")),
+    },
+    "data": {
+        "data_path": Key("", "dataset root with train/ and val/"),
+        "batch_size": Key(128, "per-device batch size (train and eval)", minimum=1),
+        "num_parallel_workers": Key(8, "data pipeline workers per device", minimum=1),
+        "auto_augment": Key("rand-m9-mstd0.5", "timm RandAugment string; none = off"),
+        "re_prob": Key(0.2, "random erasing probability"),
+        "hflip_prob": Key(0.5, "horizontal flip probability"),
+        "min_crop_scale": Key(0.08, "lower area scale of RandomResizedCrop"),
+        "crop_pct": Key(0.0, "eval: center-crop fraction of the resized image; 0 = the model's own", minimum=0),
+    },
+    "optimisation": {
+        "epochs": Key(450, "training epochs", minimum=1),
+        "lr": Key(0.048, "peak LR (absolute; the ImageNet configs use 0.048 for a global batch of 1024)"),
+        "warmup_epochs": Key(3.0, "linear warmup epochs"),
+        "warmup_lr": Key(1e-6, "LR at step 0"),
+        "decay_epochs": Key(2.4, "step decay period in epochs"),
+        "decay_rate": Key(0.97, "step decay factor"),
+        "weight_decay": Key(1e-5, "L2 on conv/dense weights (not BN, not bias)"),
+        "momentum": Key(0.9, "RMSProp momentum"),
+        "rmsprop_decay": Key(0.9, "RMSProp mean-square decay"),
+        "opt_eps": Key(1e-3, "RMSProp epsilon (TF-style, inside the sqrt)"),
+        "label_smoothing": Key(0.1, "label smoothing"),
+        "drop_rate": Key(0.2, "dropout before the classifier"),
+        "drop_path_rate": Key(0.0, "stochastic depth rate of the last block (the recipe: 0.2)"),
+        "ema_decay": Key(0.9999, "EMA of the weights; 0 = off"),
+    },
+    "run": {
+        "seed": Key(42, "random seed (data order, augmentation, dropout, init)"),
+        "output_dir": Key("output", "where checkpoints, metrics and logs go"),
+        "resume": Key("", "'' = fresh, auto = OUTPUT_DIR/checkpoints/last.ckpt if present, or a path"),
+        "keep_checkpoint_max": Key(3, "epoch checkpoints kept besides last/best"),
+        "log_interval": Key(50, "steps between progress lines", minimum=1),
+        "eval_interval": Key(1, "epochs between validations", minimum=1),
+    },
+    "eval / export": {
+        "checkpoint_path": Key("", "weights to evaluate / export (.ckpt, timm .pth/.safetensors)"),
+        "use_ema": Key(False, "take the EMA weights of a training checkpoint (last.ckpt)"),
+        "result_file": Key("", "eval: write {top1, top5, num_samples, ...} JSON here"),
+        "file_name": Key("tinynet", "export: output file name without extension"),
+        "file_format": Key("MINDIR", "export: file format", ("MINDIR", "ONNX", "AIR")),
+        "export_batch_size": Key(1, "export: the exported model's fixed batch (export.py also takes --batch_size)", minimum=1),
+    },
 }
+KEYS: dict[str, Key] = {name: key for group in GROUPS.values() for name, key in group.items()}
+BASE_KEY = "_base_"  # in a YAML file: the file (relative to this one) whose values this one overrides
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     pass
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
-    default = KEYS[key][0]
-    if value is None:
-        return default
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """``value`` (YAML or command-line text) as key ``name``'s type, checked against its choices and minimum."""
+    key = KEYS[name]
+    default = key.default
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if isinstance(default, int):
+                value = value.lower() in ("true", "1", "yes")
+            elif not isinstance(value, (bool, int)):
+                raise ValueError(value)
+            value = bool(value)
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(value)  # YAML lists/maps, and true/false where a number or a name is meant
+        elif isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        return str(value)
+            value = int(value)
+        elif isinstance(default, float):
+            value = float(value)
+        else:
+            value = str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' ({source}) expects {type(default).__name__}, got {value!r}") from None
+        raise ConfigError(f"config key '{name}' ({source}) expects {type(default).__name__}, got {value!r}") from None
+    if key.minimum is not None and value < key.minimum:
+        raise ConfigError(f"config key '{name}' ({source}) must be >= {key.minimum:g}, got {value!r}")
+    if key.choices and value not in key.choices:
+        match = {c.lower(): c for c in key.choices}.get(value.lower())  # Ascend/ascend, onnx/ONNX
+        if match is None:
+            raise ConfigError(f"config key '{name}' ({source}) must be one of {', '.join(key.choices)}, got {value!r}")
+        value = match
+    return value
 
 
-def _unknown(key: str, source: str) -> ConfigError:
-    close = [k for k in KEYS if k.split("_")[0] == key.split("_")[0]]
+def _unknown(name: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(name, KEYS, n=3, cutoff=0.7)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return ConfigError(f"unknown config key '{key}' ({source}){hint} Known keys: {', '.join(KEYS)}")
+    return ConfigError(f"unknown config key '{name}' ({source}){hint} Known keys: {', '.join(KEYS)}")
+
+
+def _type_name(key: Key) -> str:
+    return "|".join(key.choices) if key.choices else type(key.default).__name__.upper()
+
+
+class CommandLine:
+    """``--config_path`` and one ``--key`` per config key (grouped, with type, default and help in ``--help``).
+
+    ``aliases`` maps another option name onto a key on this command (export.py: ``batch_size`` →
+    ``export_batch_size``); the aliased name then no longer means its own key there. Values stay text here:
+    ``load_config`` types them with the same rules as YAML values, so both report errors alike.
+    """
+
+    def __init__(self, prog: str, description: str = "", aliases: dict[str, str] | None = None) -> None:
+        self.aliases = dict(aliases or {})
+        self.parser = argparse.ArgumentParser(
+            prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+            usage="%(prog)s [--config_path YAML] [--key value | --key=value ...]", allow_abbrev=False, epilog="Values: --key value or --key=value. Exit codes: 0 ok, 1 bad input file or "
+                                       "failed run, 2 usage or config error.")
+        self.parser.add_argument("--config_path", metavar="YAML",
+                                 help="config file (configs/*.yaml); the options below override its keys")
+        for group, keys in GROUPS.items():
+            section = self.parser.add_argument_group(f"{group} keys")
+            for name, key in keys.items():
+                if name in self.aliases:
+                    continue
+                flags = [f"--{name}"] + [f"--{a}" for a, target in self.aliases.items() if target == name]
+                default = "''" if key.default == "" else key.default
+                section.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=_type_name(key),
+                                     help=f"{key.help} (default: {default})")
+        self.names = {"config_path", *self.aliases, *(k for k in KEYS if k not in self.aliases)}
+
+    def parse(self, args: list[str]) -> tuple[str | None, dict[str, Any]]:
+        """(config_path, {key: typed value}); an unknown key, a key without a value or a stray word, a wrong type
+        or value is a ConfigError naming the option as typed."""
+        if "-h" in args or "--help" in args:
+            self.parser.print_help()
+            raise SystemExit(0)
+        config_path, values, i = None, {}, 0
+        while i < len(args):  # by hand, not argparse: it takes "-1e-6" for an option and names no key in errors
+            arg = args[i]
+            if not arg.startswith("--") or arg == "--":
+                raise ConfigError(f"expected --key value, got '{arg}'")
+            name, has_value, value = arg[2:].partition("=")
+            if name not in self.names:
+                raise _unknown(name, f"--{name}")
+            if not has_value:
+                if i + 1 == len(args) or args[i + 1].startswith("--"):
+                    raise ConfigError(f"--{name} needs a value")
+                i, value = i + 1, args[i + 1]
+            i += 1
+            if name == "config_path":
+                config_path = value
+            else:
+                key = self.aliases.get(name, name)
+                values[key] = _coerce(key, value, f"--{name}")
+        return config_path, values
 
 
 def parse_overrides(args: list[str]) -> dict[str, str]:
     """``--key value`` pairs (also ``--key=value``) → dict; anything else is an error."""
-    out, i = {}, 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or arg == "--":
-            raise ConfigError(f"expected --key value, got '{arg}'")
-        if "=" in arg:
-            key, value = arg[2:].split("=", 1)
-            i += 1
-        else:
-            if i + 1 >= len(args):
-                raise ConfigError(f"--{arg[2:]} needs a value")
-            key, value = arg[2:], args[i + 1]
-            i += 2
-        out[key] = value
-    return out
+    config_path, values = CommandLine("tinynet").parse(args)
+    if config_path is not None:
+        raise ConfigError("--config_path is not an override here")
+    return values
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, tuple[Any, str]]:
+    """{key: (value, file it came from)} of ``path`` on top of its ``_base_`` files."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}" + (f" (the {BASE_KEY} of {chain[-1]})" if chain else ""))
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: {BASE_KEY} includes itself ({' -> '.join(map(str, chain + (path,)))})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of config keys")
+    values: dict[str, tuple[Any, str]] = {}
+    if BASE_KEY in data:
+        base = data.pop(BASE_KEY)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base!r}")
+        values.update(_read_yaml(path.parent / base, chain + (path.resolve(),)))
+    for key, value in data.items():
+        if key not in KEYS:
+            raise _unknown(str(key), str(path))
+        values[key] = (value, str(path))
+    return values
 
 
 def load_config(config_path: str | Path | None = None, overrides: list[str] | dict | None = None) -> SimpleNamespace:
-    """Defaults ← YAML file ← command-line overrides, every key checked and typed."""
-    values = {k: v for k, (v, _) in KEYS.items()}
+    """Defaults ← YAML file (← its ``_base_``) ← command-line overrides, every key checked and typed."""
+    values = {k: key.default for k, key in KEYS.items()}
     if config_path:
-        path = Path(config_path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must be a mapping of config keys")
-        for key, value in data.items():
-            if key not in KEYS:
-                raise _unknown(key, str(path))
-            values[key] = _coerce(key, value, str(path))
+        for key, (value, source) in _read_yaml(Path(config_path)).items():
+            values[key] = _coerce(key, value, source)
     items = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
     for key, value in items.items():
         if key not in KEYS:
@@ -149,10 +247,9 @@ def load_config(config_path: str | Path | None = None, overrides: list[str] | di
 
 
 def save_config(cfg: SimpleNamespace, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({k: getattr(cfg, k) for k in KEYS}, sort_keys=False))
-    return path
+    from tinynet_ms.atomic import write_text_atomic
+
+    return write_text_atomic(path, yaml.safe_dump({k: getattr(cfg, k) for k in KEYS}, sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             raise _unknown(args.get, "--get")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(getattr(cfg, args.get))
     return 0
 

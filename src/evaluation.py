@@ -5,25 +5,24 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from types import SimpleNamespace
 
-from mindspore import nn
-
-from src.builders import build_network, dataset_classes, image_size, require_checkpoint, scan_dataset
+from src.builders import build_network, dataset_classes, image_size, preprocessing, require_checkpoint, scan_dataset
 from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
+from tinynet_ms import TinyNet
+from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data import Sample, create_eval_dataset
 from tinynet_ms.train import evaluate
 
 log = logging.getLogger("tinynet")
 
 
-def evaluate_samples(net: nn.Cell, samples: Sequence[Sample], size: int, cfg: SimpleNamespace,
+def evaluate_samples(net: TinyNet, samples: Sequence[Sample], size: int, cfg: SimpleNamespace,
                      ctx: RunContext) -> tuple[float, float, int]:
-    """(top1, top5, count) over ``samples``; under data parallelism each rank takes an exact, unpadded
-    share and the counts are summed, so every image counts once."""
+    """(top1, top5, count) over ``samples`` with the network's eval preprocessing; under data parallelism each
+    rank takes an exact, unpadded share and the counts are summed, so every image counts once."""
     shard = samples[ctx.rank::ctx.world]
-    data = create_eval_dataset(shard, size, cfg.batch_size, cfg.crop_pct, cfg.num_parallel_workers)
+    data = create_eval_dataset(shard, size, cfg.batch_size, preprocessing(cfg, net), cfg.num_parallel_workers)
     totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
     return totals[0] / totals[2], totals[1] / totals[2], int(totals[2])
 
@@ -41,11 +40,11 @@ def run_eval(cfg: SimpleNamespace) -> dict:
     top1, top5, count = evaluate_samples(net, val.samples, size, cfg, ctx)
     seconds = time.time() - start
     result = {"top1": top1, "top5": top5, "num_samples": count, "model": cfg.model, "image_size": size,
+              "crop_pct": preprocessing(cfg, net).crop_pct,
               "checkpoint": str(checkpoint), "use_ema": cfg.use_ema, "seconds": round(seconds, 2)}
     if ctx.is_main:
         log.info("%d images in %.1f s (%.1f img/s)", count, seconds, count / max(seconds, 1e-9))
         print(f"top1: {top1:.6f} top5: {top5:.6f}", flush=True)
         if cfg.result_file:
-            Path(cfg.result_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(cfg.result_file).write_text(json.dumps(result, indent=1) + "\n")
+            write_text_atomic(cfg.result_file, json.dumps(result, indent=1) + "\n")
     return result

@@ -1,23 +1,24 @@
-"""``export.py``: the configured network with its checkpoint → MINDIR / ONNX / AIR, re-loaded and compared."""
+"""``export.py``: the configured network with its checkpoint → MINDIR / ONNX / AIR (+ its preprocessing
+sidecar), re-loaded and compared."""
 from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
 
-from src.builders import build_network, image_size, require_checkpoint
-from src.context import setup_context, setup_logging, use_cpu_kernels
+from src.builders import build_network, image_size, preprocessing, require_checkpoint
+from src.context import setup_context, setup_logging
 from tinynet_ms.export import ExportResult, export_and_verify
 
 log = logging.getLogger("tinynet")
 
 
-def run_export(cfg: SimpleNamespace, batch_size: int = 1) -> ExportResult:
+def run_export(cfg: SimpleNamespace) -> ExportResult:
     ctx = setup_context(cfg)
     setup_logging(ctx)
-    use_cpu_kernels(False)  # exported graphs hold standard ops only: they run on Ascend, ONNX runtimes, OpenCV
-    net = build_network(cfg, require_checkpoint(cfg))
+    net = build_network(cfg, require_checkpoint(cfg), for_export=True)  # stock cells: standard ops only
     size = image_size(cfg, net)
-    result = export_and_verify(net, cfg.file_name, cfg.file_format, batch_size, size)
+    result = export_and_verify(net, cfg.file_name, cfg.file_format, cfg.export_batch_size, size,
+                               preprocessing=preprocessing(cfg, net))
     shape = "x".join(map(str, result.input_shape))
     if result.max_abs_diff is None:
         print(f"exported {result.path} (input {shape}); AIR is compiled by ATC and cannot be re-loaded here",

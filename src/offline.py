@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.data import load_eval_image, sample_names, scan_split
+from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing
 from tinynet_ms.train.metrics import topk_correct
 
 log = logging.getLogger("tinynet")
 LABEL_FILE, TENSOR_DIR = "label.json", "img_data"
 
 
-def _write_tensor(job: tuple[str, str, int, float]) -> None:
-    path, out, size, crop_pct = job
-    tmp = f"{out}.tmp"
-    load_eval_image(path, size, crop_pct).tofile(tmp)  # raw float32 (3, S, S), C order
-    os.replace(tmp, out)
+def _write_tensor(job: tuple[str, str, int, Preprocessing]) -> None:
+    path, out, size, preprocessing = job
+    with atomic_path(out) as tmp:  # raw float32 (3, S, S), C order
+        load_eval_image(path, size, preprocessing=preprocessing).tofile(tmp)
 
 
-def preprocess(data_path: str, output_path: str, image_size: int, crop_pct: float = 0.875,
-               input_type: str = "bin", workers: int = 4) -> dict[str, int]:
+def preprocess(data_path: str, output_path: str, image_size: int,
+               preprocessing: Preprocessing = DEFAULT_PREPROCESSING, input_type: str = "bin",
+               workers: int = 4) -> dict[str, int]:
     """Write ``OUTPUT/label.json`` ({image name: class index}, classes = sorted sub-folders of DATA) and,
     for ``bin``, ``OUTPUT/img_data/<name>.bin`` holding exactly ``load_eval_image``'s tensor."""
     if input_type not in ("bin", "image"):
@@ -38,11 +39,12 @@ def preprocess(data_path: str, output_path: str, image_size: int, crop_pct: floa
     for stale in tensors.glob("*.bin"):  # a previous run's files would be inferred too
         stale.unlink()
     if input_type == "bin":
-        jobs = [(s.path, str(tensors / f"{n}.bin"), image_size, crop_pct) for s, n in zip(folder.samples, names)]
+        jobs = [(s.path, str(tensors / f"{n}.bin"), image_size, preprocessing)
+                for s, n in zip(folder.samples, names)]
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(_write_tensor, jobs, chunksize=16))
     labels = {n: s.label for s, n in zip(folder.samples, names)}
-    (out / LABEL_FILE).write_text(json.dumps(labels, indent=0) + "\n")
+    write_text_atomic(out / LABEL_FILE, json.dumps(labels, indent=0) + "\n")
     log.info("%d images of %d classes -> %s%s", len(labels), len(folder.classes), out / LABEL_FILE,
              f" and {tensors}/*.bin ({image_size}x{image_size})" if input_type == "bin" else "")
     return labels
@@ -77,6 +79,6 @@ def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> d
     top1, top5 = topk_correct(logits, np.array([labels[n] for n in found]))
     result = {"top1": top1 / len(found), "top5": top5 / len(found), "num_samples": len(found)}
     line = f"top1: {result['top1']:.6f} top5: {result['top5']:.6f}"
-    Path(output).write_text(f"{line}\nnum_samples: {len(found)}\nmissing: {missing}\n")
+    write_text_atomic(output, f"{line}\nnum_samples: {len(found)}\nmissing: {missing}\n")
     print(line, flush=True)
     return result

@@ -16,7 +16,7 @@ from src.builders import build_network, dataset_classes, image_size, scan_datase
 from src.config import save_config
 from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
 from src.evaluation import evaluate_samples
-from tinynet_ms.checkpoint import save_checkpoint_atomic
+from tinynet_ms.weights import save_checkpoint_atomic
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
@@ -98,7 +98,8 @@ class Trainer:
             self.train_set.samples, self.image_size, cfg.batch_size, epoch=epoch, seed=cfg.seed,
             noise_size=self.net.noise_size, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
             hflip_prob=cfg.hflip_prob, min_crop_scale=cfg.min_crop_scale, num_workers=cfg.num_parallel_workers,
-            num_shards=ctx.world if ctx.world > 1 else None, shard_id=ctx.rank if ctx.world > 1 else None)
+            num_shards=ctx.world if ctx.world > 1 else None, shard_id=ctx.rank if ctx.world > 1 else None,
+            preprocessing=self.net.preprocessing)
         steps = data.get_dataset_size()
         if steps != self.steps_per_epoch:
             raise RuntimeError(f"pipeline yields {steps} batches per epoch, expected {self.steps_per_epoch}")

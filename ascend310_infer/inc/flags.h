@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "preprocess.h"
+
 struct Options {
   std::string model_path;
   std::string backend;     // cpu | ascend
@@ -12,7 +14,7 @@ struct Options {
   std::string input_path;
   int image_size = 0;
   int batch_size = 1;
-  double crop_pct = 0.875;
+  Preprocessing preprocessing;  // image inputs: --crop_pct, --interpolation, --mean, --std (all required)
   int device_id = 0;
   std::string output_dir = ".";
   std::string save_input_dir;  // empty: do not dump preprocessed inputs

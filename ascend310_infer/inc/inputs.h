@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "preprocess.h"
+
 struct InputFile {
   std::string path;
   std::string stem;  // output name: file name without extension
@@ -15,7 +17,8 @@ struct InputFile {
 std::vector<InputFile> ListInputs(const std::string &dir, const std::string &input_type);
 
 // Fills out (3 * S * S floats) from a raw float32 .bin or a decoded + eval-transformed image.
-void LoadInput(const InputFile &file, const std::string &input_type, int image_size, double crop_pct, float *out);
+void LoadInput(const InputFile &file, const std::string &input_type, int image_size, const Preprocessing &pre,
+               float *out);
 
 void WriteFloats(const std::string &path, const float *data, size_t count);
 

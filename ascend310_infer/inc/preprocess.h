@@ -6,6 +6,15 @@
 #include <string>
 #include <vector>
 
+// The model's eval preprocessing. No defaults here: the values come from the model's record (tinynet_ms/models/
+// variants.py) through export's sidecar and run_infer_310.sh, so they are written in one place.
+struct Preprocessing {
+  double crop_pct = 0;        // resize the shorter side to floor(S / crop_pct), then center-crop S
+  std::string interpolation;  // bicubic | bilinear: Pillow's filters, antialiased when shrinking
+  float mean[3] = {0, 0, 0};  // of x / 255, per RGB channel
+  float stdev[3] = {0, 0, 0};
+};
+
 struct RgbImage {
   int width = 0;
   int height = 0;
@@ -15,10 +24,10 @@ struct RgbImage {
 // Decodes like PIL + .convert('RGB'): EXIF orientation is ignored, alpha dropped, gray replicated.
 RgbImage DecodeRgb(const std::string &path);
 
-// Pillow's Image.resize(size, Image.BICUBIC) on an RGB image (antialiased, 22-bit fixed point).
-RgbImage ResizeBicubicPillow(const RgbImage &in, int out_width, int out_height);
+// Pillow's Image.resize(size, Image.BICUBIC or Image.BILINEAR) on an RGB image (antialiased, 22-bit fixed point).
+RgbImage ResizePillow(const RgbImage &in, int out_width, int out_height, const std::string &interpolation);
 
-// Shorter side → floor(S / crop_pct) (bicubic), center crop S×S, /255, ImageNet mean/std; writes CHW float32.
-void EvalTransform(const RgbImage &img, int image_size, double crop_pct, float *out);
+// Shorter side → floor(S / crop_pct), center crop S×S, /255, (x - mean) / std; writes CHW float32.
+void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre, float *out);
 
 #endif  // TINYNET_INFER_PREPROCESS_H_

@@ -8,14 +8,18 @@
 
 const char kUsage[] =
     "usage: main --model_path=FILE --backend=cpu|ascend --input_type=bin|image --input_path=DIR --image_size=S\n"
-    "            [--batch_size=1] [--crop_pct=0.875] [--device_id=0] [--output_dir=.] [--save_input_dir=DIR]\n"
+    "            [--batch_size=1] [--device_id=0] [--output_dir=.] [--save_input_dir=DIR]\n"
+    "            image inputs: --crop_pct=P --interpolation=bicubic|bilinear --mean=R,G,B --std=R,G,B\n"
     "  --model_path      ONNX model (cpu) or MindIR model (ascend)\n"
     "  --backend         cpu: OpenCV DNN; ascend: MindSpore (Lite) on Ascend 310/310P\n"
     "  --input_type      bin: raw float32 (3,S,S) *.bin files; image: jpg/jpeg/png/bmp/webp/tif/tiff/ppm/pgm, recursive\n"
     "  --input_path      directory of inputs\n"
     "  --image_size      S, the model's input height and width\n"
     "  --batch_size      the model's fixed batch; the last batch is padded by repeating its last input\n"
-    "  --crop_pct        eval resize: shorter side to floor(S / crop_pct), then center crop S (image inputs)\n"
+    "  --crop_pct        eval resize: shorter side to floor(S / crop_pct), then center crop S\n"
+    "  --interpolation   the resize filter (Pillow's, antialiased)\n"
+    "  --mean, --std     normalisation of x / 255 per RGB channel\n"
+    "                    (image inputs; run_infer_310.sh takes all four from the model's sidecar, <model>.json)\n"
     "  --device_id       Ascend device (ascend backend)\n"
     "  --output_dir      writes result_Files/<stem>_0.bin and time_Result/test_perform_static.txt here\n"
     "  --save_input_dir  also write each preprocessed input as <stem>.bin here\n";
@@ -40,6 +44,19 @@ double ParseDouble(const std::string &key, const std::string &text) {
     throw UsageError("--" + key + " needs a number, got '" + text + "'");
   }
   return v;
+}
+
+// "0.5,0.25,0.5" → 3 floats (via double, as numpy casts Python floats to float32).
+void ParseTriple(const std::string &key, const std::string &text, float *out) {
+  size_t start = 0;
+  for (int c = 0; c < 3; ++c) {
+    const size_t comma = text.find(',', start);
+    if ((c < 2) != (comma != std::string::npos)) {
+      throw UsageError("--" + key + " needs 3 comma-separated numbers, got '" + text + "'");
+    }
+    out[c] = static_cast<float>(ParseDouble(key, text.substr(start, comma - start)));
+    start = comma + 1;
+  }
 }
 
 }  // namespace
@@ -74,7 +91,10 @@ Options ParseFlags(int argc, char **argv) {
     else if (key == "input_path") opt.input_path = value;
     else if (key == "image_size") opt.image_size = ParseInt(key, value);
     else if (key == "batch_size") opt.batch_size = ParseInt(key, value);
-    else if (key == "crop_pct") opt.crop_pct = ParseDouble(key, value);
+    else if (key == "crop_pct") opt.preprocessing.crop_pct = ParseDouble(key, value);
+    else if (key == "interpolation") opt.preprocessing.interpolation = value;
+    else if (key == "mean") ParseTriple(key, value, opt.preprocessing.mean);
+    else if (key == "std") ParseTriple(key, value, opt.preprocessing.stdev);
     else if (key == "device_id") opt.device_id = ParseInt(key, value);
     else if (key == "output_dir") opt.output_dir = value;
     else if (key == "save_input_dir") opt.save_input_dir = value;
@@ -88,7 +108,19 @@ Options ParseFlags(int argc, char **argv) {
   if (opt.input_type != "bin" && opt.input_type != "image") throw UsageError("--input_type must be bin or image");
   if (opt.image_size <= 0) throw UsageError("--image_size must be positive");
   if (opt.batch_size <= 0) throw UsageError("--batch_size must be positive");
-  if (opt.crop_pct <= 0) throw UsageError("--crop_pct must be positive");
+  if (opt.input_type == "image") {
+    for (const char *required : {"crop_pct", "interpolation", "mean", "std"}) {
+      if (values.count(required) == 0) throw UsageError(std::string("--") + required + " is required for image inputs");
+    }
+    const Preprocessing &pre = opt.preprocessing;
+    if (pre.crop_pct <= 0 || pre.crop_pct > 1) throw UsageError("--crop_pct must be in (0, 1]");
+    if (pre.interpolation != "bicubic" && pre.interpolation != "bilinear") {
+      throw UsageError("--interpolation must be bicubic or bilinear");
+    }
+    for (float s : pre.stdev) {
+      if (!(s > 0)) throw UsageError("--std values must be positive");
+    }
+  }
   if (opt.device_id < 0) throw UsageError("--device_id must not be negative");
   if (opt.output_dir.empty()) throw UsageError("--output_dir must not be empty");
   return opt;

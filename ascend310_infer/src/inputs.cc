@@ -67,12 +67,13 @@ std::vector<InputFile> ListInputs(const std::string &dir, const std::string &inp
   return files;
 }
 
-void LoadInput(const InputFile &file, const std::string &input_type, int image_size, double crop_pct, float *out) {
+void LoadInput(const InputFile &file, const std::string &input_type, int image_size, const Preprocessing &pre,
+               float *out) {
   try {
     if (input_type == "bin") {
       ReadBin(file.path, static_cast<size_t>(3) * image_size * image_size, out);
     } else {
-      EvalTransform(DecodeRgb(file.path), image_size, crop_pct, out);
+      EvalTransform(DecodeRgb(file.path), image_size, pre, out);
     }
   } catch (const std::exception &e) {
     throw std::runtime_error(file.path + ": " + e.what());

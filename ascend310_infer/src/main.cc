@@ -73,7 +73,7 @@ int Run(const Options &opt) {
     const size_t real = std::min(n, files.size() - first);
     for (size_t i = 0; i < real; ++i) {
       float *slot = &batch[i * image_floats];
-      LoadInput(files[first + i], opt.input_type, opt.image_size, opt.crop_pct, slot);
+      LoadInput(files[first + i], opt.input_type, opt.image_size, opt.preprocessing, slot);
       if (!opt.save_input_dir.empty()) {
         WriteFloats((fs::path(opt.save_input_dir) / (files[first + i].stem + ".bin")).string(), slot, image_floats);
       }

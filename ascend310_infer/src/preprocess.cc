@@ -21,6 +21,24 @@ double BicubicFilter(double x) {
   return 0.0;
 }
 
+// Pillow's bilinear (triangle) kernel.
+double BilinearFilter(double x) {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
+
+struct Filter {
+  double (*fn)(double);
+  double support;
+};
+
+Filter FilterFor(const std::string &interpolation) {
+  if (interpolation == "bicubic") return {BicubicFilter, 2.0};
+  if (interpolation == "bilinear") return {BilinearFilter, 1.0};
+  throw std::runtime_error("unknown interpolation '" + interpolation + "' (bicubic or bilinear)");
+}
+
 // Per output position along one axis: the first source index, how many sources, and their fixed-point weights.
 struct AxisWeights {
   int ksize = 0;
@@ -29,11 +47,10 @@ struct AxisWeights {
   std::vector<int32_t> weights;  // out_size rows of ksize
 };
 
-AxisWeights ComputeWeights(int in_size, int out_size) {
-  constexpr double kSupport = 2.0;  // bicubic
+AxisWeights ComputeWeights(int in_size, int out_size, const Filter &filter) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);  // widen the kernel when shrinking: antialiasing
-  const double support = kSupport * filterscale;
+  const double support = filter.support * filterscale;
   const double inv_filterscale = 1.0 / filterscale;  // Pillow multiplies by the reciprocal
   AxisWeights w;
   w.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
@@ -47,7 +64,7 @@ AxisWeights ComputeWeights(int in_size, int out_size) {
     const int xmax = std::min(in_size, static_cast<int>(center + support + 0.5)) - xmin;
     double sum = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      k[x] = BicubicFilter((x + xmin - center + 0.5) * inv_filterscale);
+      k[x] = filter.fn((x + xmin - center + 0.5) * inv_filterscale);
       sum += k[x];
     }
     int32_t *dst = &w.weights[static_cast<size_t>(i) * w.ksize];
@@ -122,16 +139,17 @@ RgbImage DecodeRgb(const std::string &path) {
   return img;
 }
 
-RgbImage ResizeBicubicPillow(const RgbImage &in, int out_width, int out_height) {
+RgbImage ResizePillow(const RgbImage &in, int out_width, int out_height, const std::string &interpolation) {
+  const Filter filter = FilterFor(interpolation);
   // As Pillow: vertical weights first, to know which source rows the horizontal pass must produce.
-  const AxisWeights vertical = ComputeWeights(in.height, out_height);
+  const AxisWeights vertical = ComputeWeights(in.height, out_height, filter);
   const int row_begin = vertical.first.front();
   const int row_end = vertical.first.back() + vertical.count.back();
   RgbImage tmp;
   const RgbImage *cur = &in;
   int row_offset = 0;
   if (out_width != in.width) {
-    tmp = ResampleRows(in, ComputeWeights(in.width, out_width), out_width, row_begin, row_end);
+    tmp = ResampleRows(in, ComputeWeights(in.width, out_width, filter), out_width, row_begin, row_end);
     cur = &tmp;
     row_offset = row_begin;
   }
@@ -139,32 +157,29 @@ RgbImage ResizeBicubicPillow(const RgbImage &in, int out_width, int out_height) 
   return *cur;
 }
 
-void EvalTransform(const RgbImage &img, int image_size, double crop_pct, float *out) {
+void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre, float *out) {
   // Integer arithmetic as in images.py: floor(S / crop_pct), then int(short * long / short_in) in double.
-  const int64_t short_side = static_cast<int64_t>(std::floor(image_size / crop_pct));
+  const int64_t short_side = static_cast<int64_t>(std::floor(image_size / pre.crop_pct));
   const int64_t w = img.width, h = img.height;
   const int64_t rw = w <= h ? short_side : static_cast<int64_t>(static_cast<double>(short_side * w) / h);
   const int64_t rh = w <= h ? static_cast<int64_t>(static_cast<double>(short_side * h) / w) : short_side;
   if (rw < 1 || rh < 1) throw std::runtime_error("image too small or too elongated to resize");
   const RgbImage resized =
-      (rw == w && rh == h) ? img : ResizeBicubicPillow(img, static_cast<int>(rw), static_cast<int>(rh));
+      (rw == w && rh == h) ? img : ResizePillow(img, static_cast<int>(rw), static_cast<int>(rh), pre.interpolation);
 
   // Python's round() is half-to-even, as nearbyint in the default rounding mode.
   const int top = static_cast<int>(std::nearbyint((resized.height - image_size) / 2.0));
   const int left = static_cast<int>(std::nearbyint((resized.width - image_size) / 2.0));
-  // numpy rounds the float64 constants to float32 before use; so do we.
-  const float mean[3] = {static_cast<float>(0.485), static_cast<float>(0.456), static_cast<float>(0.406)};
-  const float stdev[3] = {static_cast<float>(0.229), static_cast<float>(0.224), static_cast<float>(0.225)};
   const size_t plane = static_cast<size_t>(image_size) * image_size;
   for (int y = 0; y < image_size; ++y) {
     for (int x = 0; x < image_size; ++x) {
       const int sy = top + y, sx = left + x;
-      // PIL's crop pads outside the image with black (only reachable with crop_pct > 1).
+      // PIL's crop pads outside the image with black (unreachable while crop_pct <= 1).
       const bool inside = sy >= 0 && sy < resized.height && sx >= 0 && sx < resized.width;
       const uint8_t *px = inside ? &resized.pixels[(static_cast<size_t>(sy) * resized.width + sx) * 3] : nullptr;
       for (int c = 0; c < 3; ++c) {
         const float v = static_cast<float>(inside ? px[c] : 0) / 255.0f;
-        out[c * plane + static_cast<size_t>(y) * image_size + x] = (v - mean[c]) / stdev[c];
+        out[c * plane + static_cast<size_t>(y) * image_size + x] = (v - pre.mean[c]) / pre.stdev[c];
       }
     }
   }
