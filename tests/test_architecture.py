@@ -1,15 +1,17 @@
-"""The network is exactly the paper's: scaling rules, stage tables, params and MACs of A..E."""
+"""The network is exactly the paper's: scaling rules, stage tables, params and MACs of A..E; the variant records
+agree with the built networks and the README; the library's import graph has no cycle and no app import."""
 import ast
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from tinynet_ms import create_model, list_models
-from tinynet_ms.models import VARIANTS, TinyNetSpec
+from tinynet_ms.models import DEFAULT_PREPROCESSING, VARIANTS, TinyNetSpec, preprocessing_of
 from tinynet_ms.profile import count_params, profile_model
 from tinynet_ms.scaling import make_divisible, round_channels, round_repeats, scale_resolution
 
@@ -39,7 +41,7 @@ def test_scaling_rules():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_stage_table(name):
     size, repeats, channels, _, _ = EXPECTED[name]
-    spec = VARIANTS[name]
+    spec = VARIANTS[name].spec
     assert spec.image_size == size
     assert tuple(s.repeats for s in spec.stages) == repeats
     assert tuple(s.channels for s in spec.stages) == channels
@@ -48,10 +50,32 @@ def test_stage_table(name):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_params_and_macs(name):
-    prof = profile_model(name)
-    assert prof.params == EXPECTED[name][3]
-    assert prof.image_size == EXPECTED[name][0]
-    assert prof.macs == pytest.approx(EXPECTED[name][4], rel=0.01)
+    """Counted on the built network: timm's params exactly, DESIGN's MACs to 0.1M, the record's numbers exactly."""
+    prof, record = profile_model(name), VARIANTS[name]
+    assert prof.params == EXPECTED[name][3] == record.params
+    assert prof.image_size == EXPECTED[name][0] == record.image_size
+    assert prof.macs == record.macs and abs(prof.macs - EXPECTED[name][4]) < 0.05e6
+
+
+def test_records_hold_timm_eval_preprocessing():
+    """timm's pretrained_cfg of every TinyNet: crop 0.875, bicubic, ImageNet mean/std; the generic builder too."""
+    for name, record in VARIANTS.items():
+        assert record.name == name and record.url.endswith(f"/{name}.pth")
+        assert record.preprocessing == DEFAULT_PREPROCESSING == preprocessing_of("tinynet")
+        assert create_model(name, cpu_kernels=False).preprocessing == record.preprocessing
+    assert (DEFAULT_PREPROCESSING.crop_pct, DEFAULT_PREPROCESSING.interpolation) == (0.875, "bicubic")
+    assert DEFAULT_PREPROCESSING.mean == (0.485, 0.456, 0.406) and DEFAULT_PREPROCESSING.std == (0.229, 0.224, 0.225)
+
+
+def test_readme_variant_table_is_the_records():
+    rows = re.findall(r"^\| (tinynet_[a-e]) \| ([^|]+) \| (\d+) \| ([\d,]+) \| ([\d.]+)M \| ([\d.]+) \|$",
+                      (ROOT / "README.md").read_text(), re.M)
+    assert [r[0] for r in rows] == list_models()
+    for name, rwd, size, params, macs, top1 in rows:
+        v = VARIANTS[name]
+        assert [float(x) for x in rwd.split(",")] == [v.spec.r, v.spec.w, v.spec.d], name
+        assert (int(size), int(params.replace(",", "")), macs, float(top1)) == (
+            v.image_size, v.params, f"{v.macs / 1e6:.1f}", v.top1), name
 
 
 def test_params_scale_with_classes():
@@ -60,7 +84,7 @@ def test_params_scale_with_classes():
 
 
 def test_generic_builder_matches_named_variant():
-    spec = VARIANTS["tinynet_b"]
+    spec = VARIANTS["tinynet_b"].spec
     a = create_model("tinynet", r=spec.r, w=spec.w, d=spec.d)
     assert count_params(a) == EXPECTED["tinynet_b"][3]
     assert a.spec.image_size == 188
@@ -83,6 +107,44 @@ def test_profile_cli_json():
 
 def _library_sources():
     return sorted((ROOT / "tinynet_ms").rglob("*.py"))
+
+
+def _module_name(path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path) -> set[str]:
+    """Every tinynet_ms module ``path`` imports, at the top or inside a function."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}  # from package import module
+    return out
+
+
+def test_library_import_graph_has_no_cycle():
+    """Function-level imports count: one that only hides a cycle is still a cycle."""
+    modules = {_module_name(p): p for p in _library_sources()}
+    graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+    done, path = set(), []
+
+    def visit(m):
+        if m in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(m):] + [m]))
+        if m in done:
+            return
+        path.append(m)
+        for dep in sorted(graph[m]):
+            visit(dep)
+        path.pop()
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m)
 
 
 def test_library_never_imports_app_layer():

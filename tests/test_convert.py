@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import DATA, ROOT
+from helpers import DATA, ROOT
 from tinynet_ms import create_model
-from tinynet_ms.checkpoint import CheckpointMismatchError, read_checkpoint, save_checkpoint_atomic
-from tinynet_ms.convert import convert, read_torch_weights
+from tinynet_ms.weights import CheckpointMismatchError, read_checkpoint, save_checkpoint_atomic
+from tinynet_ms.convert import convert
+from tinynet_ms.weights import read_torch_weights
 
 MINI = dict(w=0.25, d=0.35, num_classes=10)  # how the fixture was built in timm
 SAFETENSORS = DATA / "timm_tinynet_mini.safetensors"
@@ -110,6 +111,7 @@ def test_wrong_variant_and_classes(tmp_path):
         convert(SAFETENSORS, tmp_path / "o.ckpt", "tinynet", num_classes=1000, w=0.25, d=0.35)
 
 
+@pytest.mark.slow  # two processes; tests/test_cli.py holds the exit codes in-process
 def test_convert_cli(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "tinynet_ms.convert", str(SAFETENSORS), str(tmp_path / "m.ckpt"),
                          "--model", "tinynet_e"], cwd=ROOT, capture_output=True, text=True)

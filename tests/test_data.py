@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BROKEN, write_odd_images
+from helpers import BROKEN, write_odd_images
 from tinynet_ms.data import (IMAGENET_MEAN, IMAGENET_STD, create_eval_dataset, create_train_dataset,
                              load_eval_image, scan_split)
 from tinynet_ms.data.augment import _OPS, RandAugment, random_erasing

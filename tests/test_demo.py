@@ -3,9 +3,12 @@ import json
 import re
 import subprocess
 
-from conftest import ROOT, SCRIPT_ENV
+import pytest
+
+from helpers import ROOT, SCRIPT_ENV
 
 
+@pytest.mark.slow
 def test_run_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     run = subprocess.run(["bash", "scripts/run_demo.sh", str(out)], cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8132"},

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SCRIPT_ENV
+from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms.design import design, published_knots
-from tinynet_ms.models.arch import VARIANTS
+from tinynet_ms.models import VARIANTS
 from tinynet_ms.profile import profile_model
 from tinynet_ms.scaling import BASE_RESOLUTION, giant_multipliers, tiny_rd
 
@@ -31,9 +31,10 @@ def test_tiny_rd_is_monotone_exact_at_knots_and_floored_outside():
         tiny_rd(0.1, [(0.1, 0.5, 0.6), (0.2, 0.4, 0.7)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_published_budgets_give_the_published_variants(name):
-    spec = VARIANTS[name]
+    spec = VARIANTS[name].spec
     macs = profile_model(name).macs
     knot_c = [c for c, r, d in published_knots() if (r, d) == (spec.r, spec.d)][0]
     budgets = (macs, round(macs, -5)) if name == "tinynet_e" else (macs,)  # exact, and as a user would type it
@@ -44,6 +45,7 @@ def test_published_budgets_give_the_published_variants(name):
     assert design(macs).macs == macs and knot_c == pytest.approx(macs / profile_model("tinynet").macs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", ["15M", "150M"])
 def test_tiny_formula_hits_the_budget_on_the_built_network(budget):
     x = design(int(BUDGETS[budget]))
@@ -52,6 +54,7 @@ def test_tiny_formula_hits_the_budget_on_the_built_network(budget):
     assert profile_model("tinynet", r=x.r, w=x.w, d=x.d).macs == x.macs
 
 
+@pytest.mark.slow
 def test_giant_formula_follows_phi():
     x = design(int(50e6), "giant")
     r, w, d = giant_multipliers(x.phi)
@@ -61,6 +64,7 @@ def test_giant_formula_follows_phi():
     assert tiny.image_size > x.image_size and tiny.d > x.d and tiny.w < x.w  # r and d before w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", ["50M"])
 def test_cli_json(budget):
     run = subprocess.run([sys.executable, "-m", "tinynet_ms.design", "--macs", budget, "--json"], cwd=ROOT,
@@ -71,6 +75,7 @@ def test_cli_json(budget):
     assert {"r", "w", "d", "image_size", "repeats", "channels", "params", "macs", "error"} <= set(x)
 
 
+@pytest.mark.slow
 def test_bad_budgets_are_refused_clearly():
     for args, message in ((["--macs", "lots"], "cannot read MACs budget"), (["--macs", "5G"], "above EfficientNet-B0's")):
         run = subprocess.run([sys.executable, "-m", "tinynet_ms.design", *args], cwd=ROOT, env=SCRIPT_ENV,
@@ -80,6 +85,7 @@ def test_bad_budgets_are_refused_clearly():
         design(1000)
 
 
+@pytest.mark.slow
 def test_designed_model_trains_evaluates_and_exports(demo_data, tmp_path):
     """A designed network goes through train.py / eval.py / export.py by config overrides alone."""
     x = design(int(15e6))

@@ -8,12 +8,12 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from conftest import ROOT, SCRIPT_ENV
+from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms import create_model
-from tinynet_ms.checkpoint import param_arrays, save_checkpoint_atomic
 from tinynet_ms.data import load_eval_image, sample_names, scan_split
-from tinynet_ms.export import export_and_verify, load_exported, model_io_shapes
-from tinynet_ms.models.registry import load_weights
+from tinynet_ms.export import export_and_verify, load_exported, model_info, model_io_shapes
+from tinynet_ms.models import DEFAULT_PREPROCESSING
+from tinynet_ms.weights import load_weights, param_arrays, save_checkpoint_atomic
 from tinynet_ms.train.metrics import topk_correct
 
 MINI = dict(w=0.25, d=0.35, num_classes=10)
@@ -38,10 +38,13 @@ def _val_images(mini_run) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def mini_logits(mini_run) -> np.ndarray:
     """The network's logits on every val image, computed in-process: what every other path must give."""
+    previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
     net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
     net.set_train(False)
-    return net(ms.Tensor(_val_images(mini_run)[0])).asnumpy()
+    logits = net(ms.Tensor(_val_images(mini_run)[0])).asnumpy()
+    ms.set_context(mode=previous)
+    return logits
 
 
 def test_run_eval_prints_scores_and_writes_result_file(mini_run, mini_logits, tmp_path):
@@ -68,8 +71,7 @@ def test_eval_reports_bad_input_in_one_line(mini_run, tmp_path):
     assert run.returncode == 2 and "usage" in run.stderr
 
 
-def test_use_ema_loads_the_training_checkpoints_ema_weights(tmp_path):
-    ms.set_context(mode=ms.PYNATIVE_MODE)
+def test_use_ema_loads_the_training_checkpoints_ema_weights(pynative_mode, tmp_path):
     net, ema = create_model("tinynet", **MINI), create_model("tinynet", **MINI)
     ema_arrays = {k: v + 1.0 for k, v in param_arrays(ema).items()}
     path = save_checkpoint_atomic({**param_arrays(net), **{f"ema.{k}": v for k, v in ema_arrays.items()}},
@@ -84,19 +86,23 @@ def test_use_ema_loads_the_training_checkpoints_ema_weights(tmp_path):
         load_weights(target, plain, use_ema=True)
 
 
-@pytest.mark.parametrize("file_format", ["MINDIR", "ONNX"])
-def test_export_script_reloads_and_reports_diff(mini_run, file_format, tmp_path):
-    run = _run([sys.executable, "export.py", "--config_path", str(mini_run["config"]), "--checkpoint_path",
-                str(mini_run["weights"]), "--file_name", str(tmp_path / "mini"), "--file_format", file_format,
-                "--batch_size", "3"])
+@pytest.mark.parametrize("file_format,batch_flag", [("MINDIR", ["--batch_size", "3"]), ("ONNX", ["--batch_size=3"])])
+def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_flag, tmp_path):
+    """export.py's batch is its own key (--batch_size an alias there), in both argument forms; the sidecar
+    carries the model record's preprocessing, with the config's crop_pct when it sets one."""
+    run = _run([sys.executable, "export.py", f"--config_path={mini_run['config']}", "--checkpoint_path",
+                str(mini_run["weights"]), "--file_name", str(tmp_path / "mini"), f"--file_format={file_format}",
+                "--crop_pct=0.9", *batch_flag])
     assert run.returncode == 0, run.stdout + run.stderr
     path = tmp_path / f"mini.{file_format.lower()}"
     assert re.search(r"re-loaded: max abs diff [0-9.e+-]+ \(", run.stdout), run.stdout
     assert model_io_shapes(path) == ([3, 3, 48, 48], [3, 10])
+    info = model_info(path)
+    assert info["preprocessing"] == {**DEFAULT_PREPROCESSING.to_dict(), "crop_pct": 0.9}
+    assert info["preprocessing_source"] == f"{path}.json" and info["input_shape"] == [3, 3, 48, 48]
 
 
-def test_exported_files_give_the_networks_logits_on_real_images(mini_run, mini_logits, tmp_path):
-    ms.set_context(mode=ms.GRAPH_MODE)
+def test_exported_files_give_the_networks_logits_on_real_images(graph_mode, mini_run, mini_logits, tmp_path):
     net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
     images = _val_images(mini_run)[0][:4]
     outputs = {}
@@ -109,16 +115,26 @@ def test_exported_files_give_the_networks_logits_on_real_images(mini_run, mini_l
     assert np.abs(outputs["ONNX"] - outputs["MINDIR"]).max() <= 1e-4 * scale  # onnxruntime vs MindSpore
 
 
-def test_export_errors_are_one_line(mini_run, tmp_path):
-    base = [sys.executable, "export.py", "--config_path", str(mini_run["config"]), "--file_name", str(tmp_path / "m")]
-    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--file_format", "AIR"])
-    assert run.returncode == 1 and "AIR export needs an Ascend device" in run.stderr
-    run = _run(base)
-    assert run.returncode == 1 and "pass --checkpoint_path" in run.stderr
-    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--batch_size", "0"])
-    assert run.returncode == 2 and "--batch_size expects a positive integer" in run.stderr
-    run = _run(base + ["--checkpoint_path", str(mini_run["weights"]), "--file_format", "TFLITE"])
-    assert run.returncode == 1 and "file_format 'TFLITE'" in run.stderr
+def test_export_errors_are_one_line(mini_run, tmp_path, capsys):
+    """export.py's main (run_app with its --batch_size alias), in-process: one line each, the exit-code convention."""
+    from src.cli import run_app
+    from src.exporting import run_export
+
+    def run(*extra):
+        argv = ["--config_path", str(mini_run["config"]), "--file_name", str(tmp_path / "m"), *extra]
+        code = run_app(run_export, argv, "export", "export.py", aliases={"batch_size": "export_batch_size"})
+        return code, capsys.readouterr().err
+
+    code, err = run("--checkpoint_path", str(mini_run["weights"]), "--file_format", "AIR")
+    assert code == 1 and "AIR export needs an Ascend device" in err
+    code, err = run()
+    assert code == 2 and "pass --checkpoint_path" in err
+    code, err = run("--checkpoint_path", str(tmp_path / "gone.ckpt"))
+    assert code == 1 and "gone.ckpt" in err
+    code, err = run("--checkpoint_path", str(mini_run["weights"]), "--batch_size", "0")
+    assert code == 2 and "'export_batch_size' (--batch_size) must be >= 1, got 0" in err
+    code, err = run("--checkpoint_path", str(mini_run["weights"]), "--file_format", "TFLITE")
+    assert code == 2 and "'file_format' (--file_format) must be one of MINDIR, ONNX, AIR" in err
     assert not list(tmp_path.iterdir())
 
 

@@ -8,6 +8,7 @@ from tinynet_ms.models import VARIANTS
 from tinynet_ms.models.layers import DropPath
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_forward_shapes(name, mode):
     net = create_model(name)
@@ -26,6 +27,8 @@ def _two_outputs(net, train: bool):
     return net(x).asnumpy(), net(x).asnumpy()
 
 
+@pytest.mark.parametrize("mode", [pytest.param(ms.GRAPH_MODE, id="graph", marks=pytest.mark.slow),
+                                  pytest.param(ms.PYNATIVE_MODE, id="pynative")], indirect=True)
 def test_dropout_and_drop_path_only_in_training(mode):
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, drop_rate=0.5, drop_path_rate=0.5)
     a, b = _two_outputs(net, train=True)

@@ -11,14 +11,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BROKEN, ROOT, SCRIPT_ENV, write_odd_images
+from helpers import BROKEN, ROOT, SCRIPT_ENV, write_odd_images
 from tinynet_ms import create_model
-from tinynet_ms.data import IMAGENET_STD, load_eval_image, sample_names, scan_split
+from tinynet_ms.data import load_eval_image, sample_names, scan_split
 from tinynet_ms.export import export_network
+from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing
+
+pytestmark = pytest.mark.slow  # builds the harness
 
 HARNESS_DIR = ROOT / "ascend310_infer"
 MAIN = HARNESS_DIR / "out" / "main"
-STEP = 1 / 255 / min(IMAGENET_STD)  # one 8-bit step after normalisation
+
+
+def _pre_flags(pre: Preprocessing = DEFAULT_PREPROCESSING) -> list[str]:
+    """The harness's preprocessing flags, as run_infer_310.sh writes them from a model's sidecar."""
+    return [f"--crop_pct={pre.crop_pct}", f"--interpolation={pre.interpolation}",
+            f"--mean={','.join(map(str, pre.mean))}", f"--std={','.join(map(str, pre.std))}"]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +43,8 @@ def harness() -> Path:
 
 @pytest.fixture(scope="module")
 def mini_onnx(mini_run, tmp_path_factory) -> Path:
-    ms.set_context(mode=ms.GRAPH_MODE)
-    net = create_model("tinynet", checkpoint_path=mini_run["weights"], w=0.25, d=0.35, num_classes=10)
+    net = create_model("tinynet", checkpoint_path=mini_run["weights"], w=0.25, d=0.35, num_classes=10,
+                       cpu_kernels=False)
     return export_network(net, tmp_path_factory.mktemp("onnx") / "mini", "ONNX", batch_size=1, image_size=48)
 
 
@@ -67,6 +75,7 @@ def test_bin_path_matches_eval(harness, mini_run, mini_onnx, tmp_path):
     """run_infer_310.sh (cpu, .bin) gives eval.py's top-1/top-5 and the network's logits."""
     run = _infer_script(mini_onnx, mini_run["data"] / "val", tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
+    assert f"preprocessing ({mini_onnx}.json): crop_pct 0.875, bicubic" in run.stdout
     harness_scores = re.findall(r"^top1: ([0-9.]+) top5: ([0-9.]+)$", run.stdout, re.M)[-1]
     ev = subprocess.run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(mini_run["weights"]),
                          str(mini_run["config"])], cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True)
@@ -74,7 +83,6 @@ def test_bin_path_matches_eval(harness, mini_run, mini_onnx, tmp_path):
     assert harness_scores == re.findall(r"^top1: ([0-9.]+) top5: ([0-9.]+)$", ev.stdout, re.M)[-1]
     # Logits, file by file, against the MindSpore network on the same (Python-preprocessed) tensors.
     folder = scan_split(mini_run["data"] / "val")
-    ms.set_context(mode=ms.GRAPH_MODE)
     net = create_model("tinynet", checkpoint_path=mini_run["weights"], w=0.25, d=0.35, num_classes=10)
     net.set_train(False)
     expected = net(ms.Tensor(np.stack([load_eval_image(s.path, 48) for s in folder.samples]))).asnumpy()
@@ -111,22 +119,26 @@ def _odd_and_large_images(folder: Path) -> dict[str, Path]:
     return files
 
 
-def test_cpp_preprocessing_equals_load_eval_image(harness, tmp_path):
+@pytest.mark.parametrize("pre", [DEFAULT_PREPROCESSING, Preprocessing(crop_pct=0.95, interpolation="bilinear",
+                                                                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.25, 0.5))],
+                         ids=["timm", "bilinear"])
+def test_cpp_preprocessing_equals_load_eval_image(harness, graph_mode, tmp_path, pre):
     files = _odd_and_large_images(tmp_path / "images")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10)
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
     for size in (48, 106):
         model = export_network(net, tmp_path / f"m{size}", "ONNX", 1, size)
         dump = tmp_path / f"dump{size}"
         run = _main(f"--model_path={model}", f"--input_path={tmp_path / 'images'}", "--input_type=image",
-                    f"--image_size={size}", f"--save_input_dir={dump}", "--backend=cpu", "--output_dir=out", cwd=tmp_path)
+                    f"--image_size={size}", f"--save_input_dir={dump}", "--backend=cpu", "--output_dir=out",
+                    *_pre_flags(pre), cwd=tmp_path)
         assert run.returncode == 0, run.stderr
+        step = 1 / 255 / min(pre.std)
         for name, path in files.items():
             cpp = np.fromfile(dump / f"{Path(name).stem}.bin", np.float32).reshape(3, size, size)
-            diff = np.abs(cpp - load_eval_image(path, size)).max()
+            diff = np.abs(cpp - load_eval_image(path, size, preprocessing=pre)).max()
             # Lossless formats: bit-exact. JPEG: Debian's libjpeg-turbo vs Pillow's bundled one may round a
             # pixel differently (one step). CMYK→RGB and 16-bit→8-bit are done differently by OpenCV and Pillow.
-            limit = {"cmyk.jpg": 3 * STEP, "deep.png": np.inf}.get(name, 1.0001 * STEP if name.endswith(".jpg") else 0)
+            limit = {"cmyk.jpg": 3 * step, "deep.png": np.inf}.get(name, 1.0001 * step if name.endswith(".jpg") else 0)
             assert diff <= limit, f"{name} @ {size}: max diff {diff}"
 
 
@@ -136,10 +148,10 @@ def test_bad_input_is_a_clear_error(harness, mini_onnx, tmp_path):
     good = tmp_path / "good"
     good.mkdir()
     shutil.copy(odd["rgb.jpg"], good / "a.jpg")
-    base = [f"--model_path={mini_onnx}", "--backend=cpu", "--image_size=48", "--output_dir=out"]
+    base = [f"--model_path={mini_onnx}", "--backend=cpu", "--image_size=48", "--output_dir=out", *_pre_flags()]
     run = _main(*base, f"--input_path={images}", "--input_type=image", cwd=tmp_path)
     assert run.returncode == 1 and re.search(r"(corrupt|empty|notes|truncated)\.(jpg|png)", run.stderr), run.stderr
-    run = _main(f"--model_path={tmp_path / 'missing.onnx'}", "--backend=cpu", "--image_size=48",
+    run = _main(f"--model_path={tmp_path / 'missing.onnx'}", "--backend=cpu", "--image_size=48", *_pre_flags(),
                 f"--input_path={good}", "--input_type=image", cwd=tmp_path)
     assert run.returncode == 1 and "missing.onnx" in run.stderr
     bins = tmp_path / "bins"
@@ -153,5 +165,10 @@ def test_bad_input_is_a_clear_error(harness, mini_onnx, tmp_path):
     assert run.returncode == 2 and "ascend backend not built" in run.stderr
     run = _main("--bogus=1", cwd=tmp_path)
     assert run.returncode == 2
+    no_pre = [f for f in base if not f.startswith(("--crop_pct", "--interpolation"))]
+    run = _main(*no_pre, f"--input_path={good}", "--input_type=image", cwd=tmp_path)
+    assert run.returncode == 2 and "--crop_pct is required for image inputs" in run.stderr
+    run = _main(*base, "--mean=0.5,0.5", f"--input_path={good}", "--input_type=image", cwd=tmp_path)
+    assert run.returncode == 2 and "--mean needs 3 comma-separated numbers" in run.stderr
     run = _infer_script(tmp_path / "model.tflite", good, tmp_path)
     assert run.returncode == 2 and "does not exist" in run.stderr

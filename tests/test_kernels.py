@@ -1,6 +1,6 @@
 """Fast CPU cells (tinynet_ms.kernels: custom depthwise and Swish kernels, im2col stem, MatMul pooling): equal to the
 stock cells forward and backward, per shape and in a whole TinyNet (logits, loss gradients, train steps), with
-unchanged parameter names; the build switch and the library build."""
+unchanged parameter names; create_model's cpu_kernels choice and the library build."""
 import shutil
 
 import mindspore as ms
@@ -9,21 +9,12 @@ import pytest
 from mindspore import nn, ops
 
 from tinynet_ms import create_model
-from tinynet_ms.checkpoint import load_arrays_into, named_params, param_arrays
-from tinynet_ms.kernels import cpu_kernels_enabled, set_cpu_kernels
+from tinynet_ms.weights import load_arrays_into, named_params, param_arrays
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the kernels are compiled with g++")
 
 MINI = dict(w=0.25, d=0.35, num_classes=10)
 FWD_RTOL, GRAD_RTOL = 1e-5, 1e-4
-
-
-@pytest.fixture
-def graph_mode():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
 
 
 def _rel(ref: np.ndarray, got: np.ndarray) -> float:
@@ -32,16 +23,19 @@ def _rel(ref: np.ndarray, got: np.ndarray) -> float:
 
 
 class _Grads(nn.Cell):
-    """(dL/dx, dL/dweight) of a conv cell for an output sensitivity."""
+    """Gradients of ``net`` for an output sensitivity (its last argument): w.r.t. every input, and with
+    ``weights`` as a second tuple w.r.t. its trainable parameters."""
 
-    def __init__(self, net):
+    def __init__(self, net, weights: bool = False):
         super().__init__()
         self.net = net
-        self.weights = ms.ParameterTuple(net.trainable_params())
-        self.grad = ops.GradOperation(get_all=True, get_by_list=True, sens_param=True)
+        self.weights = ms.ParameterTuple(net.trainable_params()) if weights else None
+        self.grad = ops.GradOperation(get_all=True, get_by_list=weights, sens_param=True)
 
-    def construct(self, x, sens):
-        return self.grad(self.net, self.weights)(x, sens)
+    def construct(self, *args):
+        if self.weights is None:
+            return self.grad(self.net)(*args)
+        return self.grad(self.net, self.weights)(*args)
 
 
 def _pair(channels, kernel, stride):
@@ -54,7 +48,7 @@ def _pair(channels, kernel, stride):
     return ref, ours
 
 
-@pytest.mark.parametrize("kernel,stride", [(3, 1), (3, 2), (5, 1), (5, 2)])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), *(pytest.param(k, s, marks=pytest.mark.slow) for k, s in ((3, 2), (5, 1), (5, 2)))])
 def test_matches_conv2d(graph_mode, kernel, stride):
     rng = np.random.default_rng(kernel * 10 + stride)
     # odd, even, non-square and degenerate sizes; 3 channels stays single-threaded, 16 x 53 x 53 uses the pool
@@ -65,32 +59,27 @@ def test_matches_conv2d(graph_mode, kernel, stride):
         assert y.shape == y_ref.shape
         assert _rel(y_ref, y) < FWD_RTOL, (h, w, channels)
         sens = ms.Tensor(rng.standard_normal(y.shape).astype(np.float32))
-        (dx_ref,), (dw_ref,) = _Grads(ref)(x, sens)
-        (dx,), (dw,) = _Grads(ours)(x, sens)
+        (dx_ref,), (dw_ref,) = _Grads(ref, weights=True)(x, sens)
+        (dx,), (dw,) = _Grads(ours, weights=True)(x, sens)
         assert _rel(dx_ref.asnumpy(), dx.asnumpy()) < GRAD_RTOL, ("grad input", h, w, channels)
         assert _rel(dw_ref.asnumpy(), dw.asnumpy()) < GRAD_RTOL, ("grad weight", h, w, channels)
 
 
-def test_pynative_and_mindspore_grad():
+def test_pynative_and_mindspore_grad(pynative_mode):
     """PyNative mode, through mindspore.grad (the functional API)."""
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    try:
-        rng = np.random.default_rng(1)
-        for kernel, stride in [(3, 2), (5, 1)]:
-            ref, ours = _pair(8, kernel, stride)
-            x = ms.Tensor(rng.standard_normal((3, 8, 11, 11)).astype(np.float32))
-            assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) < FWD_RTOL
+    rng = np.random.default_rng(1)
+    for kernel, stride in [(3, 2), (5, 1)]:
+        ref, ours = _pair(8, kernel, stride)
+        x = ms.Tensor(rng.standard_normal((3, 8, 11, 11)).astype(np.float32))
+        assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) < FWD_RTOL
 
-            def loss(net):
-                return lambda inp: (net(inp) ** 2).sum()
+        def loss(net):
+            return lambda inp: (net(inp) ** 2).sum()
 
-            gx_ref, (gw_ref,) = ms.grad(loss(ref), grad_position=0, weights=ref.trainable_params())(x)
-            gx, (gw,) = ms.grad(loss(ours), grad_position=0, weights=ours.trainable_params())(x)
-            assert _rel(gx_ref.asnumpy(), gx.asnumpy()) < GRAD_RTOL
-            assert _rel(gw_ref.asnumpy(), gw.asnumpy()) < GRAD_RTOL
-    finally:
-        ms.set_context(mode=previous)
+        gx_ref, (gw_ref,) = ms.grad(loss(ref), grad_position=0, weights=ref.trainable_params())(x)
+        gx, (gw,) = ms.grad(loss(ours), grad_position=0, weights=ours.trainable_params())(x)
+        assert _rel(gx_ref.asnumpy(), gx.asnumpy()) < GRAD_RTOL
+        assert _rel(gw_ref.asnumpy(), gw.asnumpy()) < GRAD_RTOL
 
 
 def test_float16_input_is_computed_in_float32():
@@ -115,6 +104,7 @@ def test_rejects_what_the_kernel_does_not_implement():
         DepthwiseConv2d(8, 8, 3, 1, padding=1, group=8, has_bias=True)
 
 
+@pytest.mark.slow  # compiles the library afresh
 def test_library_build_is_cached(tmp_path, monkeypatch):
     from tinynet_ms.kernels import build
 
@@ -141,14 +131,34 @@ def test_missing_compiler_is_a_clear_error(monkeypatch):
         build.build_library()
 
 
-def test_app_falls_back_to_mindspore_convs_without_a_compiler(monkeypatch, caplog):
-    from src.context import use_cpu_kernels
+def test_auto_falls_back_to_stock_cells_without_a_compiler(monkeypatch, caplog):
+    """cpu_kernels=None (auto) on CPU without g++: the stock cells and one warning; True: the error."""
     from tinynet_ms.kernels import build
 
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     monkeypatch.setattr(build, "_library", None)
-    use_cpu_kernels(True)
-    assert not cpu_kernels_enabled() and "CPU kernels unavailable" in caplog.text
+    with caplog.at_level("INFO", logger="tinynet_ms"):
+        net = create_model("tinynet", **MINI)
+    assert not net.cpu_kernels and not _fast_cells(net)
+    warnings = [r for r in caplog.records if r.name == "tinynet_ms"]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING" and "CPU kernels unavailable" in warnings[0].message
+    with pytest.raises(RuntimeError, match="no-such-compiler-xyz"):
+        create_model("tinynet", cpu_kernels=True, **MINI)
+    monkeypatch.setattr(build, "_library", None)  # later tests build with the real compiler again
+
+
+def test_auto_on_cpu_logs_the_choice_and_other_targets_never_get_them(caplog, monkeypatch):
+    with caplog.at_level("INFO", logger="tinynet_ms"):
+        net = create_model("tinynet", **MINI)
+    assert net.cpu_kernels and _fast_cells(net)
+    assert [r.message for r in caplog.records if r.name == "tinynet_ms"] == [
+        "CPU kernels: on (device target CPU; cpu_kernels=False builds MindSpore's stock cells)"]
+    assert not create_model("tinynet", cpu_kernels=False, **MINI).cpu_kernels
+    real = ms.get_context
+    monkeypatch.setattr(ms, "get_context", lambda key: "Ascend" if key == "device_target" else real(key))
+    assert not create_model("tinynet", **MINI).cpu_kernels
+    with pytest.raises(ValueError, match="needs the CPU device target"):
+        create_model("tinynet", cpu_kernels=True, **MINI)
 
 
 @pytest.mark.parametrize("size,kernel,stride", [(106, 3, 2), (37, 3, 2), (20, 5, 1)])
@@ -165,20 +175,10 @@ def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
     y_ref, y_ours = ref(x).asnumpy(), ours(x).asnumpy()
     assert y_ref.shape == y_ours.shape and _rel(y_ref, y_ours) <= FWD_RTOL
     sens = ms.Tensor(rng.standard_normal(y_ref.shape).astype(np.float32))
-    (dx_ref,), (dw_ref,) = _Grads(ref)(x, sens)
-    (dx_ours,), (dw_ours,) = _Grads(ours)(x, sens)
+    (dx_ref,), (dw_ref,) = _Grads(ref, weights=True)(x, sens)
+    (dx_ours,), (dw_ours,) = _Grads(ours, weights=True)(x, sens)
     assert _rel(dx_ref.asnumpy(), dx_ours.asnumpy()) <= GRAD_RTOL
     assert _rel(dw_ref.asnumpy(), dw_ours.asnumpy()) <= GRAD_RTOL
-
-
-class _InputGrad(nn.Cell):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.grad = ops.GradOperation(sens_param=True)
-
-    def construct(self, x, sens):
-        return self.grad(self.net)(x, sens)
 
 
 @pytest.mark.parametrize("shape", [(9,), (3, 5, 1, 1), (2, 16, 33, 33)])  # a vector tail; tiny; threaded
@@ -194,7 +194,8 @@ def test_swish_matches_float64(graph_mode, shape):
     y_ref, dx_ref = x64 * sig, sens * sig * (1 + x64 * (1 - sig))
     ours = Swish()
     y = ours(ms.Tensor(x)).asnumpy()
-    dx = _InputGrad(ours)(ms.Tensor(x), ms.Tensor(sens)).asnumpy()
+    (dx,) = _Grads(ours)(ms.Tensor(x), ms.Tensor(sens))
+    dx = dx.asnumpy()
     assert np.abs(y - y_ref).max() <= 4e-7 * np.abs(y_ref).max()
     assert np.abs(dx - dx_ref).max() <= 4e-7 * np.abs(dx_ref).max()
     # float16 (AMP) goes through float32 and comes back float16
@@ -214,17 +215,7 @@ def test_matmul_mean_matches_reduce_mean(graph_mode, keep_dims):
     y_ref, y = ref(x).asnumpy(), ours(x).asnumpy()
     assert y.shape == y_ref.shape == ((3, 7, 1, 1) if keep_dims else (3, 7)) and _rel(y_ref, y) <= FWD_RTOL
     sens = ms.Tensor(rng.standard_normal(y.shape).astype(np.float32))
-    assert _rel(_InputGrad(ref)(x, sens).asnumpy(), _InputGrad(ours)(x, sens).asnumpy()) <= FWD_RTOL
-
-
-class _BothGrads(nn.Cell):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.grad = ops.GradOperation(get_all=True, sens_param=True)
-
-    def construct(self, x, g, sens):
-        return self.grad(self.net)(x, g, sens)
+    assert _rel(_Grads(ref)(x, sens)[0].asnumpy(), _Grads(ours)(x, sens)[0].asnumpy()) <= FWD_RTOL
 
 
 def test_channel_scale_matches_broadcast_mul(graph_mode):
@@ -236,7 +227,7 @@ def test_channel_scale_matches_broadcast_mul(graph_mode):
     sens = ms.Tensor(rng.standard_normal((3, 5, 9, 11)).astype(np.float32))
     ref, ours = ChannelMul(), ChannelScale()
     assert _rel(ref(x, g).asnumpy(), ours(x, g).asnumpy()) <= FWD_RTOL
-    for a, b in zip(_BothGrads(ref)(x, g, sens), _BothGrads(ours)(x, g, sens)):
+    for a, b in zip(_Grads(ref)(x, g, sens), _Grads(ours)(x, g, sens)):
         assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
 
 
@@ -261,18 +252,25 @@ def test_affine_batch_norm_matches_batch_norm(graph_mode):
     np.testing.assert_allclose(ours.moving_variance.asnumpy(), ref.moving_variance.asnumpy(), rtol=1e-6)
 
 
-def test_switch_defaults_off_and_keeps_names():
+def _fast_cells(net) -> list[str]:
+    from tinynet_ms.kernels.channel import AffineBatchNorm2d, ChannelScale
+    from tinynet_ms.kernels.depthwise import DepthwiseConv2d
+    from tinynet_ms.kernels.patch_conv import PatchConv2d
+    from tinynet_ms.kernels.pooling import MatMulMean
+    from tinynet_ms.kernels.swish import Swish
+
+    fast = (DepthwiseConv2d, Swish, MatMulMean, PatchConv2d, AffineBatchNorm2d, ChannelScale)
+    return [n for n, c in net.cells_and_names() if isinstance(c, fast)]
+
+
+def test_choice_swaps_cells_and_keeps_names():
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
 
-    assert not cpu_kernels_enabled()
     ms.set_seed(3)
-    off = create_model("tinynet", **MINI)
-    set_cpu_kernels(True)
-    try:
-        ms.set_seed(3)
-        on = create_model("tinynet", **MINI)
-    finally:
-        set_cpu_kernels(False)
+    off = create_model("tinynet", cpu_kernels=False, **MINI)
+    ms.set_seed(3)
+    on = create_model("tinynet", cpu_kernels=True, **MINI)
+    assert not off.cpu_kernels and on.cpu_kernels
     assert not any(isinstance(c, DepthwiseConv2d) for _, c in off.cells_and_names())
     swapped = {n for n, c in on.cells_and_names() if isinstance(c, DepthwiseConv2d)}
     assert swapped == {n for n, _ in off.cells_and_names() if n.endswith("conv_dw")} and swapped
@@ -289,8 +287,7 @@ def test_switch_defaults_off_and_keeps_names():
         n for n, c in on.cells_and_names() if isinstance(c, AffineBatchNorm2d)}
     assert {n for n, c in on.cells_and_names() if isinstance(c, ChannelScale)} == {
         n + ".scale" for n, c in off.cells_and_names() if type(c).__name__ == "SqueezeExcite"}
-    fast = (Swish, MatMulMean, PatchConv2d, AffineBatchNorm2d, ChannelScale)
-    assert not any(isinstance(c, fast) for _, c in off.cells_and_names())
+    assert not _fast_cells(off)
     a, b = param_arrays(off), param_arrays(on)
     assert list(a) == list(b)  # same names, same order (checkpoints interchangeable)
     assert all(a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)  # same init draws
@@ -298,12 +295,8 @@ def test_switch_defaults_off_and_keeps_names():
 
 def _twin_models(**kwargs):
     """The same TinyNet built with the kernels off and on, with identical weights."""
-    off = create_model("tinynet", **MINI, **kwargs)
-    set_cpu_kernels(True)
-    try:
-        on = create_model("tinynet", **MINI, **kwargs)
-    finally:
-        set_cpu_kernels(False)
+    off = create_model("tinynet", cpu_kernels=False, **MINI, **kwargs)
+    on = create_model("tinynet", cpu_kernels=True, **MINI, **kwargs)
     load_arrays_into(on, param_arrays(off), "kernels-off twin")
     assert list(named_params(on)) == list(named_params(off))
     return off, on
@@ -325,6 +318,7 @@ class _LossGrads(nn.Cell):
         return self.loss(x, y), self.grad(self.loss, self.weights)(x, y)
 
 
+@pytest.mark.slow
 def test_tinynet_logits_and_gradients(graph_mode):
     off, on = _twin_models(drop_rate=0.0)
     rng = np.random.default_rng(4)
@@ -352,6 +346,7 @@ def test_tinynet_logits_and_gradients(graph_mode):
         assert np.abs(a - b).max() <= GRAD_RTOL * max(np.abs(a).max(), 1e-2 * scale), name
 
 
+@pytest.mark.slow
 def test_train_steps_match(graph_mode):
     """TrainStep (loss scale, GradOperation, RMSprop) over a few steps: same losses and weights either way."""
     from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop
@@ -376,13 +371,13 @@ def test_train_steps_match(graph_mode):
 class _Tiny(nn.Cell):
     """1x1 conv → depthwise k3 s2 → BN → spatial mean: 8 logits, built through the model's conv2d helper."""
 
-    def __init__(self):
+    def __init__(self, fast: bool):
         super().__init__()
         from tinynet_ms.models.layers import batch_norm, conv2d
 
-        self.conv_pw = conv2d(3, 8, 1)
-        self.conv_dw = conv2d(8, 8, 3, stride=2, groups=8)
-        self.bn = batch_norm(8)
+        self.conv_pw = conv2d(3, 8, 1, fast=fast)
+        self.conv_dw = conv2d(8, 8, 3, stride=2, groups=8, fast=fast)
+        self.bn = batch_norm(8, fast)
 
     def construct(self, x):
         return ops.mean(self.bn(self.conv_dw(self.conv_pw(x))), (2, 3))
@@ -393,12 +388,7 @@ def test_amp_o2(graph_mode):
     and loss and gradients stay close to MindSpore's float16 conv."""
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
 
-    off = _Tiny()
-    set_cpu_kernels(True)
-    try:
-        on = _Tiny()
-    finally:
-        set_cpu_kernels(False)
+    off, on = _Tiny(fast=False), _Tiny(fast=True)
     assert isinstance(on.conv_dw, DepthwiseConv2d) and not isinstance(off.conv_dw, DepthwiseConv2d)
     load_arrays_into(on, param_arrays(off), "kernels-off twin")
     rng = np.random.default_rng(6)
@@ -415,6 +405,7 @@ def test_amp_o2(graph_mode):
         assert np.abs(a - b).max() <= 2e-2 * max(np.abs(a).max(), 1e-3)
 
 
+@pytest.mark.slow
 def test_tinynet_amp_o2(graph_mode):
     """A whole TinyNet under AMP O2 (float16 activations into every fast cell): training loss and gradients,
     and inference logits, stay close to the stock cells under O2."""

@@ -51,6 +51,7 @@ def _train_step(amp="O0", dynamic=False, ema_decay=0.0, lr=0.001, loss_scale=256
     return net, ema_net, opt, step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp", ["O2", "O3"])
 def test_amp_train_step_with_fixed_loss_scale_learns(amp):
     net, _, opt, step = _train_step(amp)
@@ -63,6 +64,7 @@ def test_amp_train_step_with_fixed_loss_scale_learns(amp):
     assert int(opt.global_step.asnumpy()[0]) == 12
 
 
+@pytest.mark.slow
 def test_overflow_steps_are_skipped_and_counted():
     net, _, opt, step = _train_step(dynamic=True, loss_scale=1024.0)
     image, label = _batch()
@@ -78,6 +80,7 @@ def test_overflow_steps_are_skipped_and_counted():
     assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 1
 
 
+@pytest.mark.slow
 def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     net, ema_net, opt, step = _train_step(ema_decay=0.5)
     image, label = _batch()
@@ -105,11 +108,12 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.conv_stem.weight.asnumpy(), w1)
 
 
+@pytest.mark.slow
 def test_bn_statistics_sync_keeps_the_ema_attached_to_the_train_step():
     """Rewriting BN statistics between epochs (the cross-rank average) must not detach the EMA copy from the
     compiled train step — a host-side set_data does, and the EMA's statistics then freeze."""
     from src.trainer import AssignParameters
-    from tinynet_ms.checkpoint import named_params
+    from tinynet_ms.weights import named_params
 
     ms.set_context(mode=ms.GRAPH_MODE)
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SCRIPT_ENV, write_odd_images
+from helpers import ROOT, SCRIPT_ENV, write_odd_images
 
 # Small and fast: 4 demo classes at 32 px; what is tested is the machinery, not the accuracy.
 FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
@@ -33,6 +33,7 @@ def messy_data(demo_data, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_distributed_training_two_workers(messy_data, tmp_path):
     out = tmp_path / "out"
     run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
@@ -63,6 +64,7 @@ def _train(out: Path, *extra: str, data: str) -> tuple[subprocess.Popen, Path]:
         return subprocess.Popen(cmd, cwd=ROOT, env=SCRIPT_ENV, stdout=f, stderr=subprocess.STDOUT), log
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(demo_data, tmp_path):
     data = str(demo_data)
     common = ("--epochs", "3", "--drop_path_rate", "0.2", "--re_prob", "0.3")
@@ -94,9 +96,10 @@ def test_killed_run_resumes_to_the_same_metrics(demo_data, tmp_path):
 @pytest.mark.parametrize("case, expect, code", [
     ("no_train", "dataset folder not found", 1),
     ("unknown_key", "unknown config key 'learning_rate'", 2),
-    ("bad_device", "device_target 'TPU' is not one of Ascend, GPU, CPU", 2),
+    ("bad_device", "'device_target' (--device_target) must be one of Ascend, GPU, CPU, got 'TPU'", 2),
     ("wrong_classes", "has 4 classes but num_classes is 10", 1),
 ])
+@pytest.mark.slow  # a train.py process each; tests/test_cli.py covers the convention in-process
 def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code):
     data = demo_data
     extra = ["--num_classes", "4"]

@@ -1,0 +1,48 @@
+"""Paths, the scripts' environment and test-data writers shared by the tests (plain module: ``from helpers import``)."""
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+MINI_WEIGHTS = DATA / "timm_tinynet_mini.safetensors"  # timm's weights: non-trivial logits, 10 classes
+# The scripts call `python` and `msrun`: make them this interpreter's, whether or not its venv is activated.
+SCRIPT_ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1",
+              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+BROKEN = ("truncated.jpg", "corrupt.jpg", "empty.jpg", "notes.png")
+
+
+def write_odd_images(folder: Path) -> dict[str, Path]:
+    """Images a real dataset contains: gray, CMYK, RGBA PNG, palette GIF, 16-bit PNG, WebP, odd sizes,
+    plus broken ones (truncated JPEG, corrupt JPEG, empty file, text file with an image name)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    files = {
+        "rgb.jpg": lambda p: rgb.save(p, quality=92),
+        "gray.jpg": lambda p: rgb.convert("L").resize((61, 29)).save(p),
+        "cmyk.jpg": lambda p: rgb.convert("CMYK").save(p),
+        "rgba.png": lambda p: rgb.convert("RGBA").resize((17, 90)).save(p),
+        "palette.gif": lambda p: rgb.convert("P").save(p),
+        "deep.png": lambda p: Image.fromarray(rng.integers(0, 65535, (40, 44)).astype(np.uint16)).save(p),
+        "web.webp": lambda p: rgb.save(p, format="WEBP"),
+    }
+    out = {}
+    for name, write in files.items():
+        write(folder / name)
+        out[name] = folder / name
+    buf = io.BytesIO()
+    rgb.save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    (folder / "truncated.jpg").write_bytes(bytes(data[:300]))
+    for i in range(400, min(900, len(data) - 2), 7):
+        data[i] = 0
+    (folder / "corrupt.jpg").write_bytes(bytes(data))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image")
+    out.update({k: folder / k for k in BROKEN})
+    return out

@@ -1,0 +1,82 @@
+"""One exit-code convention for every command line (tinynet_ms.cli): 0 ok, 1 bad input file or failed run,
+2 usage or config error — each with one 'error:' line and no traceback. The entry points' main functions run
+in-process (a MindSpore import per case would cost seconds); two cases check the real process's exit code."""
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from helpers import DATA, ROOT, SCRIPT_ENV
+
+MINI = str(DATA / "timm_tinynet_mini.safetensors")
+
+
+def _script_main(name: str):
+    """``main(argv)`` of a top-level script (preprocess.py, postprocess.py); train/eval go through run_app."""
+    if name in ("train.py", "eval.py"):
+        from src.cli import run_app
+        from src.evaluation import run_eval
+        from src.trainer import run_training
+        fn = run_training if name == "train.py" else run_eval
+        return lambda argv: run_app(fn, argv, f"python {name} --config_path ...", name)
+    spec = importlib.util.spec_from_file_location(name[:-3], ROOT / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _module_main(name: str):
+    return importlib.import_module(f"tinynet_ms.{name}").main
+
+
+CASES = [
+    # (entry point, argv, exit code, message)
+    ("profile", ["tinynet_x"], 2, "unknown model 'tinynet_x'"),
+    ("profile", ["tinynet_e", "--image_size", "0"], 2, "expected a positive integer"),
+    ("convert", ["a.pth", "b.ckpt", "--model", "tinynet_q"], 2, "unknown model 'tinynet_q'"),
+    ("convert", ["missing.pth", "b.ckpt", "--model", "tinynet_e"], 1, "weights file not found"),
+    ("convert", [MINI, "b.ckpt", "--model", "tinynet_e"], 1, "does not fit"),
+    ("design", ["--macs", "lots"], 2, "cannot read MACs budget"),
+    ("design", ["--macs", "40M", "--plot_range", "1:2"], 2, "expected first:last:points"),
+    ("export", ["info", "missing.onnx"], 1, "model file not found"),
+    ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32", "--model", "resnet"], 2, "unknown model"),
+    ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32", "--crop_pct", "1.5"], 2, "crop_pct must be in"),
+    ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32"], 1, "nowhere"),
+    ("preprocess.py", ["--data_path", "nowhere"], 2, "give either --model_path"),
+    ("postprocess.py", ["--label_file", "missing.json"], 1, "label file not found"),
+    ("train.py", ["--config_path", "configs/demo.yaml", "--device_target", "TPU"], 2, "must be one of Ascend, GPU, CPU"),
+    ("train.py", ["--config_path", "configs/nope.yaml"], 2, "config file not found"),
+    ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet_z", "--data_path", "nowhere"], 2,
+     "config key 'model': unknown model 'tinynet_z'"),
+    ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet", "--w", "0", "--data_path", "nowhere"], 2,
+     "w=0.0 is outside (0, 4]"),
+    ("train.py", ["--config_path=configs/demo.yaml", "--epochs"], 2, "--epochs needs a value"),
+    ("eval.py", ["--config_path", "configs/demo.yaml", "--data_path", "nowhere", "--checkpoint_path", MINI], 1,
+     "dataset folder not found: nowhere/val"),
+    ("eval.py", ["--config_path", "configs/demo.yaml", "--data_path", "nowhere"], 2, "pass --checkpoint_path"),
+    ("train.py", [], 2, "python train.py --config_path"),
+]
+
+
+@pytest.mark.parametrize("entry,argv,code,message", CASES, ids=[f"{c[0]} {' '.join(c[1][:2])} -> {c[2]}" for c in CASES])
+def test_exit_codes(entry, argv, code, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(ROOT / a) if a.startswith("configs/") else a.replace("=configs/", f"={ROOT}/configs/") for a in argv]
+    main = _script_main(entry) if entry.endswith(".py") else _module_main(entry)
+    try:
+        got = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        got = exc.code
+    out = capsys.readouterr()
+    assert got == code, out.out + out.err
+    assert message in out.out + out.err and "Traceback" not in out.err, out.err
+
+
+@pytest.mark.parametrize("args,code", [(["-m", "tinynet_ms.profile", "tinynet_x"], 2),
+                                       ([str(ROOT / "eval.py"), "--config_path", str(ROOT / "configs" / "demo.yaml"),
+                                         "--data_path", "nowhere", "--checkpoint_path", MINI], 1)])
+def test_process_exit_codes(args, code, tmp_path):
+    run = subprocess.run([sys.executable, *args], cwd=tmp_path, env={**SCRIPT_ENV, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == code and run.stderr.count("error: ") == 1 and "Traceback" not in run.stderr, run.stderr
