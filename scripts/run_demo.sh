@@ -33,7 +33,7 @@ step() {
 
 step data data.log python -m tinynet_ms.data.demo "$OUT/data"
 step train train.log bash "$ROOT_DIR/scripts/run_distribute_train.sh" "$OUT/data" "$CONFIG" 2 \
-  --output_dir "$OUT/train" "$@"
+  --output_dir "$OUT/train" --overwrite true "$@"
 CKPT=$OUT/train/checkpoints/best.ckpt
 step eval eval.log bash "$ROOT_DIR/scripts/run_eval.sh" "$OUT/data" "$CKPT" "$CONFIG" \
   --output_dir "$OUT/train" --result_file "$OUT/eval.json" "$@"

@@ -27,6 +27,7 @@ mkdir -p "$LOG_DIR"
 ARGS=(--config_path "$CONFIG_PATH" --data_path "$DATA_PATH" "$@")
 echo "training with $DEVICE_NUM devices; logs in $LOG_DIR"
 
+export TINYNET_LOCAL_WORKERS=$DEVICE_NUM  # the ranks on this machine share its CPUs (src/context.py)
 failed=()
 if [ -n "${RANK_TABLE_FILE:-}" ]; then
   [ -f "$RANK_TABLE_FILE" ] || die "RANK_TABLE_FILE '$RANK_TABLE_FILE' not found"

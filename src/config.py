@@ -77,6 +77,7 @@ GROUPS: dict[str, dict[str, Key]] = {
         "seed": Key(42, "random seed (data order, augmentation, dropout, init)"),
         "output_dir": Key("output", "where checkpoints, metrics and logs go"),
         "resume": Key("", "'' = fresh, auto = OUTPUT_DIR/checkpoints/last.ckpt if present, or a path"),
+        "overwrite": Key(False, "train: start afresh over an output_dir holding a run's checkpoints (deletes them)"),
         "keep_checkpoint_max": Key(3, "epoch checkpoints kept besides last/best"),
         "log_interval": Key(50, "steps between progress lines", minimum=1),
         "eval_interval": Key(1, "epochs between validations", minimum=1),

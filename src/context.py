@@ -73,6 +73,33 @@ def all_reduce_sum(values: np.ndarray, ctx: RunContext) -> np.ndarray:
     return _SumAcrossRanks()(ms.Tensor(values.astype(np.float32))).asnumpy().astype(values.dtype)
 
 
+def local_workers(ctx: RunContext) -> int:
+    """Training processes sharing this machine: run_distribute_train.sh exports TINYNET_LOCAL_WORKERS (msrun's
+    --local_worker_num); otherwise the whole world (a single-node launch)."""
+    try:
+        return max(1, int(os.environ.get("TINYNET_LOCAL_WORKERS", ctx.world)))
+    except ValueError:
+        return ctx.world
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (taskset, containers), not the machine's
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def data_workers(cfg: SimpleNamespace, ctx: RunContext) -> int:
+    """``num_parallel_workers``, capped to this rank's share of the CPUs: MindSpore's dataset refuses more workers
+    than CPUs, and configs written for 8-worker servers must run on the machine at hand. Logs when it caps."""
+    share = max(1, available_cpus() // local_workers(ctx))
+    if cfg.num_parallel_workers <= share:
+        return cfg.num_parallel_workers
+    log.info("num_parallel_workers %d capped to %d: %d CPUs for %d local rank(s)", cfg.num_parallel_workers, share,
+             available_cpus(), local_workers(ctx))
+    return share
+
+
 def setup_logging(ctx: RunContext | None = None) -> None:
     prefix = f"[rank {ctx.rank}] " if ctx and ctx.world > 1 else ""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S",

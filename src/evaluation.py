@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 from src.builders import build_network, dataset_classes, image_size, preprocessing, require_checkpoint, scan_dataset
-from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
+from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
 from tinynet_ms import TinyNet
 from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data import Sample, create_eval_dataset
@@ -18,11 +18,11 @@ log = logging.getLogger("tinynet")
 
 
 def evaluate_samples(net: TinyNet, samples: Sequence[Sample], size: int, cfg: SimpleNamespace,
-                     ctx: RunContext) -> tuple[float, float, int]:
+                     ctx: RunContext, workers: int) -> tuple[float, float, int]:
     """(top1, top5, count) over ``samples`` with the network's eval preprocessing; under data parallelism each
     rank takes an exact, unpadded share and the counts are summed, so every image counts once."""
     shard = samples[ctx.rank::ctx.world]
-    data = create_eval_dataset(shard, size, cfg.batch_size, preprocessing(cfg, net), cfg.num_parallel_workers)
+    data = create_eval_dataset(shard, size, cfg.batch_size, preprocessing(cfg, net), workers)
     totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
     return totals[0] / totals[2], totals[1] / totals[2], int(totals[2])
 
@@ -37,7 +37,7 @@ def run_eval(cfg: SimpleNamespace) -> dict:
     log.info("evaluating %s@%d (%s%s) on %d images", cfg.model, size, checkpoint, ", EMA weights" if cfg.use_ema
              else "", len(val))
     start = time.time()
-    top1, top5, count = evaluate_samples(net, val.samples, size, cfg, ctx)
+    top1, top5, count = evaluate_samples(net, val.samples, size, cfg, ctx, data_workers(cfg, ctx))
     seconds = time.time() - start
     result = {"top1": top1, "top5": top5, "num_samples": count, "model": cfg.model, "image_size": size,
               "crop_pct": preprocessing(cfg, net).crop_pct,

@@ -13,8 +13,8 @@ import numpy as np
 from mindspore import nn, ops
 
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
-from src.config import save_config
-from src.context import RunContext, all_reduce_sum, setup_context, setup_logging
+from src.config import ConfigError, save_config
+from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
 from src.evaluation import evaluate_samples
 from tinynet_ms.weights import save_checkpoint_atomic
 from tinynet_ms.data import create_train_dataset
@@ -45,6 +45,7 @@ def _resume_path(cfg: SimpleNamespace, ckpt_dir: Path) -> Path | None:
 class Trainer:
     def __init__(self, cfg: SimpleNamespace, ctx: RunContext) -> None:
         self.cfg, self.ctx = cfg, ctx
+        self.workers = data_workers(cfg, ctx)
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
         classes = dataset_classes(cfg)
@@ -97,7 +98,7 @@ class Trainer:
         data = create_train_dataset(
             self.train_set.samples, self.image_size, cfg.batch_size, epoch=epoch, seed=cfg.seed,
             noise_size=self.net.noise_size, auto_augment=cfg.auto_augment, re_prob=cfg.re_prob,
-            hflip_prob=cfg.hflip_prob, min_crop_scale=cfg.min_crop_scale, num_workers=cfg.num_parallel_workers,
+            hflip_prob=cfg.hflip_prob, min_crop_scale=cfg.min_crop_scale, num_workers=self.workers,
             num_shards=ctx.world if ctx.world > 1 else None, shard_id=ctx.rank if ctx.world > 1 else None,
             preprocessing=self.net.preprocessing)
         steps = data.get_dataset_size()
@@ -153,7 +154,7 @@ class Trainer:
         self._assign_stats(tuple(values))
 
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
-        return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx)
+        return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx, self.workers)
 
     def _save(self, epoch: int, record: dict) -> None:
         if not self.ctx.is_main:
@@ -226,9 +227,37 @@ def weights_digest(net: nn.Cell) -> str:
     return h.hexdigest()[:16]
 
 
+def previous_run_files(out: Path) -> list[Path]:
+    """What a run left in ``out``: its checkpoints, metrics and curves."""
+    ckpts = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
+    return ckpts + [p for p in (out / "metrics.jsonl", out / "curves.png") if p.is_file()]
+
+
+def check_output_dir(cfg: SimpleNamespace, ctx: RunContext) -> None:
+    """A fresh run never silently replaces another run's work: it needs --resume, or --overwrite true (then the old
+    checkpoints and metrics go first, so none of them survives beside the new run's)."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir '{out}' is a file, not a folder")
+    if _resume_path(cfg, out / "checkpoints") is not None:
+        return
+    old = [p for p in previous_run_files(out) if p.suffix == ".ckpt"]
+    if not old:
+        return
+    if not cfg.overwrite:
+        raise ConfigError(f"output_dir '{out}' holds another run's checkpoints ({', '.join(p.name for p in old[:4])}"
+                          f"{', ...' if len(old) > 4 else ''}): pass --resume auto to continue it, --overwrite true "
+                          f"to start afresh (deletes them), or another --output_dir")
+    if ctx.is_main:
+        for path in previous_run_files(out):
+            path.unlink()
+        log.info("--overwrite true: deleted the previous run's %d checkpoints and its metrics in %s", len(old), out)
+
+
 def run_training(cfg: SimpleNamespace) -> TrainState:
     ctx = setup_context(cfg)
     setup_logging(ctx)
+    check_output_dir(cfg, ctx)
     if ctx.is_main:
         save_config(cfg, Path(cfg.output_dir) / "config.yaml")
     trainer = Trainer(cfg, ctx)

@@ -136,3 +136,18 @@ def test_bn_statistics_sync_keeps_the_ema_attached_to_the_train_step():
     train(10.0, 15)  # inputs 10x larger: the variances grow ~100x, and the EMA must follow
     model, ema = named_params(net)["bn1.moving_variance"].asnumpy(), named_params(ema_net)["bn1.moving_variance"].asnumpy()
     assert model.mean() > 10 and abs(ema.mean() / model.mean() - 1) < 0.2
+
+
+@pytest.mark.parametrize("cpus,local,asked,expected", [(2, 2, 8, 1), (2, 1, 8, 2), (16, 2, 8, 8), (2, 2, 1, 1)])
+def test_data_workers_are_capped_to_the_ranks_share_of_cpus(monkeypatch, caplog, cpus, local, asked, expected):
+    """An 8-worker ImageNet config on a 2-core machine with 2 ranks: 1 worker each, one log line saying so."""
+    from types import SimpleNamespace
+
+    from src import context
+
+    monkeypatch.setattr(context, "available_cpus", lambda: cpus)
+    monkeypatch.setenv("TINYNET_LOCAL_WORKERS", str(local))
+    with caplog.at_level("INFO", logger="tinynet"):
+        got = context.data_workers(SimpleNamespace(num_parallel_workers=asked), context.RunContext("CPU", 0, local))
+    assert got == expected
+    assert ("capped to" in caplog.text) == (asked > expected)
