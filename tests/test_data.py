@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import BROKEN, write_odd_images
 from tinynet_ms.data import (IMAGENET_MEAN, IMAGENET_STD, create_eval_dataset, create_train_dataset,
-                             load_eval_image, scan_split)
+                             load_eval_image, open_rgb, scan_split)
 from tinynet_ms.data.augment import _OPS, RandAugment, random_erasing
 
 
@@ -47,8 +47,12 @@ def test_scan_errors(tmp_path):
 
 
 def _timm_reference(path, size, crop_pct=0.875):
-    """torchvision Resize(int) + CenterCrop + ToTensor + Normalize, as timm's eval transform composes them."""
-    img = Image.open(path).convert("RGB")
+    """torchvision Resize(int) + CenterCrop + ToTensor + Normalize, as timm's eval transform composes them (on a
+    16-bit gray image, after scaling it to 8 bits: timm's plain convert('RGB') would clip it white)."""
+    img = Image.open(path)
+    if img.mode.startswith("I"):
+        img = Image.fromarray((np.asarray(img).astype(np.int64) // 256).astype(np.uint8))
+    img = img.convert("RGB")
     w, h = img.size
     short = math.floor(size / crop_pct)
     ow, oh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
@@ -67,6 +71,19 @@ def test_load_eval_image_matches_timm_transform(odd_split, name, size):
     assert x.shape == (3, size, size) and x.dtype == np.float32
     step = 1 / 255 / min(IMAGENET_STD)  # one 8-bit step after normalisation
     assert np.abs(x - _timm_reference(files[name], size)).max() <= step
+
+
+@pytest.mark.parametrize("dtype,suffix", [(np.uint16, ".png"), (np.int32, ".tif")])  # PIL modes I;16 and I
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path, dtype, suffix):
+    """A 0..65535 gradient keeps 256 levels (PIL's convert('RGB') leaves 13, nearly all white)."""
+    ramp = np.tile(np.arange(0, 65536, 64, dtype=np.int64), (4, 1))  # 4 x 1024
+    path = tmp_path / f"ramp{suffix}"
+    Image.fromarray(ramp.astype(dtype)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    rgb = np.asarray(open_rgb(path))
+    assert rgb.dtype == np.uint8 and len(np.unique(rgb)) == 256
+    np.testing.assert_array_equal(rgb[..., 0], ramp >> 8)
+    assert (rgb[..., 0] == rgb[..., 2]).all()
 
 
 def test_eval_pipeline_feeds_exactly_load_eval_image(odd_split):

@@ -123,7 +123,20 @@ RgbImage ResampleColumns(const RgbImage &in, const AxisWeights &w, int out_heigh
 }  // namespace
 
 RgbImage DecodeRgb(const std::string &path) {
-  const cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+  cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH | cv::IMREAD_IGNORE_ORIENTATION);
+  if (!bgr.empty() && bgr.depth() == CV_16U) {
+    // 16-bit samples → 8 bits by x >> 8, as Pillow decodes 16-bit RGB and images.py scales 16-bit gray
+    // (OpenCV's own conversion rounds x / 256 instead, one step off).
+    cv::Mat eight(bgr.size(), CV_MAKETYPE(CV_8U, bgr.channels()));
+    for (int y = 0; y < bgr.rows; ++y) {
+      const uint16_t *src = bgr.ptr<uint16_t>(y);
+      uint8_t *dst = eight.ptr<uint8_t>(y);
+      for (int x = 0; x < bgr.cols * bgr.channels(); ++x) dst[x] = static_cast<uint8_t>(src[x] >> 8);
+    }
+    bgr = eight;
+  } else if (!bgr.empty() && bgr.depth() != CV_8U) {
+    bgr.convertTo(bgr, CV_8U);  // float/32-bit formats: saturate, as PIL's convert
+  }
   if (bgr.empty() || bgr.type() != CV_8UC3) throw std::runtime_error("cannot decode image");
   RgbImage img{bgr.cols, bgr.rows, {}};
   img.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);

@@ -17,10 +17,18 @@ _PIL_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}  # Pillow'
 NATIVE_FORMATS = ("JPEG", "PNG", "BMP")
 
 
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit gray PNG/TIFF (Pillow opens them so)
+
+
 def open_rgb(source: str | os.PathLike | bytes) -> Image.Image:
-    """Decode fully and convert to RGB (gray, CMYK, palette, RGBA → RGB), as timm's ``.convert('RGB')``."""
+    """Decode fully and convert to RGB (gray, CMYK, palette, RGBA → RGB), as timm's ``.convert('RGB')`` — except
+    that 16-bit gray samples are scaled to 8 bits (x >> 8, as Pillow itself does for 16-bit RGB and the C++
+    harness for both), where ``convert`` would clip everything above 255 to white."""
     img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     img.load()
+    if img.mode in _HIGH_BIT_MODES:
+        samples = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        img = Image.fromarray((samples >> 8).astype(np.uint8), "L")
     return img.convert("RGB")
 
 
