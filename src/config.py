@@ -1,4 +1,4 @@
-"""The config: every key with its type, default and meaning (``GROUPS``), YAML files (``_base_: FILE`` includes a
+"""The config: every key with its type, default, meaning and valid range (``GROUPS``), YAML files (``_base_: FILE`` includes a
 file it overrides), and ``--key value`` / ``--key=value`` command lines. Unknown keys are errors, never ignored.
 
     python -m src.config CONFIG [--key value ...] --get KEY     # print one resolved value (for shell scripts)
@@ -23,7 +23,7 @@ class Key:
     default: Any  # its type is the key's type
     help: str
     choices: tuple[str, ...] = ()
-    minimum: float | None = None
+    bounds: str = ""  # an interval such as "[1, inf)" or "(0, 1]": checked when parsed, shown in --help
 
 
 # Grouped as the README's config table and --help. Defaults are the library's (create_model's) where it has one;
@@ -31,56 +31,56 @@ class Key:
 GROUPS: dict[str, dict[str, Key]] = {
     "model": {
         "model": Key("tinynet_a", "tinynet_a..tinynet_e, or tinynet with r/w/d"),
-        "r": Key(1.0, "resolution multiplier (model: tinynet)"),
-        "w": Key(1.0, "width multiplier (model: tinynet)"),
-        "d": Key(1.0, "depth multiplier (model: tinynet)"),
-        "num_classes": Key(1000, "number of classes", minimum=1),
-        "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", minimum=0),
+        "r": Key(1.0, "resolution multiplier (model: tinynet)", bounds="(0, 4]"),
+        "w": Key(1.0, "width multiplier (model: tinynet)", bounds="(0, 4]"),
+        "d": Key(1.0, "depth multiplier (model: tinynet)", bounds="(0, 4]"),
+        "num_classes": Key(1000, "number of classes", bounds="[1, inf)"),
+        "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", bounds="[0, inf)"),
         "pretrained_checkpoint": Key("", "train: start from these weights (.ckpt, timm .pth/.safetensors)"),
     },
     "device": {
         "device_target": Key("Ascend", "device", ("Ascend", "GPU", "CPU")),
-        "device_id": Key(0, "device of a standalone run"),
+        "device_id": Key(0, "device of a standalone run", bounds="[0, inf)"),
         "mode": Key("graph", "execution mode", ("graph", "pynative")),
         "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (never in export)"),
         "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU", ("O0", "O1", "O2", "O3", "auto")),
-        "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale"),
+        "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale", bounds="(0, inf)"),
         "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto")),
     },
     "data": {
         "data_path": Key("", "dataset root with train/ and val/"),
-        "batch_size": Key(128, "per-device batch size (train and eval)", minimum=1),
-        "num_parallel_workers": Key(8, "data pipeline workers per device", minimum=1),
+        "batch_size": Key(128, "per-device batch size (train and eval)", bounds="[1, inf)"),
+        "num_parallel_workers": Key(8, "data pipeline workers per device", bounds="[1, inf)"),
         "auto_augment": Key("rand-m9-mstd0.5", "timm RandAugment string; none = off"),
-        "re_prob": Key(0.2, "random erasing probability"),
-        "hflip_prob": Key(0.5, "horizontal flip probability"),
-        "min_crop_scale": Key(0.08, "lower area scale of RandomResizedCrop"),
-        "crop_pct": Key(0.0, "eval: center-crop fraction of the resized image; 0 = the model's own", minimum=0),
+        "re_prob": Key(0.2, "random erasing probability", bounds="[0, 1]"),
+        "hflip_prob": Key(0.5, "horizontal flip probability", bounds="[0, 1]"),
+        "min_crop_scale": Key(0.08, "lower area scale of RandomResizedCrop", bounds="(0, 1]"),
+        "crop_pct": Key(0.0, "eval: center-crop fraction of the resized image; 0 = the model's own", bounds="[0, 1]"),
     },
     "optimisation": {
-        "epochs": Key(450, "training epochs", minimum=1),
-        "lr": Key(0.048, "peak LR (absolute; the ImageNet configs use 0.048 for a global batch of 1024)"),
-        "warmup_epochs": Key(3.0, "linear warmup epochs"),
-        "warmup_lr": Key(1e-6, "LR at step 0"),
-        "decay_epochs": Key(2.4, "step decay period in epochs"),
-        "decay_rate": Key(0.97, "step decay factor"),
-        "weight_decay": Key(1e-5, "L2 on conv/dense weights (not BN, not bias)"),
-        "momentum": Key(0.9, "RMSProp momentum"),
-        "rmsprop_decay": Key(0.9, "RMSProp mean-square decay"),
-        "opt_eps": Key(1e-3, "RMSProp epsilon (TF-style, inside the sqrt)"),
-        "label_smoothing": Key(0.1, "label smoothing"),
-        "drop_rate": Key(0.2, "dropout before the classifier"),
-        "drop_path_rate": Key(0.0, "stochastic depth rate of the last block (the recipe: 0.2)"),
-        "ema_decay": Key(0.9999, "EMA of the weights; 0 = off"),
+        "epochs": Key(450, "training epochs", bounds="[1, inf)"),
+        "lr": Key(0.048, "peak LR (absolute; the ImageNet configs use 0.048 for a global batch of 1024)", bounds="(0, inf)"),
+        "warmup_epochs": Key(3.0, "linear warmup epochs", bounds="[0, inf)"),
+        "warmup_lr": Key(1e-6, "LR at step 0", bounds="[0, inf)"),
+        "decay_epochs": Key(2.4, "step decay period in epochs", bounds="(0, inf)"),
+        "decay_rate": Key(0.97, "step decay factor", bounds="(0, 1]"),
+        "weight_decay": Key(1e-5, "L2 on conv/dense weights (not BN, not bias)", bounds="[0, inf)"),
+        "momentum": Key(0.9, "RMSProp momentum", bounds="[0, 1)"),
+        "rmsprop_decay": Key(0.9, "RMSProp mean-square decay", bounds="[0, 1)"),
+        "opt_eps": Key(1e-3, "RMSProp epsilon (TF-style, inside the sqrt)", bounds="(0, inf)"),
+        "label_smoothing": Key(0.1, "label smoothing", bounds="[0, 1)"),
+        "drop_rate": Key(0.2, "dropout before the classifier", bounds="[0, 1)"),
+        "drop_path_rate": Key(0.0, "stochastic depth rate of the last block (the recipe: 0.2)", bounds="[0, 1)"),
+        "ema_decay": Key(0.9999, "EMA of the weights; 0 = off", bounds="[0, 1)"),
     },
     "run": {
         "seed": Key(42, "random seed (data order, augmentation, dropout, init)"),
         "output_dir": Key("output", "where checkpoints, metrics and logs go"),
         "resume": Key("", "'' = fresh, auto = OUTPUT_DIR/checkpoints/last.ckpt if present, or a path"),
         "overwrite": Key(False, "train: start afresh over an output_dir holding a run's checkpoints (deletes them)"),
-        "keep_checkpoint_max": Key(3, "epoch checkpoints kept besides last/best"),
-        "log_interval": Key(50, "steps between progress lines", minimum=1),
-        "eval_interval": Key(1, "epochs between validations", minimum=1),
+        "keep_checkpoint_max": Key(3, "epoch checkpoints kept besides last/best", bounds="[0, inf)"),
+        "log_interval": Key(50, "steps between progress lines", bounds="[1, inf)"),
+        "eval_interval": Key(1, "epochs between validations", bounds="[1, inf)"),
     },
     "eval / export": {
         "checkpoint_path": Key("", "weights to evaluate / export (.ckpt, timm .pth/.safetensors)"),
@@ -88,7 +88,7 @@ GROUPS: dict[str, dict[str, Key]] = {
         "result_file": Key("", "eval: write {top1, top5, num_samples, ...} JSON here"),
         "file_name": Key("tinynet", "export: output file name without extension"),
         "file_format": Key("MINDIR", "export: file format", ("MINDIR", "ONNX", "AIR")),
-        "export_batch_size": Key(1, "export: the exported model's fixed batch (export.py also takes --batch_size)", minimum=1),
+        "export_batch_size": Key(1, "export: the exported model's fixed batch (export.py also takes --batch_size)", bounds="[1, inf)"),
     },
 }
 KEYS: dict[str, Key] = {name: key for group in GROUPS.values() for name, key in group.items()}
@@ -100,7 +100,7 @@ class ConfigError(UsageError):
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    """``value`` (YAML or command-line text) as key ``name``'s type, checked against its choices and minimum."""
+    """``value`` (YAML or command-line text) as key ``name``'s type, checked against its choices and bounds."""
     key = KEYS[name]
     default = key.default
     try:
@@ -124,14 +124,22 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             value = str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"config key '{name}' ({source}) expects {type(default).__name__}, got {value!r}") from None
-    if key.minimum is not None and value < key.minimum:
-        raise ConfigError(f"config key '{name}' ({source}) must be >= {key.minimum:g}, got {value!r}")
+    if key.bounds and not _in_bounds(value, key.bounds):
+        raise ConfigError(f"config key '{name}' ({source}) must be in {key.bounds}, got {value!r}")
     if key.choices and value not in key.choices:
         match = {c.lower(): c for c in key.choices}.get(value.lower())  # Ascend/ascend, onnx/ONNX
         if match is None:
             raise ConfigError(f"config key '{name}' ({source}) must be one of {', '.join(key.choices)}, got {value!r}")
         value = match
     return value
+
+
+def _in_bounds(value: float, bounds: str) -> bool:
+    """``value`` in an interval written as "[lo, hi)" etc. (inf allowed); NaN is in none."""
+    lo, hi = (float(x) for x in bounds[1:-1].split(","))
+    above = value > lo if bounds[0] == "(" else value >= lo
+    below = value < hi if bounds[-1] == ")" else value <= hi
+    return above and below
 
 
 def _unknown(name: str, source: str) -> ConfigError:
@@ -167,8 +175,9 @@ class CommandLine:
                     continue
                 flags = [f"--{name}"] + [f"--{a}" for a, target in self.aliases.items() if target == name]
                 default = "''" if key.default == "" else key.default
+                within = f"; in {key.bounds}" if key.bounds else ""
                 section.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=_type_name(key),
-                                     help=f"{key.help} (default: {default})")
+                                     help=f"{key.help} (default: {default}{within})")
         self.names = {"config_path", *self.aliases, *(k for k in KEYS if k not in self.aliases)}
 
     def parse(self, args: list[str]) -> tuple[str | None, dict[str, Any]]:

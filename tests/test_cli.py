@@ -50,7 +50,7 @@ CASES = [
     ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet_z", "--data_path", "nowhere"], 2,
      "config key 'model': unknown model 'tinynet_z'"),
     ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet", "--w", "0", "--data_path", "nowhere"], 2,
-     "w=0.0 is outside (0, 4]"),
+     "'w' (--w) must be in (0, 4]"),
     ("train.py", ["--config_path=configs/demo.yaml", "--epochs"], 2, "--epochs needs a value"),
     ("eval.py", ["--config_path", "configs/demo.yaml", "--data_path", "nowhere", "--checkpoint_path", MINI], 1,
      "dataset folder not found: nowhere/val"),

@@ -55,14 +55,29 @@ def test_base_files_chain_and_report_their_errors(tmp_path):
         load_config(tmp_path / "sub" / "b.yaml")
 
 
+@pytest.mark.parametrize("arg,bounds", [("--lr=-1", "(0, inf)"), ("--lr=nan", "(0, inf)"), ("--lr=inf", "(0, inf)"),
+                                        ("--re_prob=1.5", "[0, 1]"), ("--momentum=1", "[0, 1)"),
+                                        ("--crop_pct=1.2", "[0, 1]"), ("--eval_interval=0", "[1, inf)"),
+                                        ("--w=0", "(0, 4]"), ("--ema_decay=1", "[0, 1)")])
+def test_values_outside_their_range_are_config_errors(arg, bounds, tmp_path):
+    name = arg[2:].split("=")[0]
+    with pytest.raises(ConfigError, match=rf"'{name}' \(--{name}\) must be in {re.escape(bounds)}"):
+        load_config(None, [arg])
+    (tmp_path / "c.yaml").write_text(f"{name}: {arg.split('=')[1]}\n")  # the same check for YAML values
+    with pytest.raises(ConfigError, match=rf"'{name}' \(.*c.yaml\) must be in"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_choices_minimums_and_both_argument_forms():
     config_path, values = CommandLine("x").parse(["--config_path=c.yaml", "--lr", "0.1", "--device_target=cpu",
-                                                  "--use_ema=true", "--warmup_lr", "-1e-6"])
+                                                  "--use_ema=true", "--warmup_lr", "1e-6"])
     assert config_path == "c.yaml"
-    assert values == {"lr": 0.1, "device_target": "CPU", "use_ema": True, "warmup_lr": -1e-6}
+    assert values == {"lr": 0.1, "device_target": "CPU", "use_ema": True, "warmup_lr": 1e-6}
+    with pytest.raises(ConfigError, match=r"'lr' \(--lr\) must be in"):  # "-1e-6" is a value, not an option
+        CommandLine("x").parse(["--lr", "-1e-6"])
     with pytest.raises(ConfigError, match="'file_format' \\(--file_format\\) must be one of MINDIR, ONNX, AIR"):
         load_config(None, ["--file_format", "tflite"])
-    with pytest.raises(ConfigError, match="'batch_size' \\(--batch_size\\) must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match="'batch_size' \\(--batch_size\\) must be in \\[1, inf\\), got 0"):
         load_config(None, ["--batch_size=0"])
     _, values = CommandLine("export.py", aliases={"batch_size": "export_batch_size"}).parse(["--batch_size=3"])
     assert values == {"export_batch_size": 3}

@@ -132,7 +132,7 @@ def test_export_errors_are_one_line(mini_run, tmp_path, capsys):
     code, err = run("--checkpoint_path", str(tmp_path / "gone.ckpt"))
     assert code == 1 and "gone.ckpt" in err
     code, err = run("--checkpoint_path", str(mini_run["weights"]), "--batch_size", "0")
-    assert code == 2 and "'export_batch_size' (--batch_size) must be >= 1, got 0" in err
+    assert code == 2 and "'export_batch_size' (--batch_size) must be in [1, inf), got 0" in err
     code, err = run("--checkpoint_path", str(mini_run["weights"]), "--file_format", "TFLITE")
     assert code == 2 and "'file_format' (--file_format) must be one of MINDIR, ONNX, AIR" in err
     assert not list(tmp_path.iterdir())
