@@ -16,7 +16,7 @@ from src.builders import build_network, dataset_classes, image_size, scan_datase
 from src.config import ConfigError, save_config
 from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
 from src.evaluation import evaluate_samples
-from tinynet_ms.weights import save_checkpoint_atomic
+from tinynet_ms.weights import non_finite, param_arrays, save_checkpoint_atomic
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
@@ -130,8 +130,8 @@ class Trainer:
         train_loss = loss_total / steps
         if skipped == steps:
             raise FloatingPointError(
-                f"every step of epoch {epoch + 1} overflowed (loss {train_loss}): lower --lr, use --amp_level O0 or a "
-                f"smaller --loss_scale; the last good state is {self.ckpt_dir / 'last.ckpt'}")
+                f"every step of epoch {epoch + 1} overflowed (loss {train_loss}): {self._way_back()}, with a lower --lr, "
+                f"--amp_level O0 or a smaller --loss_scale")
         return {"train_loss": train_loss, "lr": float(self.lr[(epoch + 1) * steps - 1]), "epoch_seconds": seconds,
                 "img_per_sec": train_imgs / (time.time() - t_first) if steps > 1 else 0.0,
                 "skipped_steps": skipped, "loss_scale": float(self.step.loss_scale.asnumpy())}
@@ -156,6 +156,24 @@ class Trainer:
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
         return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx, self.workers)
 
+    def _check_finite(self, epoch: int, record: dict) -> None:
+        """A diverged epoch stops the run before anything of it is written (checkpoints refuse NaN/inf anyway),
+        naming the newest checkpoint to return to."""
+        bad = non_finite(param_arrays(self.net)) + (non_finite(param_arrays(self.ema_net)) if self.ema_net else [])
+        if not bad:
+            return
+        raise FloatingPointError(
+            f"epoch {epoch + 1} diverged (train loss {record['train_loss']:.4g}, {record['skipped_steps']} steps "
+            f"skipped): {len(bad)} weight/statistic tensors are NaN or inf (first: {bad[0]}); nothing of this epoch "
+            f"was saved; {self._way_back()} and a lower --lr")
+
+    def _way_back(self) -> str:
+        """Where a failed run can be taken up again (only finite states are ever saved)."""
+        last = self.ckpt_dir / "last.ckpt"
+        if last.is_file():
+            return f"resume from {last} (epoch {self.state.epoch}) with --resume auto"
+        return "no checkpoint of this run exists yet (it failed in its first epoch): start again"
+
     def _save(self, epoch: int, record: dict) -> None:
         if not self.ctx.is_main:
             return
@@ -177,6 +195,7 @@ class Trainer:
         for epoch in range(self.state.epoch, cfg.epochs):
             record = {"epoch": epoch + 1, **self._train_epoch(epoch)}
             self._sync_batchnorm_stats()
+            self._check_finite(epoch, record)
             if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
                 top1, top5, n = self._validate(self.net)
                 record.update(val_top1=top1, val_top5=top5, val_samples=n)

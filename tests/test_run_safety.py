@@ -42,3 +42,51 @@ def test_empty_or_new_output_dir_is_fine_and_a_file_is_an_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
         check_output_dir(_cfg(tmp_path / "f"), RunContext("CPU"))
+
+
+def test_non_finite_states_are_never_written(tmp_path):
+    import numpy as np
+
+    from tinynet_ms.weights import save_checkpoint_atomic
+
+    good = {"a.weight": np.ones(3, np.float32), "train_state.epoch": np.array(2, np.int32)}
+    bad = {**good, "bn1.moving_variance": np.array([1.0, np.nan, np.inf], np.float32)}
+    with pytest.raises(FloatingPointError, match="1 tensors are not finite .*bn1.moving_variance"):
+        save_checkpoint_atomic(bad, tmp_path / "last.ckpt")
+    assert not list(tmp_path.iterdir())  # neither the file nor a temporary
+    assert save_checkpoint_atomic(good, tmp_path / "last.ckpt").is_file()
+
+
+def test_metrics_are_valid_json_with_null_for_non_finite(tmp_path):
+    import json
+
+    from tinynet_ms.train import MetricsLog
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.append({"epoch": 1, "train_loss": float("nan"), "lr": 0.1, "val_top1": float("inf")})
+    line = (tmp_path / "metrics.jsonl").read_text().strip()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics")) == {
+        "epoch": 1, "train_loss": None, "lr": 0.1, "val_top1": None}
+
+
+def test_a_diverged_epoch_stops_naming_the_newest_checkpoint(tmp_path):
+    """Trainer._check_finite on a network with a NaN statistic: the run stops before saving anything."""
+    import mindspore as ms
+    import numpy as np
+
+    from src.trainer import Trainer
+    from tinynet_ms import create_model
+    from tinynet_ms.train import TrainState
+
+    trainer = Trainer.__new__(Trainer)  # only the pieces _check_finite reads
+    trainer.net = create_model("tinynet", w=0.25, d=0.35, num_classes=4, cpu_kernels=False)
+    trainer.ema_net, trainer.ckpt_dir, trainer.state = None, tmp_path / "checkpoints", TrainState(epoch=3)
+    record = {"train_loss": float("nan"), "skipped_steps": 5}
+    trainer._check_finite(3, record)  # finite: nothing happens
+    trainer.net.bn1.moving_variance.set_data(ms.Tensor(np.full(32, np.nan, np.float32)))
+    with pytest.raises(FloatingPointError, match="epoch 4 diverged.*bn1.moving_variance.*first epoch"):
+        trainer._check_finite(3, record)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(FloatingPointError, match=r"resume from .*last.ckpt \(epoch 3\) with --resume auto"):
+        trainer._check_finite(3, record)

@@ -183,10 +183,20 @@ def load_weights(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -
     load_arrays_into(net, weights_for(net, path, use_ema), f"{path} (EMA)" if use_ema else str(path))
 
 
+def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or inf: a state not fit to save."""
+    return [k for k, v in arrays.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+            and not np.isfinite(v).all()]
+
+
 def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike) -> Path:
-    """Write a ``.ckpt`` so that a crash never leaves a torn file."""
+    """Write a ``.ckpt`` so that a crash never leaves a torn file; a non-finite tensor is refused (nothing is
+    written), so every checkpoint on disk is one a run can return to."""
     if isinstance(arrays, nn.Cell):
         arrays = param_arrays(arrays)
+    bad = non_finite(arrays)
+    if bad:
+        raise FloatingPointError(f"not writing {path}: {len(bad)} tensors are not finite (first: {', '.join(bad[:3])})")
     payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
     with atomic_path(path, suffix=".ckpt") as tmp:  # save_checkpoint appends .ckpt to a name without it
         ms.save_checkpoint(payload, str(tmp))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,11 @@ def evaluate(net: nn.Cell, batches: Iterable) -> np.ndarray:
     return totals
 
 
+def finite_or_null(record: dict) -> dict:
+    """NaN/inf values as None: json.dumps would write bare NaN, which is not JSON."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+
+
 class MetricsLog:
     """Append-only JSON lines, one object per epoch; on resume, entries after the restored epoch go."""
 
@@ -42,12 +48,12 @@ class MetricsLog:
 
     def truncate_after(self, epoch: int) -> None:
         kept = [r for r in self.records() if r.get("epoch", 0) <= epoch]
-        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text_atomic(self.path, "".join(json.dumps(finite_or_null(r)) + "\n" for r in kept))
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(finite_or_null(record)) + "\n")
 
 
 def plot_curves(records: list[dict], png: str | os.PathLike) -> Path:
