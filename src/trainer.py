@@ -14,6 +14,7 @@ from mindspore import nn, ops
 
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import ConfigError, save_config
+from tinynet_ms.atomic import remove_temporaries
 from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
 from src.evaluation import evaluate_samples
 from tinynet_ms.weights import non_finite, param_arrays, save_checkpoint_atomic
@@ -175,15 +176,18 @@ class Trainer:
         return "no checkpoint of this run exists yet (it failed in its first epoch): start again"
 
     def _save(self, epoch: int, record: dict) -> None:
+        """The epoch's metrics record first, then last.ckpt: a kill in between leaves a record that the resume
+        (which truncates metrics to last.ckpt's epoch) removes and the re-run writes again, so every finished epoch
+        is in metrics.jsonl exactly once; the other order would lose the record for good."""
         if not self.ctx.is_main:
             return
+        self.metrics.append(record)
         save_train_state(self.ckpt_dir / "last.ckpt", self.net, self.optimizer, self.step, self.state, self.ema_net)
         if self.cfg.keep_checkpoint_max > 0:
             save_checkpoint_atomic(self.net, self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt")
             epoch_files = sorted(self.ckpt_dir.glob("epoch_*.ckpt"))
             for old in epoch_files[:-self.cfg.keep_checkpoint_max]:
                 old.unlink()
-        self.metrics.append(record)
 
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> TrainState:
@@ -258,6 +262,10 @@ def check_output_dir(cfg: SimpleNamespace, ctx: RunContext) -> None:
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir '{out}' is a file, not a folder")
+    if ctx.is_main:  # a run killed while writing left these; nobody writes here before this run starts
+        stale = remove_temporaries(out / "checkpoints", ".ckpt") + remove_temporaries(out, ".jsonl")
+        if stale:
+            log.info("removed %d temporaries of an interrupted write: %s", len(stale), ", ".join(p.name for p in stale))
     if _resume_path(cfg, out / "checkpoints") is not None:
         return
     old = [p for p in previous_run_files(out) if p.suffix == ".ckpt"]

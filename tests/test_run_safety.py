@@ -90,3 +90,36 @@ def test_a_diverged_epoch_stops_naming_the_newest_checkpoint(tmp_path):
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
     with pytest.raises(FloatingPointError, match=r"resume from .*last.ckpt \(epoch 3\) with --resume auto"):
         trainer._check_finite(3, record)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / ".last.abc123.ckpt").write_bytes(b"")  # what kill -9 during a save leaves
+    (out / ".metrics.x1y2.jsonl").write_text("")
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"whole")
+    check_output_dir(_cfg(out, resume="auto"), RunContext("CPU"))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert not (out / ".metrics.x1y2.jsonl").exists()
+
+
+def test_nested_images_count_and_broken_links_and_unknown_val_classes_are_logged(tmp_path, caplog):
+    from PIL import Image
+
+    from tinynet_ms.data import scan_split
+
+    for cls in ("a", "b"):
+        (tmp_path / "val" / cls / "sub").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "val" / cls / "top.png")
+        Image.new("RGB", (8, 8)).save(tmp_path / "val" / cls / "sub" / f"deep_{cls}.png")
+    (tmp_path / "val" / "a" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with caplog.at_level("WARNING"):
+        folder = scan_split(tmp_path / "val", ["a"])
+    assert sorted(s.path.rsplit("/", 1)[1] for s in folder.samples) == ["deep_a.png", "top.png"]  # walked, as torchvision
+    assert "gone.jpg: not a readable file" in caplog.text
+    from src.builders import scan_dataset  # the app names val/ classes that train/ lacks
+
+    cfg = SimpleNamespace(data_path=str(tmp_path), output_dir=str(tmp_path / "out"), num_parallel_workers=1,
+                          num_classes=1)
+    scan_dataset(cfg, "val", ["a"])
+    assert "1 class folder(s) not in the class list are ignored: b" in caplog.text
