@@ -41,7 +41,13 @@ if [ -n "${RANK_TABLE_FILE:-}" ]; then
     wait "${pids[$i]}" || failed+=("$i")
   done
 else
-  msrun --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_port="${MASTER_PORT:-8118}" \
+  PORT=${MASTER_PORT:-8118}
+  # msrun's scheduler cannot bind a busy port, and its workers then retry for minutes: check it first
+  # (SO_REUSEADDR: a just-finished run's TIME_WAIT sockets do not count, a listening one does).
+  python -c "import socket as so, sys; s = so.socket(); s.setsockopt(so.SOL_SOCKET, so.SO_REUSEADDR, 1)
+s.bind(('', int(sys.argv[1])))" "$PORT" 2> /dev/null \
+    || die "MASTER_PORT $PORT is in use (another training run?): set MASTER_PORT to a free port"
+  msrun --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_port="$PORT" \
     --log_dir="$LOG_DIR" --join=True train.py "${ARGS[@]}"
   rc=$?
   # msrun's exit code does not say which rank failed: every rank ends its log with a completion line.

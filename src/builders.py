@@ -71,6 +71,10 @@ def scan_dataset(cfg: SimpleNamespace, split: str, classes: list[str] | None = N
         raise FileNotFoundError(f"data_path '{cfg.data_path}' is not a folder (expected DATA/train and DATA/val)")
     folder = scan_split(root / split, classes, Path(cfg.output_dir) / ".cache" / f"{split}_index.json",
                         workers=max(4, cfg.num_parallel_workers))
+    unknown = sorted(set(list_classes(root / split)) - set(folder.classes))
+    if unknown:  # e.g. a val/ class that train/ lacks: the network has no output for it
+        log.warning("%s: %d class folder(s) not in the class list are ignored: %s", root / split, len(unknown),
+                    ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
     if len(folder.classes) != cfg.num_classes:
         raise ValueError(f"{root / split} has {len(folder.classes)} classes but num_classes is {cfg.num_classes}; "
                          f"pass --num_classes {len(folder.classes)}")

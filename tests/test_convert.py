@@ -158,3 +158,13 @@ def test_pretrained_without_cache_explains(tmp_path, monkeypatch):
         create_model("tinynet_b", pretrained=True)
     save_checkpoint_atomic(create_model("tinynet_b"), tmp_path / "tinynet_b.ckpt")
     assert create_model("tinynet_b", pretrained=True).num_classes == 1000
+
+
+def test_uppercase_suffix_and_truncated_safetensors(tmp_path):
+    upper = tmp_path / "W.SAFETENSORS"
+    upper.write_bytes(SAFETENSORS.read_bytes())
+    create_model("tinynet", w=0.25, d=0.35, num_classes=10, checkpoint_path=upper)  # not "needs PyTorch"
+    torn = tmp_path / "torn.safetensors"
+    torn.write_bytes(SAFETENSORS.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="torn.safetensors is not a readable safetensors file"):
+        create_model("tinynet", w=0.25, d=0.35, num_classes=10, checkpoint_path=torn)

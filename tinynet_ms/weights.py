@@ -78,7 +78,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix in TORCH_SUFFIXES:
+    if path.suffix.lower() in TORCH_SUFFIXES:
         raise ValueError(f"{path} is a PyTorch/timm file; convert it first: "
                          f"python -m tinynet_ms.convert {path} OUT.ckpt --model NAME")
     try:
@@ -93,7 +93,7 @@ def read_torch_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.numpy import load_file
         try:
             return dict(load_file(str(path)))
@@ -151,7 +151,7 @@ def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str
 def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -> dict[str, np.ndarray]:
     """The tensors of ``path`` that ``net`` should load, under its names, verified: a ``.ckpt`` (a training
     checkpoint's optimizer/EMA entries skipped, or with ``use_ema`` its EMA weights taken) or a timm file."""
-    if Path(path).suffix in TORCH_SUFFIXES:
+    if Path(path).suffix.lower() in TORCH_SUFFIXES:
         if use_ema:
             raise ValueError(f"{path}: use_ema applies to training checkpoints (last.ckpt); a timm file holds one "
                              f"set of weights (its state_dict_ema is taken when present)")

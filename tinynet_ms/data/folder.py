@@ -77,7 +77,8 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
                cache_file: str | os.PathLike | None = None, workers: int = 8) -> ImageFolder:
     """Index ``split_dir``; every image is checked once (results cached by size+mtime in ``cache_file``).
 
-    Unreadable files are skipped and logged; an empty class folder keeps its index (so labels stay aligned).
+    Images anywhere below a class folder belong to it (as torchvision's ImageFolder walks them); unreadable files
+    and broken links are skipped and logged; an empty class folder keeps its index (so labels stay aligned).
     """
     split_dir = Path(split_dir)
     _require_dir(split_dir)
@@ -85,8 +86,11 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
     paths: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) \
+        found = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) \
             if class_dir.is_dir() else []
+        files = [p for p in found if p.is_file()]  # a dangling symlink is no image
+        for broken in sorted(set(found) - set(files)):
+            log.warning("skipping %s: not a readable file (a broken link?)", broken)
         if not files:
             log.warning("class '%s' has no images in %s", name, split_dir)
         paths += [(p, label) for p in files]
