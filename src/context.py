@@ -10,6 +10,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from src.config import ConfigError
+
 
 log = logging.getLogger("tinynet")
 
@@ -40,19 +42,31 @@ def setup_context(cfg: SimpleNamespace) -> RunContext:
     if launched_distributed():
         from mindspore.communication import get_group_size, get_rank, init
         if "RANK_TABLE_FILE" in os.environ and "DEVICE_ID" in os.environ:
-            ms.set_device(device, int(os.environ["DEVICE_ID"]))
+            _set_device(device, int(os.environ["DEVICE_ID"]))
         else:
-            ms.set_device(device)  # msrun: init() binds each worker to its local device
+            _set_device(device)  # msrun: init() binds each worker to its local device
         init()
         rank, world = get_rank(), get_group_size()
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                      device_num=world)
     else:
-        ms.set_device(device, cfg.device_id)
+        _set_device(device, cfg.device_id)
     ms.set_seed(cfg.seed)  # same seed on every rank: identical initial weights
     amp = cfg.amp_level if cfg.amp_level != "auto" else ("O0" if device == "CPU" else "O2")
     mode = cfg.loss_scale_mode if cfg.loss_scale_mode != "auto" else ("fixed" if device == "CPU" else "dynamic")
     return RunContext(device, rank, world, amp, mode == "dynamic")
+
+
+def _set_device(device: str, device_id: int | None = None) -> None:
+    """``ms.set_device``, with MindSpore's 40-line 'Unsupported device target' as one line naming the fix."""
+    try:
+        ms.set_device(device) if device_id is None else ms.set_device(device, device_id)
+    except RuntimeError as exc:
+        if "Unsupported device target" not in str(exc):
+            raise
+        raise ConfigError(f"device_target {device} is not available in this MindSpore installation "
+                          f"({str(exc).split('.')[1].strip()}): pass --device_target CPU, or install MindSpore "
+                          f"for {device}") from None
 
 
 class _SumAcrossRanks(nn.Cell):

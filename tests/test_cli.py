@@ -74,6 +74,9 @@ def test_exit_codes(entry, argv, code, message, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args,code", [(["-m", "tinynet_ms.profile", "tinynet_x"], 2),
+                                       # the ImageNet configs target Ascend; this MindSpore is CPU-only
+                                       ([str(ROOT / "eval.py"), "--config_path", str(ROOT / "configs" / "tinynet_e.yaml"),
+                                         "--data_path", "nowhere", "--checkpoint_path", MINI], 2),
                                        ([str(ROOT / "eval.py"), "--config_path", str(ROOT / "configs" / "demo.yaml"),
                                          "--data_path", "nowhere", "--checkpoint_path", MINI], 1)])
 def test_process_exit_codes(args, code, tmp_path):

@@ -171,3 +171,13 @@ def test_offline_inference_names_must_be_unique(tmp_path, mini_run):
     run = _run([sys.executable, str(ROOT / "preprocess.py"), "--data_path", str(tmp_path / "val"),
                 "--image_size", "48", "--output_path", str(tmp_path / "pre")])
     assert run.returncode == 1 and "two images are both named 'same'" in run.stderr
+
+
+def test_export_to_a_name_with_spaces_and_non_ascii(graph_mode, tmp_path):
+    """MindSpore's exporter rejects such paths; ours writes via a plain temporary and copies atomically."""
+    net = create_model("tinynet", cpu_kernels=False, **MINI)
+    for fmt in ("MINDIR", "ONNX"):
+        result = export_and_verify(net, tmp_path / "my models" / "tïnynet e", fmt, batch_size=1, image_size=32)
+        assert result.path.name == f"tïnynet e.{fmt.lower()}" and result.max_abs_diff <= 1e-5
+    assert sorted(p.name for p in (tmp_path / "my models").iterdir()) == [
+        "tïnynet e.mindir", "tïnynet e.mindir.json", "tïnynet e.onnx", "tïnynet e.onnx.json"]  # no temporaries

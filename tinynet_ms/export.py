@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from tinynet_ms.atomic import write_text_atomic
+from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.cli import run_main
 from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNet
 from tinynet_ms.weights import load_arrays_into, param_arrays
@@ -111,13 +113,19 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
     net = exportable(net)
     net.set_train(False)
     x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
-    if fmt == "ONNX":
-        import mindspore.onnx
-        mindspore.onnx.export(net, x, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    else:
-        ms.export(net, x, file_name=str(path.with_suffix("")), file_format=fmt)
-    if not path.is_file():
-        raise RuntimeError(f"MindSpore reported no error but {path} was not written")
+    # Written under a plain temporary name, then copied into place atomically: MindSpore rejects paths with
+    # spaces or non-ASCII characters, and a killed export must not leave a torn model where the old one was.
+    with tempfile.TemporaryDirectory(prefix="tinynet_export_") as work:
+        out = Path(work) / f"model{FORMATS[fmt]}"
+        if fmt == "ONNX":
+            import mindspore.onnx
+            mindspore.onnx.export(net, x, file_name=str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        else:
+            ms.export(net, x, file_name=str(out.with_suffix("")), file_format=fmt)
+        if not out.is_file():
+            raise RuntimeError(f"MindSpore reported no error but {path} was not written")
+        with atomic_path(path) as tmp:
+            shutil.copyfile(out, tmp)
     write_sidecar(path, net, batch_size, image_size, preprocessing)
     return path
 
