@@ -2,7 +2,8 @@
 # Helpers sourced by the model-zoo scripts.
 die() { echo "error: $*" >&2; exit 2; }
 
-# Repository root (the scripts cd there so `train.py` finds `src/`).
+# Repository root. The scripts run "$ROOT_DIR/train.py" etc. from the caller's directory, so relative paths in
+# the arguments (--output_dir, --result_file, ...) mean what they mean to the caller.
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 abspath() { [ -e "$1" ] && echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }

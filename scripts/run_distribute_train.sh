@@ -19,12 +19,11 @@ shift 3
 [[ "$DEVICE_NUM" =~ ^[1-9][0-9]*$ ]] || die "DEVICE_NUM must be a positive integer, got '$DEVICE_NUM'"
 
 OUTPUT_DIR=$(config_value "$CONFIG_PATH" output_dir "$@") || exit 2
-cd "$ROOT_DIR" || exit 2
-mkdir -p "$OUTPUT_DIR"
+mkdir -p "$OUTPUT_DIR" || die "cannot create output_dir '$OUTPUT_DIR'"
 OUTPUT_DIR=$(cd "$OUTPUT_DIR" && pwd)
 LOG_DIR="$OUTPUT_DIR/logs"
 mkdir -p "$LOG_DIR"
-ARGS=(--config_path "$CONFIG_PATH" --data_path "$DATA_PATH" "$@")
+ARGS=(--config_path "$CONFIG_PATH" --data_path "$DATA_PATH" "$@" --output_dir "$OUTPUT_DIR")  # absolute, for every rank
 echo "training with $DEVICE_NUM devices; logs in $LOG_DIR"
 
 export TINYNET_LOCAL_WORKERS=$DEVICE_NUM  # the ranks on this machine share its CPUs (src/context.py)
@@ -34,7 +33,7 @@ if [ -n "${RANK_TABLE_FILE:-}" ]; then
   export RANK_TABLE_FILE RANK_SIZE=$DEVICE_NUM
   pids=()
   for ((i = 0; i < DEVICE_NUM; i++)); do
-    DEVICE_ID=$((${DEVICE_START:-0} + i)) RANK_ID=$i python train.py "${ARGS[@]}" > "$LOG_DIR/worker_$i.log" 2>&1 &
+    DEVICE_ID=$((${DEVICE_START:-0} + i)) RANK_ID=$i python "$ROOT_DIR/train.py" "${ARGS[@]}" > "$LOG_DIR/worker_$i.log" 2>&1 &
     pids+=($!)
   done
   for ((i = 0; i < DEVICE_NUM; i++)); do
@@ -48,7 +47,7 @@ else
 s.bind(('', int(sys.argv[1])))" "$PORT" 2> /dev/null \
     || die "MASTER_PORT $PORT is in use (another training run?): set MASTER_PORT to a free port"
   msrun --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_port="$PORT" \
-    --log_dir="$LOG_DIR" --join=True train.py "${ARGS[@]}"
+    --log_dir="$LOG_DIR" --join=True "$ROOT_DIR/train.py" "${ARGS[@]}"
   rc=$?
   # msrun's exit code does not say which rank failed: every rank ends its log with a completion line.
   for ((i = 0; i < DEVICE_NUM; i++)); do

@@ -17,8 +17,7 @@ data_and_config "$1" "$3"
 shift 3
 
 OUTPUT_DIR=$(config_value "$CONFIG_PATH" output_dir "$@") || exit 2
-cd "$ROOT_DIR" || exit 2
-mkdir -p "$OUTPUT_DIR/logs"
-python eval.py --config_path "$CONFIG_PATH" --data_path "$DATA_PATH" --checkpoint_path "$CHECKPOINT_PATH" "$@" 2>&1 \
+mkdir -p "$OUTPUT_DIR/logs" || die "cannot create '$OUTPUT_DIR/logs'"
+python "$ROOT_DIR/eval.py" --config_path "$CONFIG_PATH" --data_path "$DATA_PATH" --checkpoint_path "$CHECKPOINT_PATH" "$@" 2>&1 \
   | tee "$OUTPUT_DIR/logs/eval.log"
 exit "${PIPESTATUS[0]}"

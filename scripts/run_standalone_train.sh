@@ -17,8 +17,7 @@ DEVICE_ID=0
 if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then DEVICE_ID=$1; shift; fi
 
 OUTPUT_DIR=$(config_value "$CONFIG_PATH" output_dir "$@") || exit 2
-cd "$ROOT_DIR" || exit 2
-mkdir -p "$OUTPUT_DIR/logs"
-python train.py --config_path "$CONFIG_PATH" --data_path "$DATA_PATH" --device_id "$DEVICE_ID" "$@" 2>&1 \
+mkdir -p "$OUTPUT_DIR/logs" || die "cannot create '$OUTPUT_DIR/logs'"
+python "$ROOT_DIR/train.py" --config_path "$CONFIG_PATH" --data_path "$DATA_PATH" --device_id "$DEVICE_ID" "$@" 2>&1 \
   | tee "$OUTPUT_DIR/logs/train_standalone.log"
 exit "${PIPESTATUS[0]}"

@@ -40,6 +40,8 @@ CASES = [
     ("design", ["--macs", "lots"], 2, "cannot read MACs budget"),
     ("design", ["--macs", "40M", "--plot_range", "1:2"], 2, "expected first:last:points"),
     ("export", ["info", "missing.onnx"], 1, "model file not found"),
+    ("export", ["info", "random.onnx"], 1, "random.onnx is not a readable ONNX model"),
+    ("export", ["info", "random.mindir"], 1, "random.mindir is not a readable MINDIR model"),
     ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32", "--model", "resnet"], 2, "unknown model"),
     ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32", "--crop_pct", "1.5"], 2, "crop_pct must be in"),
     ("preprocess.py", ["--data_path", "nowhere", "--image_size", "32"], 1, "nowhere"),
@@ -62,6 +64,8 @@ CASES = [
 @pytest.mark.parametrize("entry,argv,code,message", CASES, ids=[f"{c[0]} {' '.join(c[1][:2])} -> {c[2]}" for c in CASES])
 def test_exit_codes(entry, argv, code, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    for name in ("random.onnx", "random.mindir"):  # what a failed download leaves
+        (tmp_path / name).write_bytes(bytes(range(256)) * 8)
     argv = [str(ROOT / a) if a.startswith("configs/") else a.replace("=configs/", f"={ROOT}/configs/") for a in argv]
     main = _script_main(entry) if entry.endswith(".py") else _module_main(entry)
     try:

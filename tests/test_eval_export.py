@@ -181,3 +181,13 @@ def test_export_to_a_name_with_spaces_and_non_ascii(graph_mode, tmp_path):
         assert result.path.name == f"tïnynet e.{fmt.lower()}" and result.max_abs_diff <= 1e-5
     assert sorted(p.name for p in (tmp_path / "my models").iterdir()) == [
         "tïnynet e.mindir", "tïnynet e.mindir.json", "tïnynet e.onnx", "tïnynet e.onnx.json"]  # no temporaries
+
+
+@pytest.mark.slow
+def test_scripts_resolve_relative_paths_against_the_callers_directory(mini_run, tmp_path):
+    """run_eval.sh --output_dir o --result_file r.json from tmp_path writes there, not into the repository."""
+    run = _run(["bash", str(ROOT / "scripts" / "run_eval.sh"), str(mini_run["data"]), str(mini_run["weights"]),
+                str(mini_run["config"]), "--output_dir", "o", "--result_file", "r.json"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert (tmp_path / "r.json").is_file() and (tmp_path / "o" / "logs" / "eval.log").is_file()
+    assert not (ROOT / "o").exists() and not (ROOT / "r.json").exists()

@@ -182,20 +182,23 @@ def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[int]]:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     fmt = file_format_of(path)
-    if fmt == "ONNX":
-        import onnx
-        graph = onnx.load(str(path), load_external_data=False).graph
-        initializers = {t.name for t in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in initializers]
-        return _dims(inputs[0]), _dims(graph.output[0])
-    if fmt == "MINDIR":
+    if fmt not in ("ONNX", "MINDIR"):
+        raise ValueError(f"{path}: cannot read shapes from an {fmt} file")
+    try:
+        if fmt == "ONNX":
+            import onnx
+            graph = onnx.load(str(path), load_external_data=False).graph
+            initializers = {t.name for t in graph.initializer}
+            inputs = [i for i in graph.input if i.name not in initializers]
+            return _dims(inputs[0]), _dims(graph.output[0])
         from mindspore.train import mind_ir_pb2  # MindIR is a protobuf; its graph inputs carry the shapes
         model = mind_ir_pb2.ModelProto()
         model.ParseFromString(path.read_bytes())
         weights = {p.name for p in model.graph.parameter}
         inputs = [i for i in model.graph.input if i.name not in weights]
         return list(inputs[0].tensor[0].dims), list(model.graph.output[0].tensor[0].dims)
-    raise ValueError(f"{path}: cannot read shapes from an {fmt} file")
+    except Exception as exc:  # protobuf's DecodeError, IndexError of an empty graph, ...: not a model we can read
+        raise ValueError(f"{path} is not a readable {fmt} model ({type(exc).__name__}); export it again") from None
 
 
 def main(argv: list[str] | None = None) -> int:
