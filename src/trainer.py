@@ -91,6 +91,10 @@ class Trainer:
             return
         self.state = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
         log.info("resumed %s: %d epochs done, best top-1 %.4f", path, self.state.epoch, self.state.best_top1)
+        scale = float(self.step.loss_scale.asnumpy())
+        if scale != self.cfg.loss_scale:  # not silently: --loss_scale only sets where a fresh run starts
+            log.info("loss scale %g continues from the checkpoint (--loss_scale %g sets a fresh run's initial scale)",
+                     scale, self.cfg.loss_scale)
         if self.ctx.is_main:
             self.metrics.truncate_after(self.state.epoch)
 
@@ -152,7 +156,8 @@ class Trainer:
         for p in stats:
             values.append(ms.Tensor(flat[offset:offset + p.size].reshape(p.shape), p.dtype))
             offset += p.size
-        self._assign_stats(tuple(values))
+        # mutable: new values of the same graph input, not constants (MindSpore would warn per epoch, printing them all)
+        self._assign_stats(ms.mutable(tuple(values)))
 
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
         return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx, self.workers)
