@@ -1,4 +1,5 @@
 """Fixtures. Shared constants and writers live in helpers.py (a plain module), not here."""
+import logging
 import os
 
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings drown pytest output
@@ -14,11 +15,13 @@ ms.set_device("CPU")
 
 
 @pytest.fixture(autouse=True)
-def _restore_execution_mode():
-    """Whatever a test does to the execution mode, the next one starts from the same."""
-    previous = ms.get_context("mode")
+def _restore_execution_mode_and_logging():
+    """Whatever a test does to the execution mode or the root log handlers (an in-process entry point's
+    setup_logging binds one to that test's captured stderr), the next one starts from the same."""
+    previous, handlers = ms.get_context("mode"), list(logging.root.handlers)
     yield
     ms.set_context(mode=previous)
+    logging.root.handlers[:] = handlers
 
 
 @pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])

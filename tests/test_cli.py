@@ -81,8 +81,9 @@ def test_exit_codes(entry, argv, code, message, tmp_path, monkeypatch, capsys):
                                        # the ImageNet configs target Ascend; this MindSpore is CPU-only
                                        ([str(ROOT / "eval.py"), "--config_path", str(ROOT / "configs" / "tinynet_e.yaml"),
                                          "--data_path", "nowhere", "--checkpoint_path", MINI], 2),
-                                       ([str(ROOT / "eval.py"), "--config_path", str(ROOT / "configs" / "demo.yaml"),
-                                         "--data_path", "nowhere", "--checkpoint_path", MINI], 1)])
+                                       pytest.param([str(ROOT / "eval.py"), "--config_path",
+                                                      str(ROOT / "configs" / "demo.yaml"), "--data_path", "nowhere",
+                                                      "--checkpoint_path", MINI], 1, marks=pytest.mark.slow)])
 def test_process_exit_codes(args, code, tmp_path):
     run = subprocess.run([sys.executable, *args], cwd=tmp_path, env={**SCRIPT_ENV, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=300)

@@ -86,7 +86,8 @@ def test_use_ema_loads_the_training_checkpoints_ema_weights(pynative_mode, tmp_p
         load_weights(target, plain, use_ema=True)
 
 
-@pytest.mark.parametrize("file_format,batch_flag", [("MINDIR", ["--batch_size", "3"]), ("ONNX", ["--batch_size=3"])])
+@pytest.mark.parametrize("file_format,batch_flag", [pytest.param("MINDIR", ["--batch_size", "3"], marks=pytest.mark.slow),
+                                                    ("ONNX", ["--batch_size=3"])])
 def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_flag, tmp_path):
     """export.py's batch is its own key (--batch_size an alias there), in both argument forms; the sidecar
     carries the model record's preprocessing, with the config's crop_pct when it sets one."""
@@ -173,6 +174,7 @@ def test_offline_inference_names_must_be_unique(tmp_path, mini_run):
     assert run.returncode == 1 and "two images are both named 'same'" in run.stderr
 
 
+@pytest.mark.slow
 def test_export_to_a_name_with_spaces_and_non_ascii(graph_mode, tmp_path):
     """MindSpore's exporter rejects such paths; ours writes via a plain temporary and copies atomically."""
     net = create_model("tinynet", cpu_kernels=False, **MINI)
