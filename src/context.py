@@ -12,7 +12,6 @@ from mindspore import nn, ops
 
 from src.config import ConfigError
 
-
 log = logging.getLogger("tinynet")
 
 
@@ -36,7 +35,7 @@ def launched_distributed() -> bool:
 
 def setup_context(cfg: SimpleNamespace) -> RunContext:
     """Set mode and device (before ``init()``, as MindSpore requires), then data parallelism if launched so."""
-    device = cfg.device_target  # the config checked it is one of DEVICES (and so mode, amp_level, ...)
+    device = cfg.device_target  # the config checked it against its choices (and mode, amp_level, ...)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
     rank, world = 0, 1
     if launched_distributed():
@@ -106,11 +105,12 @@ def available_cpus() -> int:
 def data_workers(cfg: SimpleNamespace, ctx: RunContext) -> int:
     """``num_parallel_workers``, capped to this rank's share of the CPUs: MindSpore's dataset refuses more workers
     than CPUs, and configs written for 8-worker servers must run on the machine at hand. Logs when it caps."""
-    share = max(1, available_cpus() // local_workers(ctx))
+    cpus, ranks = available_cpus(), local_workers(ctx)
+    share = max(1, cpus // ranks)
     if cfg.num_parallel_workers <= share:
         return cfg.num_parallel_workers
     log.info("num_parallel_workers %d capped to %d: %d CPUs for %d local rank(s)", cfg.num_parallel_workers, share,
-             available_cpus(), local_workers(ctx))
+             cpus, ranks)
     return share
 
 

@@ -14,13 +14,13 @@ from mindspore import nn, ops
 
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import ConfigError, save_config
-from tinynet_ms.atomic import remove_temporaries
 from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
 from src.evaluation import evaluate_samples
-from tinynet_ms.weights import non_finite, param_arrays, save_checkpoint_atomic
+from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
+from tinynet_ms.weights import non_finite, param_arrays, save_checkpoint_atomic
 
 log = logging.getLogger("tinynet")
 
