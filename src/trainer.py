@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,6 +42,19 @@ def _resume_path(cfg: SimpleNamespace, ckpt_dir: Path) -> Path | None:
         raise FileNotFoundError(f"--resume {cfg.resume}: no such checkpoint (use 'auto' to resume "
                                 f"{ckpt_dir / 'last.ckpt'} when present)")
     return path
+
+
+def divergence_sign(window_loss: float, skipped: int, steps: int, num_classes: int) -> str | None:
+    """What says a run is going wrong long before its epoch ends: a loss far above where any run starts (a fresh
+    classifier's uniform guess, ln C; a run that learns stays below it), or most steps of the window skipped."""
+    start = math.log(max(num_classes, 2))
+    if not math.isfinite(window_loss):
+        return f"loss is NaN or inf ({window_loss})"
+    if window_loss > max(2.0 * start, start + 2.0):
+        return f"loss {window_loss:.4g} is far above where training starts (ln {num_classes} = {start:.3g})"
+    if skipped * 2 > steps:
+        return f"{skipped} of the last {steps} steps overflowed and were skipped"
+    return None
 
 
 class Trainer:
@@ -113,6 +127,7 @@ class Trainer:
         skipped_before = int(self.step.skipped.asnumpy())
         self.step.take_loss_sum()
         loss_total, window_start, t_start, t_first = 0.0, 0, time.time(), None
+        skipped_window, warned = skipped_before, False
         for i, (image, label, noise) in enumerate(data.create_tuple_iterator(num_epochs=1)):
             self.step(image, label, noise)
             if i == 0:
@@ -124,11 +139,19 @@ class Trainer:
                 elapsed = time.time() - t_first if i > 0 else 0.0
                 ips = i * cfg.batch_size * ctx.world / elapsed if elapsed > 0 else 0.0
                 eta = (cfg.epochs * steps - done) * cfg.batch_size * ctx.world / ips if ips else 0.0
+                window_loss = loss_sum / (i + 1 - window_start)
                 if ctx.is_main:
                     log.info("epoch %d/%d step %d/%d loss %.4f lr %.6f img/s %.1f eta %s", epoch + 1, cfg.epochs,
-                             i + 1, steps, loss_sum / (i + 1 - window_start), self.lr[done - 1], ips,
+                             i + 1, steps, window_loss, self.lr[done - 1], ips,
                              _fmt_time(eta))
-                window_start = i + 1
+                skipped_now = int(self.step.skipped.asnumpy())
+                sign = divergence_sign(window_loss, skipped_now - skipped_window, i + 1 - window_start,
+                                       cfg.num_classes)
+                if sign and not warned and ctx.is_main:  # once per epoch; the epoch-end checks decide whether to stop
+                    log.warning("epoch %d step %d: the run looks diverged: %s (usual cures: a lower --lr; if steps "
+                                "overflow, --amp_level O0 or a smaller --loss_scale)", epoch + 1, i + 1, sign)
+                    warned = True
+                window_start, skipped_window = i + 1, skipped_now
         seconds = time.time() - t_start
         train_imgs = (steps - 1) * cfg.batch_size * ctx.world
         skipped = int(self.step.skipped.asnumpy()) - skipped_before
@@ -267,6 +290,13 @@ def check_output_dir(cfg: SimpleNamespace, ctx: RunContext) -> None:
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir '{out}' is a file, not a folder")
+    try:  # found now, not when the first epoch's checkpoint is written
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out / "checkpoints"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"output_dir '{out}' cannot be written ({e.strerror or e}): choose another --output_dir "
+                          f"or fix its permissions") from None
     if ctx.is_main:  # a run killed while writing left these; nobody writes here before this run starts
         stale = remove_temporaries(out / "checkpoints", ".ckpt") + remove_temporaries(out, ".jsonl")
         if stale:
@@ -290,10 +320,10 @@ def run_training(cfg: SimpleNamespace) -> TrainState:
     ctx = setup_context(cfg)
     setup_logging(ctx)
     check_output_dir(cfg, ctx)
-    if ctx.is_main:
-        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
     trainer = Trainer(cfg, ctx)
     trainer.resume()
+    if ctx.is_main:  # only once the run is known to start: a run that fails to set up leaves the old record alone
+        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
     state = trainer.fit()
     # Every rank logs a digest of its weights: data-parallel ranks must end identical.
     log.info("training finished: %d epochs, best top-1 %.4f at epoch %d, weights digest %s", state.epoch,

@@ -123,3 +123,28 @@ def test_nested_images_count_and_broken_links_and_unknown_val_classes_are_logged
                           num_classes=1)
     scan_dataset(cfg, "val", ["a"])
     assert "1 class folder(s) not in the class list are ignored: b" in caplog.text
+
+
+def test_divergence_is_told_from_a_window_loss_or_from_skipped_steps():
+    from src.trainer import divergence_sign
+
+    assert divergence_sign(2.1, 0, 10, 10) is None  # learning
+    assert divergence_sign(4.5, 0, 10, 10) is None  # noisy, but under twice ln(10)
+    assert "far above where training starts (ln 10 = 2.3)" in divergence_sign(245.0, 0, 10, 10)
+    assert divergence_sign(3.3, 0, 10, 4) is None  # few classes: ln 4 + 2 is the ceiling
+    assert divergence_sign(13.0, 0, 10, 1000) is None and divergence_sign(14.0, 0, 10, 1000)  # 2 ln 1000 = 13.8
+    assert "NaN or inf" in divergence_sign(float("nan"), 0, 10, 10)
+    assert "6 of the last 10 steps overflowed" in divergence_sign(2.0, 6, 10, 10)
+    assert divergence_sign(2.0, 5, 10, 10) is None  # half is not most
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_before_training(tmp_path):
+    import os
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ConfigError, match="output_dir '.*a_file/run' cannot be written"):
+        check_output_dir(_cfg(tmp_path / "a_file" / "run"), RunContext("CPU"))
+    if os.geteuid() != 0:  # root writes into read-only folders anyway
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(ConfigError, match="output_dir '.*ro' cannot be written .*permissions"):
+            check_output_dir(_cfg(tmp_path / "ro"), RunContext("CPU"))

@@ -115,11 +115,14 @@ def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code)
         extra += ["--device_target", "TPU"]
     elif case == "wrong_classes":
         extra = ["--num_classes", "10"]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "config.yaml").write_text("the earlier run's record\n")
     cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", str(data), *FAST,
            "--output_dir", str(tmp_path / "out"), *extra]
     run = subprocess.run(cmd, cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == code
     assert expect in run.stderr and "Traceback" not in run.stderr
+    assert (tmp_path / "out" / "config.yaml").read_text() == "the earlier run's record\n"  # a failed start writes none
 
 
 def test_scripts_print_usage():

@@ -33,6 +33,10 @@ class EMA(nn.Cell):
 class TrainStep(nn.Cell):
     """loss·scale → grads → (all-reduce) → unscale → finite? optimizer : skip → (EMA) → loss-scale update.
 
+    A skipped step leaves no trace: the forward pass in training mode also moves the BatchNorm statistics,
+    so they are copied before it and put back when the gradients are not finite (an inf/NaN batch would
+    otherwise poison them while the weights stay clean).
+
     ``dynamic`` loss scaling halves the scale on overflow and doubles it after ``scale_window`` finite
     steps (Ascend/GPU); otherwise the scale is fixed (CPU). Skipped steps are counted in ``skipped``.
     """
@@ -51,14 +55,18 @@ class TrainStep(nn.Cell):
         self.skipped = Parameter(Tensor(0, ms.int32), name="skipped_steps", requires_grad=False)
         self.loss_sum = Parameter(Tensor(0.0, ms.float32), name="loss_sum", requires_grad=False)
         self.hyper_map = ops.HyperMap()
+        self.bn_stats = ms.ParameterTuple(
+            [p for p in net_with_loss.get_parameters() if p.name.endswith(("moving_mean", "moving_variance"))])
 
     def construct(self, image, label, noise):
         scale = self.loss_scale
-        loss = self.net_with_loss(image, label, noise)
+        stats_before = self.hyper_map(ops.deepcopy, self.bn_stats)
+        loss = ops.depend(self.net_with_loss(image, label, noise), stats_before)
         grads = self.grad(self.net_with_loss, self.weights)(image, label, noise, scale.astype(loss.dtype))
         grads = self.grad_reducer(grads)
         grads = self.hyper_map(ops.partial(_unscale, scale), grads)
         finite = ms.amp.all_finite(grads)
+        loss = ops.depend(loss, self.hyper_map(ops.partial(_keep_if, finite), self.bn_stats, stats_before))
         if finite:
             loss = ops.depend(loss, self.optimizer(grads))
             if self.ema is not None:
@@ -89,6 +97,10 @@ class TrainStep(nn.Cell):
         value = float(self.loss_sum.asnumpy())
         self.loss_sum.set_data(Tensor(0.0, ms.float32))
         return value
+
+
+def _keep_if(finite, param, before):
+    return ops.assign(param, ops.select(finite, param, before))
 
 
 def _unscale(scale, grad):
