@@ -21,7 +21,7 @@ from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
-from tinynet_ms.weights import non_finite, param_arrays, save_checkpoint_atomic
+from tinynet_ms.weights import batchnorm_statistics, non_finite, param_arrays, save_checkpoint_atomic
 
 log = logging.getLogger("tinynet")
 
@@ -170,8 +170,7 @@ class Trainer:
         if self.ctx.world == 1:
             return
         if self._assign_stats is None:
-            stats = [p for net in filter(None, (self.net, self.ema_net)) for name, p in net.parameters_and_names()
-                     if name.endswith(("moving_mean", "moving_variance"))]
+            stats = [p for net in filter(None, (self.net, self.ema_net)) for p in batchnorm_statistics(net)]
             self._assign_stats = AssignParameters(stats)
         stats = self._assign_stats.params
         flat = all_reduce_sum(np.concatenate([p.asnumpy().ravel() for p in stats]), self.ctx) / self.ctx.world

@@ -39,6 +39,11 @@ def named_params(net: nn.Cell) -> dict[str, ms.Parameter]:
     return dict(net.parameters_and_names())
 
 
+def batchnorm_statistics(net: nn.Cell) -> list[ms.Parameter]:
+    """The BatchNorm moving statistics: parameters that training updates without the optimizer."""
+    return [p for name, p in named_params(net).items() if name.endswith(("moving_mean", "moving_variance"))]
+
+
 def param_shapes(net: nn.Cell) -> dict[str, tuple[int, ...]]:
     return {name: tuple(p.shape) for name, p in named_params(net).items()}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from tinynet_ms.weights import named_params
+from tinynet_ms.weights import batchnorm_statistics, named_params
 
 
 class EMA(nn.Cell):
@@ -55,8 +55,7 @@ class TrainStep(nn.Cell):
         self.skipped = Parameter(Tensor(0, ms.int32), name="skipped_steps", requires_grad=False)
         self.loss_sum = Parameter(Tensor(0.0, ms.float32), name="loss_sum", requires_grad=False)
         self.hyper_map = ops.HyperMap()
-        self.bn_stats = ms.ParameterTuple(
-            [p for p in net_with_loss.get_parameters() if p.name.endswith(("moving_mean", "moving_variance"))])
+        self.bn_stats = ms.ParameterTuple(batchnorm_statistics(net_with_loss))
 
     def construct(self, image, label, noise):
         scale = self.loss_scale
