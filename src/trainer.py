@@ -44,14 +44,16 @@ def _resume_path(cfg: SimpleNamespace, ckpt_dir: Path) -> Path | None:
     return path
 
 
-def divergence_sign(window_loss: float, skipped: int, steps: int, num_classes: int) -> str | None:
-    """What says a run is going wrong long before its epoch ends: a loss far above where any run starts (a fresh
-    classifier's uniform guess, ln C; a run that learns stays below it), or most steps of the window skipped."""
-    start = math.log(max(num_classes, 2))
+def divergence_sign(window_loss: float, start_loss: float, skipped: int, steps: int,
+                    num_classes: int) -> str | None:
+    """What says a run is going wrong long before its epoch ends: a loss far above its start (the first logged
+    loss, or ln C if that was lower: early losses of a healthy run do rise above both, timm's too, so only a
+    rise by a large factor counts), or most steps of the window skipped."""
+    start = max(start_loss, math.log(max(num_classes, 2)))
     if not math.isfinite(window_loss):
         return f"loss is NaN or inf ({window_loss})"
-    if window_loss > max(2.0 * start, start + 2.0):
-        return f"loss {window_loss:.4g} is far above where training starts (ln {num_classes} = {start:.3g})"
+    if window_loss > 4.0 * start:
+        return f"loss {window_loss:.4g} is far above its start {start:.4g}"
     if skipped * 2 > steps:
         return f"{skipped} of the last {steps} steps overflowed and were skipped"
     return None
@@ -95,6 +97,7 @@ class Trainer:
                               ema=ema, grad_reducer=reducer)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         self.state = TrainState()
+        self.start_loss: float | None = None  # this process's first logged loss, what divergence is measured from
 
     # -- pieces ---------------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -145,8 +148,10 @@ class Trainer:
                              i + 1, steps, window_loss, self.lr[done - 1], ips,
                              _fmt_time(eta))
                 skipped_now = int(self.step.skipped.asnumpy())
-                sign = divergence_sign(window_loss, skipped_now - skipped_window, i + 1 - window_start,
-                                       cfg.num_classes)
+                if self.start_loss is None and math.isfinite(window_loss):
+                    self.start_loss = window_loss
+                sign = divergence_sign(window_loss, self.start_loss or 0.0, skipped_now - skipped_window,
+                                       i + 1 - window_start, cfg.num_classes)
                 if sign and not warned and ctx.is_main:  # once per epoch; the epoch-end checks decide whether to stop
                     log.warning("epoch %d step %d: the run looks diverged: %s (usual cures: a lower --lr; if steps "
                                 "overflow, --amp_level O0 or a smaller --loss_scale)", epoch + 1, i + 1, sign)
