@@ -24,6 +24,8 @@ def evaluate_samples(net: TinyNet, samples: Sequence[Sample], size: int, cfg: Si
     shard = samples[ctx.rank::ctx.world]
     data = create_eval_dataset(shard, size, cfg.batch_size, preprocessing(cfg, net), workers)
     totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
+    if totals[2] == 0:
+        raise RuntimeError(f"none of the {len(samples)} val images could be read (see the warnings above)")
     return totals[0] / totals[2], totals[1] / totals[2], int(totals[2])
 
 

@@ -1,5 +1,6 @@
 """Data: folder scan with bad files, timm-exact eval tensor, deterministic train pipeline, augmentations."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,9 +102,9 @@ def test_eval_pipeline_feeds_exactly_load_eval_image(odd_split):
         np.testing.assert_array_equal(images[i], load_eval_image(sample.path, 40))
 
 
-def _epoch(samples, epoch, seed=3, **kw):
+def _epoch(samples, epoch, seed=3, num_workers=2, **kw):
     data = create_train_dataset(samples, 32, 4, epoch=epoch, seed=seed, noise_size=7,
-                                auto_augment="rand-m9-mstd0.5", re_prob=0.5, num_workers=2, **kw)
+                                auto_augment="rand-m9-mstd0.5", re_prob=0.5, num_workers=num_workers, **kw)
     return [tuple(t.asnumpy() for t in batch) for batch in data.create_tuple_iterator(num_epochs=1)]
 
 
@@ -175,3 +176,43 @@ def test_random_erasing():
     y = random_erasing(x, np.random.default_rng(0), prob=1.0)
     changed = (y != 0).any(axis=0)
     assert 0.02 * 400 * 0.5 <= changed.sum() <= 400 / 3 * 1.5 and (x == 0).all()
+
+
+def test_files_gone_bad_after_the_scan_are_skipped_at_load(tmp_path, demo_data, caplog):
+    """A file deleted, truncated or replaced after the scan (its checked bytes are gone) is a logged skip at
+    load time, never a crash: training takes the next image (the epoch keeps its batches), eval leaves the row
+    out of the scores (label -1, not counted by ``evaluate``)."""
+    import shutil
+
+    import mindspore as ms
+
+    from tinynet_ms.train import evaluate
+
+    shutil.copytree(demo_data, tmp_path / "d")
+    train, val = scan_split(tmp_path / "d" / "train").samples, scan_split(tmp_path / "d" / "val").samples
+    Path(train[0].path).unlink()
+    Path(train[5].path).write_bytes(Path(train[5].path).read_bytes()[:200])  # truncated JPEG: SIGFPE in C++
+    Path(val[1].path).unlink()
+    Path(val[2].path).write_bytes(Path(val[2].path).read_bytes()[:-10])
+    batches = _epoch(train, epoch=0, num_workers=1)
+    assert len(batches) == len(train) // 4
+    assert np.isfinite(np.concatenate([b[0] for b in batches])).all()
+
+    labels = np.concatenate([b[1].asnumpy() for b in create_eval_dataset(val, 32, 5, num_workers=1)
+                             .create_tuple_iterator(num_epochs=1)])
+    assert list(np.flatnonzero(labels < 0)) == [1, 2] and len(labels) == len(val)
+    with caplog.at_level("WARNING"):
+        Path(train[1].path).unlink()
+        _epoch(train[:4], epoch=0, num_workers=1)
+    assert f"skipping {train[1].path} at load time" in caplog.text
+
+    class Uniform:  # logits favouring class 0 for every row
+        def set_train(self, mode):
+            pass
+
+        def __call__(self, image):
+            return ms.Tensor(np.tile(np.arange(4, 0, -1, dtype=np.float32), (image.shape[0], 1)))
+
+    eval_data = create_eval_dataset(val, 32, 5, num_workers=1)
+    top1, _, count = evaluate(Uniform(), eval_data.create_tuple_iterator(num_epochs=1))
+    assert count == len(val) - 2 and top1 == sum(s.label == 0 for i, s in enumerate(val) if i not in (1, 2))

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from tinynet_ms.atomic import write_text_atomic
@@ -22,6 +23,16 @@ class Sample:
     path: str
     label: int
     native: bool  # MindSpore's C++ decoder can read the file as it is
+    size: int = -1  # bytes when scanned (-1: unknown); a different size at load time means the file changed
+
+
+def read_checked(sample: Sample) -> np.ndarray:
+    """The file's bytes, or OSError if it vanished, became unreadable or changed size since the scan — the C++
+    decoder must never see bytes the scan did not check (a truncated JPEG kills it with SIGFPE)."""
+    data = np.fromfile(sample.path, dtype=np.uint8)
+    if sample.size >= 0 and data.size != sample.size:
+        raise OSError(f"{data.size} bytes, {sample.size} when scanned: the file changed after the scan")
+    return data
 
 
 @dataclass
@@ -123,7 +134,7 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
             log.warning("skipping unreadable image %s (%s)", path, problem)
             skipped.append((str(path), problem))
         else:
-            samples.append(Sample(str(path), label, native))
+            samples.append(Sample(str(path), label, native, int(key.split(":", 1)[0])))  # key: "size:mtime"
     if not samples:
         raise ValueError(f"none of the {len(paths)} images under {split_dir} could be decoded")
     if cache_file:

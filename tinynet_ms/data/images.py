@@ -62,10 +62,10 @@ def normalize(hwc_uint8: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def load_eval_image(path: str | os.PathLike, image_size: int, crop_pct: float | None = None,
+def load_eval_image(path: str | os.PathLike | bytes, image_size: int, crop_pct: float | None = None,
                     preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
-    """Exactly the tensor the eval pipeline feeds the network for ``path``: float32 (3, S, S). ``crop_pct``
-    (default: ``preprocessing``'s, i.e. the TinyNet record's) overrides the record's when given."""
+    """Exactly the tensor the eval pipeline feeds the network for ``path`` (or its bytes): float32 (3, S, S).
+    ``crop_pct`` (default: ``preprocessing``'s, i.e. the TinyNet record's) overrides the record's when given."""
     if crop_pct is not None:
         preprocessing = replace(preprocessing, crop_pct=crop_pct)
     return eval_transform(open_rgb(path), image_size, preprocessing)

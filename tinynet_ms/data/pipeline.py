@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 
 import mindspore.dataset as ds
@@ -10,9 +11,16 @@ import numpy as np
 from PIL import Image
 
 from tinynet_ms.data.augment import RandAugment, random_erasing
-from tinynet_ms.data.folder import Sample
+from tinynet_ms.data.folder import Sample, read_checked
 from tinynet_ms.data.images import load_eval_image, normalize, open_rgb
 from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
+
+log = logging.getLogger(__name__)
+
+
+def _load_failed(sample: Sample, exc: Exception, instead: str) -> None:
+    log.warning("skipping %s at load time (%s: %s): it changed or became unreadable after the scan; %s",
+                sample.path, type(exc).__name__, exc, instead)
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -30,17 +38,31 @@ class TrainSource:
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        sample = self.samples[index]
-        if sample.native:
-            data = np.fromfile(sample.path, dtype=np.uint8)
-        else:  # formats the C++ decoder lacks (WebP, 16-bit PNG, ...) go through PIL as lossless PNG
-            buf = io.BytesIO()
-            open_rgb(sample.path).save(buf, format="PNG")
-            data = np.frombuffer(buf.getvalue(), dtype=np.uint8)
+        # A file that went bad after the scan is replaced by the next good one (as timm's loader does), so the
+        # epoch keeps its length and batch layout; the random draws stay those of ``index``.
+        for offset in range(len(self.samples)):
+            sample = self.samples[(index + offset) % len(self.samples)]
+            try:
+                data = self._encoded(sample)
+                break
+            except Exception as exc:  # noqa: BLE001 - any read/decode failure: skip the file, say which
+                _load_failed(sample, exc, "using the next image instead")
+        else:
+            raise RuntimeError("no training image is readable any more: check the dataset folder")
         rng = sample_rng(self.seed, self.epoch, index)
         aug_seed = rng.integers(0, 2**31 - 1, size=2, dtype=np.int64)
         noise = rng.random(self.noise_size, dtype=np.float32)
         return data, np.array(sample.label, np.int32), aug_seed, noise
+
+    @staticmethod
+    def _encoded(sample: Sample) -> np.ndarray:
+        data = read_checked(sample)
+        if sample.native:
+            return data
+        # formats the C++ decoder lacks (WebP, 16-bit PNG, ...) go through PIL as lossless PNG
+        buf = io.BytesIO()
+        open_rgb(data.tobytes()).save(buf, format="PNG")
+        return np.frombuffer(buf.getvalue(), dtype=np.uint8)
 
 
 class TrainAugment:
@@ -98,13 +120,19 @@ class EvalSource:
 
     def __getitem__(self, index: int):
         sample = self.samples[index]
-        image = load_eval_image(sample.path, self.image_size, preprocessing=self.preprocessing)
+        try:
+            image = load_eval_image(read_checked(sample).tobytes(), self.image_size,
+                                    preprocessing=self.preprocessing)
+        except Exception as exc:  # noqa: BLE001 - the batch keeps its row, ``evaluate`` leaves it out
+            _load_failed(sample, exc, "left out of the scores")
+            return np.zeros((3, self.image_size, self.image_size), np.float32), np.array(-1, np.int32)
         return image, np.array(sample.label, np.int32)
 
 
 def create_eval_dataset(samples: Sequence[Sample], image_size: int, batch_size: int,
                         preprocessing: Preprocessing = DEFAULT_PREPROCESSING, num_workers: int = 4) -> ds.Dataset:
-    """Batches (image float32 NCHW, label int32) in file order, the last batch possibly smaller."""
+    """Batches (image float32 NCHW, label int32) in file order, the last batch possibly smaller. An image that
+    cannot be read any more is a row with label -1, which ``evaluate`` does not count."""
     data = ds.GeneratorDataset(EvalSource(samples, image_size, preprocessing), ["image", "label"], shuffle=False,
                                num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
     return data.batch(batch_size, drop_remainder=False)

@@ -20,13 +20,15 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (
 
 
 def evaluate(net: nn.Cell, batches: Iterable) -> np.ndarray:
-    """[top1_correct, top5_correct, count] over (image, label) batches, eval mode."""
+    """[top1_correct, top5_correct, count] over (image, label) batches, eval mode; rows labelled -1 (images
+    that could not be read) are not counted."""
     net.set_train(False)
     totals = np.zeros(3, np.float64)
     for image, label in batches:
         logits = net(image).asnumpy().astype(np.float32)
         labels = label.asnumpy()
-        totals += [*topk_correct(logits, labels), len(labels)]
+        kept = labels >= 0
+        totals += [*topk_correct(logits[kept], labels[kept]), int(kept.sum())]
     return totals
 
 
