@@ -27,41 +27,14 @@ ARGS=(--config_path "$CONFIG_PATH" --data_path "$DATA_PATH" "$@" --output_dir "$
 echo "training with $DEVICE_NUM devices; logs in $LOG_DIR"
 
 export TINYNET_LOCAL_WORKERS=$DEVICE_NUM  # the ranks on this machine share its CPUs (src/context.py)
-failed=()
+# src/launch.py checks msrun's port, names a rank that dies (exit code or signal) and stops the others at once.
 if [ -n "${RANK_TABLE_FILE:-}" ]; then
   [ -f "$RANK_TABLE_FILE" ] || die "RANK_TABLE_FILE '$RANK_TABLE_FILE' not found"
   export RANK_TABLE_FILE RANK_SIZE=$DEVICE_NUM
-  pids=()
-  for ((i = 0; i < DEVICE_NUM; i++)); do
-    DEVICE_ID=$((${DEVICE_START:-0} + i)) RANK_ID=$i python "$ROOT_DIR/train.py" "${ARGS[@]}" > "$LOG_DIR/worker_$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for ((i = 0; i < DEVICE_NUM; i++)); do
-    wait "${pids[$i]}" || failed+=("$i")
-  done
+  MODE=(--rank_table)
 else
-  PORT=${MASTER_PORT:-8118}
-  # msrun's scheduler cannot bind a busy port, and its workers then retry for minutes: check it first
-  # (SO_REUSEADDR: a just-finished run's TIME_WAIT sockets do not count, a listening one does).
-  python -c "import socket as so, sys; s = so.socket(); s.setsockopt(so.SOL_SOCKET, so.SO_REUSEADDR, 1)
-s.bind(('', int(sys.argv[1])))" "$PORT" 2> /dev/null \
-    || die "MASTER_PORT $PORT is in use (another training run?): set MASTER_PORT to a free port"
-  msrun --worker_num="$DEVICE_NUM" --local_worker_num="$DEVICE_NUM" --master_port="$PORT" \
-    --log_dir="$LOG_DIR" --join=True "$ROOT_DIR/train.py" "${ARGS[@]}"
-  rc=$?
-  # msrun's exit code does not say which rank failed: every rank ends its log with a completion line.
-  for ((i = 0; i < DEVICE_NUM; i++)); do
-    grep -q "training finished" "$LOG_DIR/worker_$i.log" 2>/dev/null || failed+=("$i")
-  done
-  [ $rc -ne 0 ] && [ ${#failed[@]} -eq 0 ] && failed+=("msrun(rc=$rc)")
+  MODE=(--master_port "${MASTER_PORT:-8118}")
 fi
-
-if [ ${#failed[@]} -gt 0 ]; then
-  for r in "${failed[@]}"; do
-    log="$LOG_DIR/worker_$r.log"
-    echo "rank $r FAILED, see $log" >&2
-    [ -f "$log" ] && grep -v WARNING "$log" | tail -n 5 | sed "s/^/  rank $r: /" >&2
-  done
-  exit 1
-fi
+(cd "$ROOT_DIR" && python -m src.launch --ranks "$DEVICE_NUM" --log_dir "$LOG_DIR" "${MODE[@]}" --cwd "$OLDPWD" \
+  -- "$ROOT_DIR/train.py" "${ARGS[@]}") || exit $?
 echo "all $DEVICE_NUM ranks finished; checkpoints in $OUTPUT_DIR/checkpoints"
