@@ -36,7 +36,7 @@ INPUT_TYPE=${5:-bin}
 [[ "$BACKEND" == ascend && "$MODEL_PATH" != *.mindir ]] && die "the ascend backend runs MindIR: export with --file_format MINDIR"
 
 # The model's fixed input shape (batch, 3, S, S) from the file, its preprocessing from the sidecar.
-INFO=$(cd "$ROOT_DIR" && python -m tinynet_ms.export info "$MODEL_PATH") || die "cannot read $MODEL_PATH"
+INFO=$(cd "$ROOT_DIR" && python -m tinynet_ms.export info "$MODEL_PATH") || exit $?  # it printed why
 read -r BATCH_SIZE IMAGE_SIZE CROP_PCT INTERPOLATION MEAN STD SOURCE < <(python -c "
 import json, sys; i = json.loads(sys.argv[1]); p = i['preprocessing']
 print(i['input_shape'][0], i['input_shape'][2], p['crop_pct'], p['interpolation'], ','.join(map(str, p['mean'])),

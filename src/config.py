@@ -43,6 +43,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "device_id": Key(0, "device of a standalone run", bounds="[0, inf)"),
         "mode": Key("graph", "execution mode", ("graph", "pynative")),
         "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (never in export)"),
+        "deterministic": Key(False, "MindSpore's deterministic kernels and collectives (Ascend/GPU; slower): "
+                                    "identical runs give identical numbers"),
         "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU", ("O0", "O1", "O2", "O3", "auto")),
         "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale", bounds="(0, inf)"),
         "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto")),

@@ -37,6 +37,8 @@ def setup_context(cfg: SimpleNamespace) -> RunContext:
     """Set mode and device (before ``init()``, as MindSpore requires), then data parallelism if launched so."""
     device = cfg.device_target  # the config checked it against its choices (and mode, amp_level, ...)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
+    if cfg.deterministic:  # before init(), so the collectives are deterministic too (MindSpore's note)
+        ms.set_deterministic(True)
     rank, world = 0, 1
     if launched_distributed():
         from mindspore.communication import get_group_size, get_rank, init

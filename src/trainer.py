@@ -6,6 +6,7 @@ import logging
 import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +20,7 @@ from src.context import RunContext, all_reduce_sum, data_workers, setup_context,
 from src.evaluation import evaluate_samples
 from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
-from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, create_rmsprop,
+from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
 from tinynet_ms.weights import batchnorm_statistics, non_finite, param_arrays, save_checkpoint_atomic
 
@@ -96,18 +97,28 @@ class Trainer:
         self.step = TrainStep(WithLoss(amp_net, loss_fn), self.optimizer, cfg.loss_scale, ctx.dynamic_loss_scale,
                               ema=ema, grad_reducer=reducer)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
-        self.state = TrainState()
+        self.state = self._fresh_state()
         self.start_loss: float | None = None  # this process's first logged loss, what divergence is measured from
 
     # -- pieces ---------------------------------------------------------------------------------------------
+    def _fresh_state(self) -> TrainState:
+        threads = int(ms.get_context("runtime_num_threads")) if self.ctx.device_target == "CPU" else 0
+        return TrainState(data_workers=self.workers, cpu_threads=threads)
+
     def resume(self) -> None:
         path = _resume_path(self.cfg, self.ckpt_dir)
         if path is None:
             if self.ctx.is_main and self.metrics.path.exists():
                 self.metrics.truncate_after(0)
             return
-        self.state = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
-        log.info("resumed %s: %d epochs done, best top-1 %.4f", path, self.state.epoch, self.state.best_top1)
+        saved = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
+        log.info("resumed %s: %d epochs done, best top-1 %.4f", path, saved.epoch, saved.best_top1)
+        now = self._fresh_state()
+        changed = changed_conditions(saved, now)
+        if changed:  # statistically the same training, but not the uninterrupted run's numbers
+            log.warning("resuming with other %s: the run goes on exactly as configured, but not bit-identical "
+                        "to an uninterrupted one (README, Reproducibility)", "; ".join(changed))
+        self.state = replace(saved, data_workers=now.data_workers, cpu_threads=now.cpu_threads)
         scale = float(self.step.loss_scale.asnumpy())
         if scale != self.cfg.loss_scale:  # not silently: --loss_scale only sets where a fresh run starts
             log.info("loss scale %g continues from the checkpoint (--loss_scale %g sets a fresh run's initial scale)",

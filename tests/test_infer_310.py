@@ -172,3 +172,15 @@ def test_bad_input_is_a_clear_error(harness, mini_onnx, tmp_path):
     assert run.returncode == 2 and "--mean needs 3 comma-separated numbers" in run.stderr
     run = _infer_script(tmp_path / "model.tflite", good, tmp_path)
     assert run.returncode == 2 and "does not exist" in run.stderr
+
+
+def test_a_model_file_that_is_not_one_is_one_line(tmp_path, demo_data):
+    """Random bytes named .onnx / .mindir: one error line naming the file (exit 1), before anything is built."""
+    for name, backend in (("random.onnx", "cpu"), ("random.mindir", "ascend")):
+        model = tmp_path / name
+        model.write_bytes(np.random.default_rng(0).bytes(5000))
+        run = subprocess.run(["bash", "scripts/run_infer_310.sh", str(model), str(demo_data / "val"), "0", backend],
+                             cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=120)
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+        assert run.returncode == 1 and len(errors) == 1 and str(model) in errors[0], run.stderr
+        assert "Traceback" not in run.stderr

@@ -5,8 +5,8 @@ import pytest
 from mindspore import nn
 
 from tinynet_ms import create_model
-from tinynet_ms.train import (EMA, TrainState, TrainStep, WithLoss, create_rmsprop, load_train_state, param_groups,
-                              save_train_state, step_lr_schedule, topk_correct)
+from tinynet_ms.train import (EMA, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
+                              load_train_state, param_groups, save_train_state, step_lr_schedule, topk_correct)
 
 MINI = dict(w=0.25, d=0.35, num_classes=4)
 
@@ -93,10 +93,11 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     w1 = net.conv_stem.weight.asnumpy()
     np.testing.assert_allclose(ema_net.get_parameters().__next__().asnumpy(), 0.5 * w0 + 0.5 * w1, rtol=1e-5,
                                atol=1e-7)
-    path = save_train_state(tmp_path / "last.ckpt", net, opt, step, TrainState(3, 0.5, 2), ema_net)
+    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8)
+    path = save_train_state(tmp_path / "last.ckpt", net, opt, step, saved, ema_net)
     net2, ema2, opt2, step2 = _train_step(ema_decay=0.5)
     state = load_train_state(path, net2, opt2, step2, ema2)
-    assert (state.epoch, state.best_top1, state.best_epoch) == (3, 0.5, 2)
+    assert state == saved
     for a, b in [(net, net2), (ema_net, ema2)]:
         for p, q in zip(a.get_parameters(), b.get_parameters()):
             np.testing.assert_array_equal(p.asnumpy(), q.asnumpy())
@@ -109,6 +110,17 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     # A training checkpoint is also a plain weights file for create_model.
     loaded = create_model("tinynet", checkpoint_path=path, **MINI)
     np.testing.assert_array_equal(loaded.conv_stem.weight.asnumpy(), w1)
+
+
+def test_resume_names_what_keeps_it_from_being_bit_identical():
+    """A resume is bit-identical only with the same data-worker and CPU-thread counts; a changed one is named,
+    one not recorded (an older checkpoint: 0) is not guessed at."""
+    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8)
+    assert changed_conditions(saved, TrainState(data_workers=4, cpu_threads=8)) == []
+    changed = changed_conditions(saved, TrainState(data_workers=1, cpu_threads=2))
+    assert len(changed) == 2 and "data workers" in changed[0] and "4 then, 1 now" in changed[0]
+    assert "CPU kernel threads" in changed[1] and "8 then, 2 now" in changed[1]
+    assert changed_conditions(TrainState(3, 0.5, 2), TrainState(data_workers=1, cpu_threads=2)) == []
 
 
 @pytest.mark.slow

@@ -2,9 +2,9 @@
 from tinynet_ms.train.metrics import MetricsLog, evaluate, plot_curves, topk_correct
 from tinynet_ms.train.optim import RMSPropTF, create_rmsprop, param_groups
 from tinynet_ms.train.schedule import step_lr_schedule
-from tinynet_ms.train.state import TrainState, load_train_state, save_train_state
+from tinynet_ms.train.state import TrainState, changed_conditions, load_train_state, save_train_state
 from tinynet_ms.train.step import EMA, TrainStep, WithLoss
 
-__all__ = ["EMA", "MetricsLog", "RMSPropTF", "TrainState", "TrainStep", "WithLoss", "create_rmsprop", "evaluate",
+__all__ = ["EMA", "MetricsLog", "RMSPropTF", "TrainState", "TrainStep", "WithLoss", "changed_conditions", "create_rmsprop", "evaluate",
            "load_train_state", "param_groups", "plot_curves", "save_train_state",
            "step_lr_schedule", "topk_correct"]

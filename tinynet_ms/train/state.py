@@ -22,6 +22,20 @@ class TrainState:
     epoch: int = 0  # completed epochs
     best_top1: float = -1.0
     best_epoch: int = -1
+    # What the numbers depend on besides the config and the data (0: not recorded): the C++ random crop/flip
+    # draw per data worker, and CPU kernels split their sums by thread.
+    data_workers: int = 0
+    cpu_threads: int = 0
+
+
+_CONDITIONS = {"data_workers": "data workers (the C++ crop/flip draws are per worker)",
+               "cpu_threads": "CPU kernel threads (kernels split their sums by thread)"}
+
+
+def changed_conditions(saved: TrainState, now: TrainState) -> list[str]:
+    """Where this process differs from the one that wrote ``saved`` in what bit-exact resumption needs."""
+    return [f"{what}: {getattr(saved, key)} then, {getattr(now, key)} now" for key, what in _CONDITIONS.items()
+            if getattr(saved, key) and getattr(now, key) and getattr(saved, key) != getattr(now, key)]
 
 
 def _optimizer_slots(optimizer: nn.Optimizer, net: nn.Cell) -> dict:
@@ -42,6 +56,8 @@ def save_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
     arrays["train_state.epoch"] = np.array(state.epoch, np.int32)
     arrays["train_state.best_top1"] = np.array(state.best_top1, np.float32)
     arrays["train_state.best_epoch"] = np.array(state.best_epoch, np.int32)
+    for key in _CONDITIONS:
+        arrays[f"train_state.{key}"] = np.array(getattr(state, key), np.int32)
     return save_checkpoint_atomic(arrays, path)
 
 
@@ -65,8 +81,10 @@ def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
     for name, p in step.state_parameters().items():
         if f"train_state.{name}" in arrays:
             p.set_data(Tensor(arrays[f"train_state.{name}"], p.dtype))
-    def scalar(key: str):
-        return arrays[key].reshape(-1)[0].item()
+
+    def scalar(key: str, default=0):
+        return arrays[key].reshape(-1)[0].item() if key in arrays else default
 
     return TrainState(epoch=int(scalar("train_state.epoch")), best_top1=float(scalar("train_state.best_top1")),
-                      best_epoch=int(scalar("train_state.best_epoch")))
+                      best_epoch=int(scalar("train_state.best_epoch")),
+                      **{key: int(scalar(f"train_state.{key}")) for key in _CONDITIONS})
