@@ -158,7 +158,7 @@ def _msrun(group: Group, ranks: int, port: int, script: list[str], log_dir: Path
         if line is None:
             proc.wait()
             return None if proc.returncode == 0 else Failure(None, proc.pid, proc.returncode)
-        if not line.startswith("[WARNING]"):
+        if not line.startswith(("[WARNING]", "[INFO]", "[DEBUG]")):
             print(line.rstrip("\n"), flush=True)
         dead = _MSRUN_WORKER_EXIT.search(line)
         if dead:
