@@ -17,10 +17,18 @@ if [ -z "$mslite_home" ]; then
     fi
   fi
 fi
-echo "build.sh: MSLITE_HOME='${mslite_home}' MINDSPORE_PATH='${mindspore_path}'"
+# OpenVINO for the cpu backend: OpenVINO_DIR, else the pip wheel of the python3 on PATH.
+openvino_dir=${OpenVINO_DIR:-}
+if [ -z "$openvino_dir" ]; then
+  probe="import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), 'cmake'))"
+  ov=$(${PYTHON:-python3} -c "$probe" 2>/dev/null | tail -n 1 || true)
+  if [ -n "$ov" ] && [ -f "$ov/OpenVINOConfig.cmake" ]; then openvino_dir=$ov; fi
+fi
+echo "build.sh: MSLITE_HOME='${mslite_home}' MINDSPORE_PATH='${mindspore_path}' OpenVINO_DIR='${openvino_dir}'"
 
 # Always passed, so a previous configure's cache never outlives the current environment; "$@" comes last to win.
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=Release \
-  -DMSLITE_HOME="$mslite_home" -DMINDSPORE_PATH="$mindspore_path" -DTINYNET_ASCEND_SYNTAX_ONLY=OFF "$@"
+  -DMSLITE_HOME="$mslite_home" -DMINDSPORE_PATH="$mindspore_path" -DOpenVINO_DIR="$openvino_dir" \
+  -DTINYNET_ASCEND_SYNTAX_ONLY=OFF "$@"
 cmake --build "$here/build" -j "$(nproc)"
 echo "build.sh: built $here/out/main"

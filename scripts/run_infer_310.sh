@@ -7,8 +7,8 @@ usage: bash scripts/run_infer_310.sh MODEL_PATH DATA_PATH [DEVICE_ID] [BACKEND] 
   MODEL_PATH  .mindir (export.py --file_format MINDIR) or .onnx (--file_format ONNX)
   DATA_PATH   folder of class sub-folders, e.g. DATA/val (class index = sorted folder names)
   DEVICE_ID   Ascend device id (default 0)
-  BACKEND     ascend (MindIR on Ascend 310/310P via MindSpore Lite) | cpu (ONNX via OpenCV DNN);
-              default: ascend for .mindir, cpu for .onnx
+  BACKEND     ascend (MindIR on Ascend 310/310P via MindSpore Lite) | cpu (ONNX: OpenVINO, or OpenCV DNN
+              in a build without it) | openvino | opencv; default: ascend for .mindir, cpu for .onnx
   INPUT_TYPE  bin (default: tensors from preprocess.py, exactly the eval transform) | image (decoded in C++)
 The model's input shape is read from the file, its eval preprocessing (crop_pct, interpolation, mean/std) from
 MODEL_PATH.json, which export.py writes beside it (without it: the TinyNet default, with a warning).
@@ -30,9 +30,9 @@ esac
 BACKEND=${4:-$DEFAULT_BACKEND}
 INPUT_TYPE=${5:-bin}
 [[ "$DEVICE_ID" =~ ^[0-9]+$ ]] || die "DEVICE_ID must be a number, got '$DEVICE_ID'"
-[[ "$BACKEND" == ascend || "$BACKEND" == cpu ]] || die "BACKEND must be ascend or cpu, got '$BACKEND'"
+[[ "$BACKEND" =~ ^(ascend|cpu|openvino|opencv)$ ]] || die "BACKEND must be ascend, cpu, openvino or opencv, got '$BACKEND'"
 [[ "$INPUT_TYPE" == bin || "$INPUT_TYPE" == image ]] || die "INPUT_TYPE must be bin or image, got '$INPUT_TYPE'"
-[[ "$BACKEND" == cpu && "$MODEL_PATH" != *.onnx ]] && die "the cpu backend runs ONNX: export with --file_format ONNX"
+[[ "$BACKEND" != ascend && "$MODEL_PATH" != *.onnx ]] && die "the $BACKEND backend runs ONNX: export with --file_format ONNX"
 [[ "$BACKEND" == ascend && "$MODEL_PATH" != *.mindir ]] && die "the ascend backend runs MindIR: export with --file_format MINDIR"
 
 # The model's fixed input shape (batch, 3, S, S) from the file, its preprocessing from the sidecar.

@@ -94,6 +94,46 @@ def test_bin_path_matches_eval(harness, mini_run, mini_onnx, tmp_path):
     assert "top1:" in (tmp_path / "acc.log").read_text()
 
 
+@pytest.mark.parametrize("backend", ["openvino", "opencv"])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, backend, batch):
+    """OpenVINO (the cpu default; f32 forced, split over its throughput streams at batch > 1) and the OpenCV DNN
+    fallback both give the MindSpore network's logits on the same tensors."""
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", batch, 48)
+    x = np.random.default_rng(batch).standard_normal((10, 3, 48, 48)).astype(np.float32)
+    (tmp_path / "bins").mkdir()
+    for i, row in enumerate(x):
+        row.tofile(tmp_path / "bins" / f"x{i}.bin")
+    run = _main(f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--batch_size={batch}",
+                f"--input_path={tmp_path / 'bins'}", "--image_size=48", "--output_dir=out", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert ("OpenVINO" in run.stdout and "f32" in run.stdout) if backend == "openvino" else "OpenCV DNN" in run.stdout
+    got = np.stack([np.fromfile(tmp_path / "out" / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(10)])
+    expected = net(ms.Tensor(x)).asnumpy()
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_openvino_bf16_is_an_explicit_choice(harness, graph_mode, tmp_path):
+    """--precision=bf16 runs (bf16 where the CPU has it, f32 elsewhere) and keeps the ranking of the logits."""
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", 1, 48)
+    (tmp_path / "bins").mkdir()
+    x = np.random.default_rng(0).standard_normal((1, 3, 48, 48)).astype(np.float32)
+    x[0].tofile(tmp_path / "bins" / "x.bin")
+    flags = [f"--model_path={model}", "--backend=openvino", "--input_type=bin", "--image_size=48",
+             f"--input_path={tmp_path / 'bins'}", "--output_dir=out"]
+    run = _main(*flags, "--precision=bf16", cwd=tmp_path)
+    assert run.returncode == 0 and re.search(r"OpenVINO [0-9.]+, (bf16|f32)", run.stdout), run.stdout + run.stderr
+    got = np.fromfile(tmp_path / "out" / "result_Files" / "x_0.bin", np.float32)
+    expected = net(ms.Tensor(x)).asnumpy()[0]
+    assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max() and got.argmax() == expected.argmax()
+    run = _main(*flags, "--precision=fp8", cwd=tmp_path)
+    assert run.returncode == 2 and "--precision must be f32 or bf16" in run.stderr
+
+
 def test_image_path_agrees_with_bin_path(harness, mini_run, mini_onnx, tmp_path):
     for input_type in ("bin", "image"):
         (tmp_path / input_type).mkdir()

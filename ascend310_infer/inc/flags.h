@@ -9,7 +9,8 @@
 
 struct Options {
   std::string model_path;
-  std::string backend;     // cpu | ascend
+  std::string backend;     // cpu (the best CPU runtime built in) | openvino | opencv | ascend
+  std::string precision = "f32";  // openvino: f32 | bf16
   std::string input_type;  // bin | image
   std::string input_path;
   int image_size = 0;

@@ -25,7 +25,8 @@ void Check(const mindspore::Status &status, const std::string &what) {
 
 class AscendBackend : public Backend {
  public:
-  void Load(const std::string &model_path, int device_id) override {
+  void Load(const std::string &model_path, const BackendOptions &options) override {
+    const int device_id = options.device_id;
     auto context = std::make_shared<mindspore::Context>();
 #ifdef TINYNET_MS_GRAPH_API
     auto device = std::make_shared<mindspore::Ascend310DeviceInfo>();
@@ -51,6 +52,12 @@ class AscendBackend : public Backend {
   }
 
   std::vector<int64_t> InputShape() const override { return inputs_.at(0).Shape(); }
+
+#ifdef TINYNET_MS_GRAPH_API
+  std::string Describe() const override { return "MindSpore GraphCell on Ascend"; }
+#else
+  std::string Describe() const override { return "MindSpore Lite on Ascend"; }
+#endif
 
   std::vector<float> Run(const float *batch, int n, int image_size) override {
     const size_t bytes = static_cast<size_t>(n) * 3 * image_size * image_size * sizeof(float);

@@ -7,11 +7,15 @@
 #include <map>
 
 const char kUsage[] =
-    "usage: main --model_path=FILE --backend=cpu|ascend --input_type=bin|image --input_path=DIR --image_size=S\n"
-    "            [--batch_size=1] [--device_id=0] [--output_dir=.] [--save_input_dir=DIR]\n"
+    "usage: main --model_path=FILE --backend=cpu|openvino|opencv|ascend --input_type=bin|image --input_path=DIR\n"
+    "            --image_size=S [--batch_size=1] [--precision=f32] [--device_id=0] [--output_dir=.]\n"
+    "            [--save_input_dir=DIR]\n"
     "            image inputs: --crop_pct=P --interpolation=bicubic|bilinear --mean=R,G,B --std=R,G,B\n"
-    "  --model_path      ONNX model (cpu) or MindIR model (ascend)\n"
-    "  --backend         cpu: OpenCV DNN; ascend: MindSpore (Lite) on Ascend 310/310P\n"
+    "  --model_path      ONNX model (cpu, openvino, opencv) or MindIR model (ascend)\n"
+    "  --backend         cpu: OpenVINO when built with it, else OpenCV DNN; openvino; opencv: OpenCV DNN;\n"
+    "                    ascend: MindSpore (Lite) on Ascend 310/310P\n"
+    "  --precision       openvino's inference precision: f32 (exact), or bf16 (faster on AVX-512 BF16 / AMX\n"
+    "                    CPUs, logits ~1e-2 off)\n"
     "  --input_type      bin: raw float32 (3,S,S) *.bin files; image: jpg/jpeg/png/bmp/webp/tif/tiff/ppm/pgm, recursive\n"
     "  --input_path      directory of inputs\n"
     "  --image_size      S, the model's input height and width\n"
@@ -96,6 +100,7 @@ Options ParseFlags(int argc, char **argv) {
     else if (key == "mean") ParseTriple(key, value, opt.preprocessing.mean);
     else if (key == "std") ParseTriple(key, value, opt.preprocessing.stdev);
     else if (key == "device_id") opt.device_id = ParseInt(key, value);
+    else if (key == "precision") opt.precision = value;
     else if (key == "output_dir") opt.output_dir = value;
     else if (key == "save_input_dir") opt.save_input_dir = value;
     else throw UsageError("unknown flag --" + key);
@@ -104,7 +109,10 @@ Options ParseFlags(int argc, char **argv) {
   for (const char *required : {"model_path", "backend", "input_type", "input_path", "image_size"}) {
     if (values.count(required) == 0) throw UsageError(std::string("--") + required + " is required");
   }
-  if (opt.backend != "cpu" && opt.backend != "ascend") throw UsageError("--backend must be cpu or ascend");
+  if (opt.backend != "cpu" && opt.backend != "openvino" && opt.backend != "opencv" && opt.backend != "ascend") {
+    throw UsageError("--backend must be cpu, openvino, opencv or ascend");
+  }
+  if (opt.precision != "f32" && opt.precision != "bf16") throw UsageError("--precision must be f32 or bf16");
   if (opt.input_type != "bin" && opt.input_type != "image") throw UsageError("--input_type must be bin or image");
   if (opt.image_size <= 0) throw UsageError("--image_size must be positive");
   if (opt.batch_size <= 0) throw UsageError("--batch_size must be positive");

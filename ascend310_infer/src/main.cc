@@ -19,14 +19,24 @@ namespace {
 const char kAscendMissing[] =
     "ascend backend not built: set MSLITE_HOME to a MindSpore Lite (Ascend) package or MINDSPORE_PATH to a "
     "MindSpore Ascend inference package and rebuild with build.sh (see ascend310_infer/README.md)";
+const char kOpenVinoMissing[] =
+    "openvino backend not built: pip install openvino (or set OpenVINO_DIR) and rebuild with build.sh";
 
-std::unique_ptr<Backend> MakeBackend(const std::string &name) {
-  if (name == "cpu") return MakeCpuBackend();
-#ifdef TINYNET_WITH_ASCEND
-  return MakeAscendBackend();
+// cpu is the fastest CPU runtime built in: OpenVINO, else OpenCV DNN. nullptr + message: not built.
+std::unique_ptr<Backend> MakeBackend(const std::string &name, std::string *missing) {
+#ifdef TINYNET_WITH_OPENVINO
+  if (name == "cpu" || name == "openvino") return MakeOpenVinoBackend();
 #else
-  return nullptr;
+  if (name == "cpu") return MakeOpenCvBackend();
+  if (name == "openvino") *missing = kOpenVinoMissing;
 #endif
+  if (name == "opencv") return MakeOpenCvBackend();
+#ifdef TINYNET_WITH_ASCEND
+  if (name == "ascend") return MakeAscendBackend();
+#else
+  if (name == "ascend") *missing = kAscendMissing;
+#endif
+  return nullptr;
 }
 
 // The model's declared input shape must agree with the flags, or every batch would fail (or be misread).
@@ -44,9 +54,10 @@ void CheckInputShape(const std::vector<int64_t> &shape, const Options &opt) {
 }
 
 int Run(const Options &opt) {
-  std::unique_ptr<Backend> backend = MakeBackend(opt.backend);
+  std::string missing;
+  std::unique_ptr<Backend> backend = MakeBackend(opt.backend, &missing);
   if (!backend) {
-    std::cerr << "error: " << kAscendMissing << "\n";
+    std::cerr << "error: " << missing << "\n";
     return 2;
   }
   if (!fs::is_regular_file(opt.model_path)) throw std::runtime_error("model file not found: " + opt.model_path);
@@ -58,7 +69,11 @@ int Run(const Options &opt) {
   fs::create_directories(time_dir);
   if (!opt.save_input_dir.empty()) fs::create_directories(opt.save_input_dir);
 
-  backend->Load(opt.model_path, opt.device_id);
+  BackendOptions backend_options;
+  backend_options.device_id = opt.device_id;
+  backend_options.batch_size = opt.batch_size;
+  backend_options.precision = opt.precision;
+  backend->Load(opt.model_path, backend_options);
   CheckInputShape(backend->InputShape(), opt);
 
   const size_t image_floats = static_cast<size_t>(3) * opt.image_size * opt.image_size;
@@ -112,12 +127,13 @@ int Run(const Options &opt) {
                 timed_batches);
   perf << line;
   std::snprintf(line, sizeof(line), "throughput: %.2f images/s\n", throughput);
-  perf << line << "batch_size: " << n << "\nimages: " << files.size() << "\nbackend: " << opt.backend << "\n";
+  perf << line << "batch_size: " << n << "\nimages: " << files.size() << "\nbackend: " << opt.backend << " ("
+       << backend->Describe() << ")\n";
   if (!perf) throw std::runtime_error("cannot write " + perf_path.string());
 
-  std::printf("%zu images (%zu classes) in %zu batches of %zu on %s: %.4f ms/batch, %.2f images/s -> %s\n",
-              files.size(), num_classes, num_batches, n, opt.backend.c_str(), avg_ms, throughput,
-              result_dir.string().c_str());
+  std::printf("%zu images (%zu classes) in %zu batches of %zu on %s (%s): %.4f ms/batch, %.2f images/s -> %s\n",
+              files.size(), num_classes, num_batches, n, opt.backend.c_str(), backend->Describe().c_str(), avg_ms,
+              throughput, result_dir.string().c_str());
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// cpu backend: runs the ONNX export with OpenCV DNN, so the harness can be checked without Ascend hardware.
+// opencv backend: the ONNX export through OpenCV DNN, the CPU fallback when the harness is built without OpenVINO.
 #include <stdexcept>
 
 #include <opencv2/core.hpp>
@@ -9,9 +9,9 @@
 
 namespace {
 
-class CpuBackend : public Backend {
+class OpenCvBackend : public Backend {
  public:
-  void Load(const std::string &model_path, int /*device_id*/) override {
+  void Load(const std::string &model_path, const BackendOptions & /*options*/) override {
     try {
       net_ = cv::dnn::readNetFromONNX(model_path);
       net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
@@ -23,6 +23,8 @@ class CpuBackend : public Backend {
   }
 
   std::vector<int64_t> InputShape() const override { return input_shape_; }
+
+  std::string Describe() const override { return "OpenCV DNN " CV_VERSION; }
 
   std::vector<float> Run(const float *batch, int n, int image_size) override {
     try {
@@ -45,4 +47,4 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> MakeOpenCvBackend() { return std::make_unique<OpenCvBackend>(); }
