@@ -1,6 +1,6 @@
 """Inference speed per variant: MindSpore graph mode (with MindSpore's convs, and with tinynet_ms's CPU kernels;
-PyNative optional), onnxruntime and the C++ harness (cpu backend, ONNX via OpenCV DNN), side by side — latency
-at batch 1 and throughput at batch 32.
+PyNative optional), onnxruntime and the C++ harness (its OpenVINO and OpenCV DNN backends, ONNX), side by side —
+latency at batch 1 and throughput at batch 32.
 
     python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--batch 32] [--pynative]
                                      [--no_harness] [--json out.json]
@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import header, speedup, table  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
+from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
 
 HARNESS = ROOT / "ascend310_infer" / "out" / "main"
@@ -43,7 +44,10 @@ def time_forward(run, x: np.ndarray, runs: int) -> float:
     return float(np.median(times))
 
 
-def time_harness(model: Path, x: np.ndarray, runs: int, work: Path) -> float:
+HARNESS_BACKENDS = {"C++ harness (OpenVINO)": "openvino", "C++ harness (OpenCV DNN)": "opencv"}
+
+
+def time_harness(model: Path, x: np.ndarray, runs: int, work: Path, backend: str) -> float:
     """Mean seconds per batch as the harness reports it, over ``runs`` batches of ``x``."""
     inputs = work / "bins"
     inputs.mkdir(parents=True, exist_ok=True)
@@ -52,16 +56,18 @@ def time_harness(model: Path, x: np.ndarray, runs: int, work: Path) -> float:
     batch = x.shape[0]
     for i in range((runs + 1) * batch):  # + 1: the harness excludes its first batch as warm-up
         x[i % batch].tofile(inputs / f"{i:06d}.bin")
-    cmd = [str(HARNESS), f"--model_path={model}", "--backend=cpu", "--input_type=bin", f"--input_path={inputs}",
+    cmd = [str(HARNESS), f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--input_path={inputs}",
            f"--image_size={x.shape[2]}", f"--batch_size={batch}", f"--output_dir={work}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     report = (work / "time_Result" / "test_perform_static.txt").read_text()
     return float(re.search(r"average time: ([0-9.]+) ms", report)[1]) / 1000
 
 
-def _mindspore(name: str, kernels: bool, mode: int):
+def _mindspore(name: str, kernels: bool, mode: int, folded: bool = False):
     net = create_model(name, cpu_kernels=kernels)
     net.set_train(False)
+    if folded:
+        net = fold_batchnorm(net)
 
     def run(x: np.ndarray) -> np.ndarray:
         ms.set_context(mode=mode)
@@ -75,14 +81,17 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
     fast = _mindspore(name, True, ms.GRAPH_MODE)[1]
     rng = np.random.default_rng(0)
     inputs = {b: rng.standard_normal((b, 3, size, size)).astype(np.float32) for b in (1, batch)}
-    runtimes = {"MindSpore graph": {b: plain for b in inputs}, "MindSpore graph + CPU kernels": {b: fast for b in inputs}}
+    folded = _mindspore(name, True, ms.GRAPH_MODE, folded=True)[1]
+    runtimes = {"MindSpore graph": {b: plain for b in inputs}, "MindSpore graph + CPU kernels": {b: fast for b in inputs},
+                "MindSpore graph + CPU kernels, BN folded (eval.py)": {b: folded for b in inputs}}
     if pynative:
         runtimes["MindSpore PyNative + CPU kernels"] = {b: _mindspore(name, True, ms.PYNATIVE_MODE)[1] for b in inputs}
-    runtimes.update({"onnxruntime": {}, "C++ harness (OpenCV DNN)": {}})
+    runtimes.update({"onnxruntime": {}, **{h: {} for h in HARNESS_BACKENDS}})
     for b in inputs:
         onnx = export_network(net, work / f"{name}_b{b}", "ONNX", b, size)
         runtimes["onnxruntime"][b] = load_exported(onnx)
-        runtimes["C++ harness (OpenCV DNN)"][b] = onnx
+        for h in HARNESS_BACKENDS:
+            runtimes[h][b] = onnx
     ms.set_context(mode=ms.GRAPH_MODE)
     rows = []
     for runtime, per_batch in runtimes.items():
@@ -91,8 +100,8 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
         seconds = {}
         for b, run in per_batch.items():
             n = runs if b == 1 else max(3, runs // 4)
-            seconds[b] = (time_harness(run, inputs[b], n, work / "harness") if isinstance(run, Path)
-                          else time_forward(run, inputs[b], n))
+            seconds[b] = (time_harness(run, inputs[b], n, work / "harness", HARNESS_BACKENDS[runtime])
+                          if isinstance(run, Path) else time_forward(run, inputs[b], n))
         ms.set_context(mode=ms.GRAPH_MODE)
         rows.append({"model": name, "size": size, "runtime": runtime, "bs1_ms": 1000 * seconds[1],
                      f"bs{batch}_img_per_sec": batch / seconds[batch]})
@@ -119,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         build = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
         if build.returncode != 0:
             print(build.stdout[-2000:] + build.stderr[-2000:], file=sys.stderr)
-            print("error: the C++ harness did not build (needs cmake, g++, libopencv-dev); or pass --no_harness",
+            print("error: the C++ harness did not build (needs cmake, g++, libopencv-dev, pip openvino); or pass "
+                  "--no_harness",
                   file=sys.stderr)
             return 1
 

@@ -12,6 +12,7 @@ from src.context import RunContext, all_reduce_sum, data_workers, setup_context,
 from tinynet_ms import TinyNet
 from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data import Sample, create_eval_dataset
+from tinynet_ms.models.fold import fold_batchnorm
 from tinynet_ms.train import evaluate
 
 log = logging.getLogger("tinynet")
@@ -34,7 +35,7 @@ def run_eval(cfg: SimpleNamespace) -> dict:
     setup_logging(ctx)
     checkpoint = require_checkpoint(cfg)
     val = scan_dataset(cfg, "val", dataset_classes(cfg))
-    net = build_network(cfg, checkpoint)
+    net = fold_batchnorm(build_network(cfg, checkpoint))  # inference only: BN folded into the convs, same logits
     size = image_size(cfg, net)
     log.info("evaluating %s@%d (%s%s) on %d images", cfg.model, size, checkpoint, ", EMA weights" if cfg.use_ema
              else "", len(val))
