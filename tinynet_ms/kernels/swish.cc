@@ -3,6 +3,7 @@
 // Entry points (MindSpore's aot signature: params = inputs then outputs):
 //   SwishForward(x)     -> y
 //   SwishGrad(dy, x)    -> dx = dy * s * (1 + x * (1 - s)),  s = sigmoid(x)
+//   SwishBias(x, t)     -> y = swish(x + t[c])  for NCHW x, (C,) t: a folded inference BatchNorm + Swish
 //
 // One pass over memory each, where MindSpore's expansion runs Sigmoid + Mul forward and Sigmoid, Mul, Add,
 // Mul backward as separate ops. exp is the Cephes single-precision polynomial (about 1 ulp) on 8-float vectors.
@@ -105,4 +106,30 @@ extern "C" int SwishGrad(int nparam, void **params, int *ndims, int64_t **shapes
     StorePart(dx + i, LoadPart(dy + i, m) * s * (1.0f + v * (e * s)), m);  // 1 - s as e * s: no cancellation
   });
   return ok ? 0 : Fail("SwishGrad", "a worker thread failed");
+}
+
+// Inference BatchNorm folded into the conv before it, then Swish: y = swish(x + t[c]), one pass. x, y (N, C, H, W),
+// t (C,).
+extern "C" int SwishBias(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                         void *) {
+  bool ok = nparam == 3 && ndims[0] == 4 && ndims[1] == 1 && ndims[2] == 4;
+  for (int i = 0; ok && i < nparam; ++i) ok = IsF32(dtypes[i]);
+  ok = ok && shapes[1][0] == shapes[0][1] && std::memcmp(shapes[0], shapes[2], 4 * sizeof(int64_t)) == 0;
+  if (!ok) return Fail("SwishBias", "expects float32 x (N, C, H, W), t (C,), and y shaped like x");
+  const int64_t channels = shapes[0][1], planes = shapes[0][0] * channels, hw = shapes[0][2] * shapes[0][3];
+  const float *x = static_cast<const float *>(params[0]), *t = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  ok = ParallelFor(planes, planes * hw * kCost, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float *src = x + p * hw;
+      float *dst = y + p * hw;
+      const Vec shift = Splat(t[p % channels]);
+      for (int64_t i = 0; i < hw; i += kVec) {
+        const int64_t m = std::min(kVec, hw - i);
+        const Vec v = LoadPart(src + i, m) + shift;
+        StorePart(dst + i, v * Sigmoid(v), m);
+      }
+    }
+  });
+  return ok ? 0 : Fail("SwishBias", "a worker thread failed");
 }

@@ -9,6 +9,7 @@ from tinynet_ms.kernels.build import build_library
 from tinynet_ms.kernels.dtype import in_float32
 
 _ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
+_bias: dict[str, ops.Custom] = {}
 
 
 def swish_ops() -> tuple[ops.Custom, ops.Custom]:
@@ -35,3 +36,12 @@ class Swish(nn.SiLU):
 
     def construct(self, x):
         return in_float32(self.swish, x)
+
+
+def swish_bias_op() -> ops.Custom:
+    """``y = swish_bias(x, t)``: ``swish(x + t[c])`` for NCHW float32 ``x`` and (C,) ``t``, one pass; no gradient
+    (inference: a BatchNorm folded into its conv, then the activation)."""
+    lib = str(build_library())
+    if lib not in _bias:
+        _bias[lib] = ops.Custom(f"{lib}:SwishBias", lambda x, t: x, lambda x, t: x, "aot")
+    return _bias[lib]

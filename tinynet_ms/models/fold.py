@@ -1,6 +1,7 @@
 """BatchNorm folded into the conv before it, for inference graphs: conv(x; w) → BN becomes conv(x; w·s) + b with
 s = γ / sqrt(σ² + ε) and b = β − μ·s, the per-channel add being one op (BN at inference is ~6 small ops per
-layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore).
+layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels, a BN followed by Swish
+becomes one bias + Swish pass.
 
     fast = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
@@ -14,41 +15,54 @@ from mindspore import Parameter, Tensor, nn
 
 from tinynet_ms.kernels.channel import affine_op
 from tinynet_ms.kernels.dtype import in_float32
+from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
 from tinynet_ms.models.tinynet import TinyNet
 from tinynet_ms.weights import load_arrays_into, param_arrays
 
-# Which conv each BatchNorm follows, per cell type (the forward order in ``construct``).
-FOLD_PAIRS: dict[type, dict[str, str]] = {
-    TinyNet: {"bn1": "conv_stem", "bn2": "conv_head"},
-    DepthwiseSeparable: {"bn1": "conv_dw", "bn2": "conv_pw"},
-    InvertedResidual: {"bn1": "conv_pw", "bn2": "conv_dw", "bn3": "conv_pwl"},
+# Per cell type, from ``construct``: the conv each BatchNorm follows, and whether the cell's ``act`` (Swish)
+# comes right after it — with the CPU kernels those BNs fold into one bias + Swish pass and ``act`` goes
+# (every use of ``act`` in these cells is such a BN's).
+FOLD_PAIRS: dict[type, dict[str, tuple[str, bool]]] = {
+    TinyNet: {"bn1": ("conv_stem", True), "bn2": ("conv_head", True)},
+    DepthwiseSeparable: {"bn1": ("conv_dw", True), "bn2": ("conv_pw", False)},
+    InvertedResidual: {"bn1": ("conv_pw", True), "bn2": ("conv_dw", True), "bn3": ("conv_pwl", False)},
 }
 
 
-class ChannelBias(nn.Cell):
-    """``x + bias[c]`` over NCHW: what remains of a BatchNorm once its scale is in the conv weights. With
-    ``fast``, the CPU kernels' one-pass affine (scale 1): MindSpore's CPU BiasAdd is slower at batch 32."""
+class Identity(nn.Cell):
+    def construct(self, x):
+        return x
 
-    def __init__(self, bias: np.ndarray, fast: bool = False) -> None:
+
+class ChannelBias(nn.Cell):
+    """``x + bias[c]`` over NCHW: what remains of a BatchNorm once its scale is in the conv weights; with
+    ``swish``, Swish of it. With ``fast``, one CPU-kernel pass (MindSpore's CPU BiasAdd is slower at batch 32)."""
+
+    def __init__(self, bias: np.ndarray, fast: bool = False, swish: bool = False) -> None:
         super().__init__()
+        if swish and not fast:
+            raise ValueError("the fused bias + Swish is a CPU kernel: needs fast=True")
         self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
-        self.affine = affine_op() if fast else None
+        self.swish = swish_bias_op() if swish else None
+        self.affine = affine_op() if fast and not swish else None
         self.ones = Tensor(np.ones_like(bias, np.float32))
 
     def construct(self, x):
-        if self.affine is None:  # a plain Add: what every exporter and runtime knows
-            return x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))
-        return in_float32(self.affine, x, self.ones, self.bias)
+        if self.swish is not None:
+            return in_float32(self.swish, x, self.bias)
+        if self.affine is not None:
+            return in_float32(self.affine, x, self.ones, self.bias)
+        return x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))  # a plain Add: every exporter knows it
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool) -> ChannelBias:
+def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> ChannelBias:
     gamma, beta = bn.gamma.asnumpy().astype(np.float64), bn.beta.asnumpy().astype(np.float64)
     mean, var = bn.moving_mean.asnumpy().astype(np.float64), bn.moving_variance.asnumpy().astype(np.float64)
     scale = gamma / np.sqrt(var + bn.eps)
     weight = conv.weight.asnumpy().astype(np.float64)
     conv.weight.set_data(Tensor((weight * scale[:, None, None, None]).astype(np.float32)))
-    return ChannelBias(beta - mean * scale, fast)
+    return ChannelBias(beta - mean * scale, fast, swish)
 
 
 def fold_batchnorm(net: TinyNet) -> TinyNet:
@@ -56,9 +70,14 @@ def fold_batchnorm(net: TinyNet) -> TinyNet:
     into the conv before it. ``net`` itself is left as it is."""
     twin = TinyNet(net.spec, net.num_classes, cpu_kernels=net.cpu_kernels, preprocessing=net.preprocessing)
     load_arrays_into(twin, param_arrays(net), net.label)
+    fast = twin.cpu_kernels
     for _, cell in list(twin.cells_and_names()):
-        for bn_name, conv_name in FOLD_PAIRS.get(type(cell), {}).items():
-            setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), getattr(cell, bn_name), twin.cpu_kernels))
+        pairs = FOLD_PAIRS.get(type(cell), {})
+        for bn_name, (conv_name, then_swish) in pairs.items():
+            setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), getattr(cell, bn_name), fast,
+                                              fast and then_swish))
+        if fast and pairs:
+            cell.act = Identity()  # applied inside the fused bias + Swish
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
