@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import header, speedup, table  # noqa: E402
+from benchmarks.common import header, speedup, table, timm_speed  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
 from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
@@ -82,7 +82,8 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
     rng = np.random.default_rng(0)
     inputs = {b: rng.standard_normal((b, 3, size, size)).astype(np.float32) for b in (1, batch)}
     folded = _mindspore(name, True, ms.GRAPH_MODE, folded=True)[1]
-    runtimes = {"MindSpore graph": {b: plain for b in inputs}, "MindSpore graph + CPU kernels": {b: fast for b in inputs},
+    runtimes = {"MindSpore graph": {b: plain for b in inputs},
+                "MindSpore graph + CPU kernels": {b: fast for b in inputs},
                 "MindSpore graph + CPU kernels, BN folded (eval.py)": {b: folded for b in inputs}}
     if pynative:
         runtimes["MindSpore PyNative + CPU kernels"] = {b: _mindspore(name, True, ms.PYNATIVE_MODE)[1] for b in inputs}
@@ -115,14 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 runs (batch-N: a quarter, >= 3)")
     parser.add_argument("--no_harness", action="store_true", help="skip the C++ harness column")
     parser.add_argument("--pynative", action="store_true", help="also time MindSpore in PyNative mode")
-    parser.add_argument("--reference", default="tinynet_e:1450,tinynet_a:180",
-                        help="batch img/s of another framework per model, for a ratio column (default: timm 1.0 / "
-                             "PyTorch 2.13 eager on this machine kind, as quoted in issue 5; not measured here)")
+    parser.add_argument("--timm_python", default="",
+                        help="a python with torch + timm (../shared/tools/timm_reference_env.sh): timm eager and "
+                             "torch.compile rows, measured after ours on the same machine")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
-    reference = {k: float(v) for k, v in (r.split(":") for r in args.reference.split(",") if r)}
     harness = not args.no_harness
     if harness:
         build = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
@@ -143,16 +143,27 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
 
     tput = f"bs{args.batch}_img_per_sec"
+    if args.timm_python:
+        spec = ",".join(f"{n}:{VARIANTS[n].image_size}" for n in args.variants.split(","))
+        timm = timm_speed(args.timm_python, "--infer", spec, "--batch", str(args.batch), "--runs", str(args.runs))
+        for r in timm["infer"]:
+            if "error" in r:
+                print(f"{r['model']}: {r['runtime']} failed: {r['error']}", file=sys.stderr)
+                continue
+            at = max(i for i, o in enumerate(results) if o["model"] == r["model"]) + 1
+            results.insert(at, r)
     for r in results:
         base = next(b for b in results if b["model"] == r["model"])  # MindSpore graph mode, same variant
+        ort = next(b for b in results if b["model"] == r["model"] and b["runtime"] == "onnxruntime")
         r["latency_vs_ms"] = speedup(r["bs1_ms"], base["bs1_ms"], higher_is_better=False)
         r["throughput_vs_ms"] = speedup(r[tput], base[tput])
-        r["vs_reference"] = speedup(r[tput], reference[r["model"]]) if r["model"] in reference else "-"
+        r["vs_onnxruntime"] = (f"{speedup(r['bs1_ms'], ort['bs1_ms'], higher_is_better=False)} / "
+                               f"{speedup(r[tput], ort[tput])}")
     print(header("CPU"))
     print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms",
-                          "vs_reference"],
+                          "vs_onnxruntime"],
                 f"\n## inference: latency at batch 1, throughput at batch {args.batch} "
-                f"(speed-ups relative to MindSpore graph mode)"))
+                f"(speed-ups relative to MindSpore graph mode; vs_onnxruntime: latency / throughput ratios)"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -4,8 +4,9 @@ PyNative) and the data pipeline, side by side.
     python benchmarks/bench_train.py [--device_target CPU] [--cases tinynet_e:106:32,tinynet_a:192:16]
                                      [--amp O0,O2] [--pynative] [--steps 10] [--workers 1,2] [--json out.json]
 
-Ratios: each step row against the same model with MindSpore's own convs, and against a reference framework's
-img/s (--reference); the pipeline's img/s against the fastest train step (>= 2 means the data keeps up easily).
+Ratios: each step row against the same model with MindSpore's own convs, and against timm's eager train step
+measured in the same run (--timm_python); the pipeline's img/s against the fastest train step (>= 2 means the data
+keeps up easily).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
-from benchmarks.common import header, speedup, table  # noqa: E402
+from benchmarks.common import header, speedup, table, timm_speed  # noqa: E402
 
 
 def bench_step(name: str, size: int, batch: int, amp: str, steps: int, kernels: bool = False,
@@ -79,16 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--reference", default="tinynet_e:156,tinynet_a:24",
-                        help="img/s of another framework per model, for a ratio column (default: timm 1.0 / "
-                             "PyTorch 2.13 eager on this machine kind, as quoted in issue 5; not measured here)")
+    parser.add_argument("--timm_python", default="",
+                        help="a python with torch + timm (../shared/tools/timm_reference_env.sh): timm's eager train "
+                             "step is measured after ours, on the same machine, as the vs_timm column")
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     ms.set_device(args.device_target)
     ms.set_context(mode=ms.GRAPH_MODE)
 
     cases = [(n, int(s), int(b)) for n, s, b in (c.split(":") for c in args.cases.split(","))]
-    reference = {k: float(v) for k, v in (r.split(":") for r in args.reference.split(",") if r)}
     plan = []  # (case, amp, kernels, mode): MindSpore's own convs first, as the baseline of each model
     for case in cases:
         plan += [(case, "O0", False, "graph")] + [(case, amp, True, "graph") for amp in args.amp.split(",")]
@@ -102,18 +102,28 @@ def main(argv: list[str] | None = None) -> int:
         root = make_demo_dataset(Path(tmp) / "demo", num_classes=10, train_per_class=40, val_per_class=1)
         pipes = [bench_pipeline(root, s, b, int(w), args.batches) for n, s, b in cases[:1]
                  for w in args.workers.split(",")]
+    timm = {}
+    if args.timm_python:
+        spec = ",".join(f"{n}:{s}:{b}" for n, s, b in cases)
+        measured = timm_speed(args.timm_python, "--train", spec, "--steps", str(args.steps))
+        timm = {r["model"]: r for r in measured["train"]}
+        for r in timm.values():
+            print(f"  timm eager {r}", file=sys.stderr, flush=True)
     for r in steps:
         base = next(b for b in steps if b["model"] == r["model"])
         r["vs_kernels_off"] = speedup(r["img_per_sec"], base["img_per_sec"])
-        r["vs_reference"] = speedup(r["img_per_sec"], reference[r["model"]]) if r["model"] in reference else "-"
+        r["vs_timm"] = speedup(r["img_per_sec"], timm[r["model"]]["img_per_sec"]) if r["model"] in timm else "-"
+    steps += [{"model": n, "size": r["size"], "batch": r["batch"], "amp": "-", "kernels": "-", "mode": "timm eager",
+               "compile_s": 0.0, "ms_per_step": r["ms_per_step"], "img_per_sec": r["img_per_sec"],
+               "vs_kernels_off": "-", "vs_timm": "1.00x"} for n, r in timm.items()]
     fastest = max((r for r in steps if r["model"] == cases[0][0]), key=lambda r: r["img_per_sec"])
     for p in pipes:
         p["vs_train_step"] = speedup(p["img_per_sec"], fastest["img_per_sec"])
 
     print(header(args.device_target))
     print(table(steps, ["model", "size", "batch", "amp", "kernels", "mode", "compile_s", "ms_per_step", "img_per_sec",
-                        "vs_kernels_off", "vs_reference"],
-                "\n## train step (vs_reference: img/s over the --reference framework's)"))
+                        "vs_kernels_off", "vs_timm"],
+                "\n## train step (vs_timm: img/s over timm eager's, measured in this run after ours)"))
     print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"],
                 f"\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the fastest train step "
                 f"({fastest['img_per_sec']:.1f} img/s)"))

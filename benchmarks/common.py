@@ -23,3 +23,17 @@ def table(rows: list[dict], keys: list[str], title: str) -> str:
     for r in rows:
         lines.append(" | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys))
     return "\n".join(lines)
+
+
+def timm_speed(python: str, *args: str) -> dict:
+    """benchmarks/timm_speed.py run by ``python`` (an environment with torch + timm), after our own timings and
+    never beside them: its JSON result."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "timm_speed.py"
+    run = subprocess.run([python, str(script), *args], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"timm_speed.py failed under {python}: {run.stderr[-1500:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
