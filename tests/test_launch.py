@@ -47,7 +47,7 @@ def _run(tmp_path, how: str, mode: list[str], capsys):
     return code, seconds, capsys.readouterr().err, pids
 
 
-@pytest.mark.parametrize("mode", ["msrun", "rank_table"])
+@pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "rank_table"])
 @pytest.mark.parametrize("how", ["kill", "exit"])
 def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode, how):
     flags = ["--rank_table"] if mode == "rank_table" else ["--master_port", str(_free_port())]
@@ -63,6 +63,7 @@ def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode,
                                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.slow  # an msrun launch
 def test_launcher_signal_stops_every_rank(tmp_path):
     """SIGTERM to the launcher (a cluster scheduler's job stop, or Ctrl-C) stops the ranks too: msrun starts
     each worker in a session of its own, so signalling msrun's process group would leave them running."""
