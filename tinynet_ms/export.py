@@ -27,7 +27,6 @@ from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.cli import run_main
 from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNet
 from tinynet_ms.models.fold import fold_batchnorm
-from tinynet_ms.weights import load_arrays_into, param_arrays
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -91,13 +90,9 @@ def exportable(net: nn.Cell) -> nn.Cell:
     """The graph to export for ``net``: for a TinyNet, its twin from MindSpore's stock cells (the fast CPU cells are
     custom aot ops no other runtime has) with every BatchNorm folded into its conv (fewer ops for Ascend and
     every runtime); any other cell as it is."""
-    if not isinstance(net, TinyNet):
+    if not isinstance(net, TinyNet) or (getattr(net, "folded", False) and not net.cpu_kernels):
         return net
-    if net.cpu_kernels:
-        twin = TinyNet(net.spec, net.num_classes, cpu_kernels=False, preprocessing=net.preprocessing)
-        load_arrays_into(twin, param_arrays(net), net.label)
-        net = twin
-    return net if getattr(net, "folded", False) else fold_batchnorm(net)
+    return fold_batchnorm(net, cpu_kernels=False)
 
 
 def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,

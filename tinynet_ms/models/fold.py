@@ -30,11 +30,6 @@ FOLD_PAIRS: dict[type, dict[str, tuple[str, bool]]] = {
 }
 
 
-class Identity(nn.Cell):
-    def construct(self, x):
-        return x
-
-
 class ChannelBias(nn.Cell):
     """``x + bias[c]`` over NCHW: what remains of a BatchNorm once its scale is in the conv weights; with
     ``swish``, Swish of it. With ``fast``, one CPU-kernel pass (MindSpore's CPU BiasAdd is slower at batch 32)."""
@@ -46,7 +41,7 @@ class ChannelBias(nn.Cell):
         self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
         self.swish = swish_bias_op() if swish else None
         self.affine = affine_op() if fast and not swish else None
-        self.ones = Tensor(np.ones_like(bias, np.float32))
+        self.ones = Tensor(np.ones_like(bias, np.float32)) if self.affine is not None else None
 
     def construct(self, x):
         if self.swish is not None:
@@ -65,19 +60,19 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> 
     return ChannelBias(beta - mean * scale, fast, swish)
 
 
-def fold_batchnorm(net: TinyNet) -> TinyNet:
-    """An inference-only twin of ``net`` (same spec, CPU kernels and preprocessing) with every BatchNorm folded
-    into the conv before it. ``net`` itself is left as it is."""
-    twin = TinyNet(net.spec, net.num_classes, cpu_kernels=net.cpu_kernels, preprocessing=net.preprocessing)
+def fold_batchnorm(net: TinyNet, cpu_kernels: bool | None = None) -> TinyNet:
+    """An inference-only twin of ``net`` (same spec and preprocessing; CPU kernels as ``net``, or as
+    ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` itself is left as it is."""
+    fast = net.cpu_kernels if cpu_kernels is None else cpu_kernels
+    twin = TinyNet(net.spec, net.num_classes, cpu_kernels=fast, preprocessing=net.preprocessing)
     load_arrays_into(twin, param_arrays(net), net.label)
-    fast = twin.cpu_kernels
     for _, cell in list(twin.cells_and_names()):
         pairs = FOLD_PAIRS.get(type(cell), {})
         for bn_name, (conv_name, then_swish) in pairs.items():
             setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), getattr(cell, bn_name), fast,
                                               fast and then_swish))
         if fast and pairs:
-            cell.act = Identity()  # applied inside the fused bias + Swish
+            cell.act = nn.Identity()  # applied inside the fused bias + Swish
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
