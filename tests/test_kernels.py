@@ -231,35 +231,71 @@ def test_channel_scale_matches_broadcast_mul(graph_mode):
         assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
 
 
-def test_affine_batch_norm_matches_batch_norm(graph_mode):
-    """Inference: one affine pass with the moving statistics; training: nn.BatchNorm2d itself (same updates)."""
-    from tinynet_ms.kernels.channel import AffineBatchNorm2d
+class _Then(nn.Cell):
+    def __init__(self, first, second):
+        super().__init__()
+        self.first, self.second = first, second
+
+    def construct(self, x):
+        return self.second(self.first(x))
+
+
+@pytest.mark.parametrize("swish", [False, True], ids=["bn", "bn+swish"])
+@pytest.mark.parametrize("shape", [(4, 6, 9, 11), (2, 3, 1, 1), (1, 5, 3, 2)], ids=["tail", "1x1", "n1"])
+def test_fast_batch_norm_matches_batch_norm(graph_mode, swish, shape):
+    """FastBatchNorm2d / BatchNormSwish2d = nn.BatchNorm2d (then nn.SiLU): training output, gradients w.r.t. x,
+    gamma and beta, moving-statistics updates (each call: the forward and the gradient's forward), inference output.
+    The input's mean is far from 0 relative to its spread: the statistics must not cancel."""
+    from tinynet_ms.kernels.batchnorm import BatchNormSwish2d, FastBatchNorm2d
 
     rng = np.random.default_rng(8)
-    ref, ours = nn.BatchNorm2d(6, eps=1e-5, momentum=0.9), AffineBatchNorm2d(6, eps=1e-5, momentum=0.9)
-    stats = {n: rng.random(6).astype(np.float32) + 0.5 for n in ("gamma", "beta", "moving_mean", "moving_variance")}
+    channels = shape[1]
+    ref = _Then(nn.BatchNorm2d(channels, eps=1e-5, momentum=0.9), nn.SiLU() if swish else nn.Identity())
+    ours = _Then((BatchNormSwish2d if swish else FastBatchNorm2d)(channels, eps=1e-5, momentum=0.9), nn.Identity())
+    stats = {n: rng.random(channels).astype(np.float32) + 0.5
+             for n in ("gamma", "beta", "moving_mean", "moving_variance")}
     for cell in (ref, ours):
         for n, v in stats.items():
-            getattr(cell, n).set_data(ms.Tensor(v))
-    x = ms.Tensor(rng.standard_normal((4, 6, 7, 5)).astype(np.float32))
+            getattr(cell.first, n).set_data(ms.Tensor(v))
+    x = ms.Tensor((rng.standard_normal(shape) * 0.5 + 40.0).astype(np.float32))
+    sens = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    for cell in (ref, ours):
+        cell.set_train(True)
+    assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= 1e-4  # normalised from |x| ~ 40: float32 rounding of x
+    (dx_ref,), (dg_ref, db_ref) = _Grads(ref, weights=True)(x, sens)
+    (dx, ), (dg, db) = _Grads(ours, weights=True)(x, sens)
+    for a, b in ((dx_ref, dx), (dg_ref, dg), (db_ref, db)):
+        assert _rel(a.asnumpy(), b.asnumpy()) <= 1e-3
+    for n in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(getattr(ours.first, n).asnumpy(), getattr(ref.first, n).asnumpy(), rtol=1e-5)
     for cell in (ref, ours):
         cell.set_train(False)
     assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= FWD_RTOL
+
+
+def test_fast_batch_norm_under_float16(graph_mode):
+    """AMP hands the BN float16: computed in float32, returned in float16."""
+    from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    ref, ours = _Then(nn.BatchNorm2d(4), nn.SiLU()), BatchNormSwish2d(4)
     for cell in (ref, ours):
         cell.set_train(True)
-    assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= FWD_RTOL
-    np.testing.assert_allclose(ours.moving_mean.asnumpy(), ref.moving_mean.asnumpy(), rtol=1e-6)
-    np.testing.assert_allclose(ours.moving_variance.asnumpy(), ref.moving_variance.asnumpy(), rtol=1e-6)
+    y16 = ours(ms.Tensor(x, ms.float16))
+    assert y16.dtype == ms.float16
+    np.testing.assert_allclose(y16.asnumpy().astype(np.float32), ref(ms.Tensor(x)).asnumpy(), atol=3e-3)
 
 
 def _fast_cells(net) -> list[str]:
-    from tinynet_ms.kernels.channel import AffineBatchNorm2d, ChannelScale
+    from tinynet_ms.kernels.batchnorm import FastBatchNorm2d
+    from tinynet_ms.kernels.channel import ChannelScale
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
     from tinynet_ms.kernels.patch_conv import PatchConv2d
     from tinynet_ms.kernels.pooling import MatMulMean
     from tinynet_ms.kernels.swish import Swish
 
-    fast = (DepthwiseConv2d, Swish, MatMulMean, PatchConv2d, AffineBatchNorm2d, ChannelScale)
+    fast = (DepthwiseConv2d, Swish, MatMulMean, PatchConv2d, FastBatchNorm2d, ChannelScale)
     return [n for n, c in net.cells_and_names() if isinstance(c, fast)]
 
 
@@ -278,13 +314,25 @@ def test_choice_swaps_cells_and_keeps_names():
     from tinynet_ms.kernels.pooling import MatMulMean
     from tinynet_ms.kernels.swish import Swish
     assert [n for n, c in on.cells_and_names() if isinstance(c, PatchConv2d)] == ["conv_stem"]
+    # Swish after a conv stays a cell; after a BN it goes into the BN (BatchNormSwish2d) and the act is Identity
     silu = {n for n, c in off.cells_and_names() if type(c) is nn.SiLU}
-    assert silu and silu == {n for n, c in on.cells_and_names() if isinstance(c, Swish)}
+    se_silu = {n for n in silu if ".se." in n}
+    assert se_silu and se_silu == {n for n, c in on.cells_and_names() if isinstance(c, Swish)}
+    on_cells = dict(on.cells_and_names())
+    assert all(isinstance(on_cells[n], nn.Identity) for n in silu - se_silu)
     assert len([c for _, c in on.cells_and_names() if isinstance(c, MatMulMean)]) == 1 + len(
         [c for _, c in on.cells_and_names() if type(c).__name__ == "SqueezeExcite"])
-    from tinynet_ms.kernels.channel import AffineBatchNorm2d, ChannelScale
+    from tinynet_ms.kernels.batchnorm import BatchNormSwish2d, FastBatchNorm2d
+    from tinynet_ms.kernels.channel import ChannelScale
     assert {n for n, c in off.cells_and_names() if type(c) is nn.BatchNorm2d} == {
-        n for n, c in on.cells_and_names() if isinstance(c, AffineBatchNorm2d)}
+        n for n, c in on.cells_and_names() if isinstance(c, FastBatchNorm2d)}
+    # the BNs with the Swish: every BN but a block's last (its output goes to the residual add)
+    from tinynet_ms.models.blocks import DepthwiseSeparable
+    off_cells = dict(off.cells_and_names())
+    last = {n for n, c in off_cells.items() if n.endswith(".bn3") or (
+        n.endswith(".bn2") and isinstance(off_cells[n.rsplit(".", 1)[0]], DepthwiseSeparable))}
+    assert last and {n for n, c in on.cells_and_names() if isinstance(c, BatchNormSwish2d)} == {
+        n for n, c in off_cells.items() if type(c) is nn.BatchNorm2d} - last
     assert {n for n, c in on.cells_and_names() if isinstance(c, ChannelScale)} == {
         n + ".scale" for n, c in off.cells_and_names() if type(c).__name__ == "SqueezeExcite"}
     assert not _fast_cells(off)

@@ -3,7 +3,8 @@
 - ``DepthwiseConv2d``: depthwise conv as hand-written ``ops.Custom`` aot kernels (forward, grad-input, grad-weight);
 - ``Swish``: SiLU as one aot kernel each way (MindSpore expands it into 2 + 4 elementwise ops);
 - ``ChannelScale``: squeeze-excite's ``x * gate`` as aot kernels (its gradient w.r.t. the gate in one pass);
-- ``AffineBatchNorm2d``: BatchNorm whose inference mode is one aot affine pass (training: ``nn.BatchNorm2d``);
+- ``FastBatchNorm2d``: BatchNorm as one aot kernel each way in training, one affine pass in inference;
+  ``BatchNormSwish2d``: the same with the Swish after it in the same passes;
 - ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only;
 - ``MatMulMean``: global average pooling (head and SE) as a MatMul, MindSpore ops only.
 
@@ -81,14 +82,15 @@ def swish_class(fast: bool):
     return Swish
 
 
-def batch_norm_class(fast: bool):
-    """``AffineBatchNorm2d`` (inference as one custom-kernel pass) with ``fast``, else ``nn.BatchNorm2d``."""
+def batch_norm_class(fast: bool, swish: bool = False):
+    """With ``fast``: ``FastBatchNorm2d``, or ``BatchNormSwish2d`` with ``swish`` (the Swish after the BN done by
+    the BN's kernels); else ``nn.BatchNorm2d`` (the caller applies the Swish)."""
     from mindspore import nn
 
     if not fast:
         return nn.BatchNorm2d
-    from tinynet_ms.kernels.channel import AffineBatchNorm2d
-    return AffineBatchNorm2d
+    from tinynet_ms.kernels.batchnorm import BatchNormSwish2d, FastBatchNorm2d
+    return BatchNormSwish2d if swish else FastBatchNorm2d
 
 
 def channel_mul(fast: bool):

@@ -18,7 +18,7 @@ from pathlib import Path
 from tinynet_ms.atomic import atomic_path
 
 HERE = Path(__file__).parent
-SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc")
+SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc", HERE / "batchnorm.cc")
 HEADERS = (HERE / "common.h",)
 
 _lock = threading.Lock()

@@ -1,6 +1,6 @@
 """Per-channel maps as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``channel.cc``): squeeze-excite's
-``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export) and inference
-BatchNorm as one affine pass (``AffineBatchNorm2d``)."""
+``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export) and the
+per-channel affine map of an inference BatchNorm (``affine_op``)."""
 from __future__ import annotations
 
 from mindspore import nn, ops
@@ -52,18 +52,3 @@ def affine_op() -> ops.Custom:
         _affine[lib] = ops.Custom(f"{lib}:ChannelAffine", lambda x, s, t: x, lambda x, s, t: x, "aot")
     return _affine[lib]
 
-
-class AffineBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters) that, in inference mode, applies its moving statistics as one affine
-    pass by the custom kernel; in training it is ``nn.BatchNorm2d``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.affine = affine_op()
-
-    def construct(self, x):
-        if self.training:
-            return super().construct(x)
-        scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)
-        shift = self.beta - self.moving_mean * scale
-        return in_float32(self.affine, x, scale, shift)

@@ -147,6 +147,42 @@ inline Vec Splat(float x) { return Vec{} + x; }
 typedef int IVec __attribute__((vector_size(32)));
 typedef float Vec4U __attribute__((vector_size(16), aligned(4), may_alias));
 
+// exp as the Cephes single-precision polynomial (about 1 ulp) on 8-float vectors.
+inline Vec Exp(Vec x) {
+  // |x| <= 87 keeps 2^n a normal float; sigmoid is 1 or 0 to float32 precision well before that.
+  x = x < Splat(87.0f) ? x : Splat(87.0f);
+  x = x > Splat(-87.0f) ? x : Splat(-87.0f);
+  // x = n * ln2 + r, |r| <= ln2 / 2; n = floor(x / ln2 + 1/2) from a truncation corrected downwards.
+  const Vec fx = x * 1.44269504088896341f + 0.5f;
+  Vec n = __builtin_convertvector(__builtin_convertvector(fx, IVec), Vec);
+  n += __builtin_convertvector(n > fx, Vec);  // comparison gives -1 where the truncation rounded up
+  const Vec r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  Vec p = Splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const IVec scale = (__builtin_convertvector(n, IVec) + 127) << 23;  // 2^n as float bits
+  return p * (Vec)scale;  // a cast between GCC vector types of one size reinterprets the bits
+}
+
+inline Vec Sigmoid(Vec x) { return 1.0f / (1.0f + Exp(-x)); }
+
+// Loads/stores a vector at p, or its first m < kVec floats (the rest read as 0).
+inline Vec LoadPart(const float *p, int64_t m) {
+  if (m == kVec) return Load(p);
+  Vec v = Splat(0.f);
+  for (int64_t j = 0; j < m; ++j) v[j] = p[j];
+  return v;
+}
+
+inline void StorePart(float *p, Vec v, int64_t m) {
+  if (m == kVec) return Store(p, v);
+  for (int64_t j = 0; j < m; ++j) p[j] = v[j];
+}
+
 inline int Fail(const char *entry, const char *msg) {
   std::fprintf(stderr, "[tinynet_ms kernel] %s: %s\n", entry, msg);
   std::fflush(stderr);

@@ -15,8 +15,8 @@ class DepthwiseSeparable(nn.Cell):
         super().__init__()
         self.has_skip = stride == 1 and in_ch == out_ch
         self.conv_dw = conv2d(in_ch, in_ch, kernel, stride=stride, groups=in_ch, fast=fast)
-        self.bn1 = batch_norm(in_ch, fast)
-        self.act = swish(fast)
+        self.bn1 = batch_norm(in_ch, fast, swish=True)
+        self.act = swish(fast, after_bn=True)
         self.se = SqueezeExcite(in_ch, int(in_ch * se_ratio), fast)
         self.conv_pw = conv2d(in_ch, out_ch, 1, fast=fast)
         self.bn2 = batch_norm(out_ch, fast)
@@ -39,10 +39,10 @@ class InvertedResidual(nn.Cell):
         mid = in_ch * expand
         self.has_skip = stride == 1 and in_ch == out_ch
         self.conv_pw = conv2d(in_ch, mid, 1, fast=fast)
-        self.bn1 = batch_norm(mid, fast)
+        self.bn1 = batch_norm(mid, fast, swish=True)
         self.conv_dw = conv2d(mid, mid, kernel, stride=stride, groups=mid, fast=fast)
-        self.bn2 = batch_norm(mid, fast)
-        self.act = swish(fast)
+        self.bn2 = batch_norm(mid, fast, swish=True)
+        self.act = swish(fast, after_bn=True)
         self.se = SqueezeExcite(mid, int(in_ch * se_ratio), fast)  # SE width follows the block input, not mid
         self.conv_pwl = conv2d(mid, out_ch, 1, fast=fast)
         self.bn3 = batch_norm(out_ch, fast)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Parameter, Tensor, nn
 
+from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
 from tinynet_ms.kernels.channel import affine_op
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
@@ -20,13 +21,12 @@ from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
 from tinynet_ms.models.tinynet import TinyNet
 from tinynet_ms.weights import load_arrays_into, param_arrays
 
-# Per cell type, from ``construct``: the conv each BatchNorm follows, and whether the cell's ``act`` (Swish)
-# comes right after it — with the CPU kernels those BNs fold into one bias + Swish pass and ``act`` goes
-# (every use of ``act`` in these cells is such a BN's).
-FOLD_PAIRS: dict[type, dict[str, tuple[str, bool]]] = {
-    TinyNet: {"bn1": ("conv_stem", True), "bn2": ("conv_head", True)},
-    DepthwiseSeparable: {"bn1": ("conv_dw", True), "bn2": ("conv_pw", False)},
-    InvertedResidual: {"bn1": ("conv_pw", True), "bn2": ("conv_dw", True), "bn3": ("conv_pwl", False)},
+# Per cell type, from ``construct``: the conv each BatchNorm follows. With the CPU kernels a BN that applies the
+# Swish after it (``BatchNormSwish2d``) becomes one bias + Swish pass.
+FOLD_PAIRS: dict[type, dict[str, str]] = {
+    TinyNet: {"bn1": "conv_stem", "bn2": "conv_head"},
+    DepthwiseSeparable: {"bn1": "conv_dw", "bn2": "conv_pw"},
+    InvertedResidual: {"bn1": "conv_pw", "bn2": "conv_dw", "bn3": "conv_pwl"},
 }
 
 
@@ -67,12 +67,9 @@ def fold_batchnorm(net: TinyNet, cpu_kernels: bool | None = None) -> TinyNet:
     twin = TinyNet(net.spec, net.num_classes, cpu_kernels=fast, preprocessing=net.preprocessing)
     load_arrays_into(twin, param_arrays(net), net.label)
     for _, cell in list(twin.cells_and_names()):
-        pairs = FOLD_PAIRS.get(type(cell), {})
-        for bn_name, (conv_name, then_swish) in pairs.items():
-            setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), getattr(cell, bn_name), fast,
-                                              fast and then_swish))
-        if fast and pairs:
-            cell.act = nn.Identity()  # applied inside the fused bias + Swish
+        for bn_name, conv_name in FOLD_PAIRS.get(type(cell), {}).items():
+            bn = getattr(cell, bn_name)
+            setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d)))
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]

@@ -26,13 +26,16 @@ def conv2d(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 
     )
 
 
-def swish(fast: bool = False) -> nn.Cell:
-    """Swish / SiLU."""
-    return swish_class(fast)()
+def swish(fast: bool = False, after_bn: bool = False) -> nn.Cell:
+    """Swish / SiLU. ``after_bn``: the Swish applied only to outputs of ``batch_norm(..., swish=True)``, which with
+    ``fast`` apply it themselves, so it is ``nn.Identity`` then."""
+    return nn.Identity() if fast and after_bn else swish_class(fast)()
 
 
-def batch_norm(channels: int, fast: bool = False) -> nn.BatchNorm2d:
-    return batch_norm_class(fast)(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+def batch_norm(channels: int, fast: bool = False, swish: bool = False) -> nn.BatchNorm2d:
+    """BatchNorm with PyTorch's eps and momentum. ``swish``: its output goes to a Swish (``swish(fast,
+    after_bn=True)``) and nowhere else; with ``fast`` the BN's kernels apply that Swish."""
+    return batch_norm_class(fast, swish)(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def dense(in_ch: int, out_ch: int) -> nn.Dense:

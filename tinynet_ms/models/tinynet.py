@@ -35,8 +35,8 @@ class TinyNet(nn.Cell):
         self.cpu_kernels = fast = bool(cpu_kernels)
         self.preprocessing = preprocessing
         self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2, fast=fast)
-        self.bn1 = batch_norm(STEM_CHANNELS, fast)
-        self.act = swish(fast)
+        self.bn1 = batch_norm(STEM_CHANNELS, fast, swish=True)
+        self.act = swish(fast, after_bn=True)
 
         stages = spec.stages
         total_blocks = sum(s.repeats for s in stages)
@@ -54,7 +54,7 @@ class TinyNet(nn.Cell):
 
         self.num_features = spec.head_channels
         self.conv_head = conv2d(in_ch, self.num_features, 1, fast=fast)
-        self.bn2 = batch_norm(self.num_features, fast)
+        self.bn2 = batch_norm(self.num_features, fast, swish=True)
         self.global_pool = global_mean(False, fast)
         self.dropout = Dropout(drop_rate)
         self.classifier = dense(self.num_features, num_classes)
