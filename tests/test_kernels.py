@@ -273,18 +273,26 @@ def test_fast_batch_norm_matches_batch_norm(graph_mode, swish, shape):
     assert _rel(ref(x).asnumpy(), ours(x).asnumpy()) <= FWD_RTOL
 
 
-def test_fast_batch_norm_under_float16(graph_mode):
-    """AMP hands the BN float16: computed in float32, returned in float16."""
+@pytest.mark.parametrize("amp", [None, "O3"])
+@pytest.mark.parametrize("training", [True, False])
+def test_fast_batch_norm_under_float16(graph_mode, amp, training):
+    """AMP hands the BN float16 (O3: every op input, the eps constant too): computed in float32, returned in
+    float16, in training and in inference."""
     from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
 
     rng = np.random.default_rng(9)
     x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
     ref, ours = _Then(nn.BatchNorm2d(4), nn.SiLU()), BatchNormSwish2d(4)
+    mean, var = rng.standard_normal(4).astype(np.float32), rng.random(4).astype(np.float32) + 0.5
+    for bn in (ref.first, ours):  # moving statistics away from 0 / 1, so inference uses them
+        bn.moving_mean.set_data(ms.Tensor(mean))
+        bn.moving_variance.set_data(ms.Tensor(var))
     for cell in (ref, ours):
-        cell.set_train(True)
-    y16 = ours(ms.Tensor(x, ms.float16))
-    assert y16.dtype == ms.float16
-    np.testing.assert_allclose(y16.asnumpy().astype(np.float32), ref(ms.Tensor(x)).asnumpy(), atol=3e-3)
+        cell.set_train(training)
+    run = ms.amp.auto_mixed_precision(ours, amp) if amp else ours
+    y16 = run(ms.Tensor(x, ms.float16))
+    assert y16.dtype == (ms.float32 if amp else ms.float16)  # auto_mixed_precision returns float32
+    np.testing.assert_allclose(y16.asnumpy().astype(np.float32), ref(ms.Tensor(x)).asnumpy(), atol=5e-3)
 
 
 def _fast_cells(net) -> list[str]:

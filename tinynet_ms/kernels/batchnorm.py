@@ -57,11 +57,12 @@ class FastBatchNorm2d(nn.BatchNorm2d):
         self.eps_tensor = Tensor([self.eps], ms.float32)
 
     def construct(self, x):
+        # under AMP O3 every op input arrives float16, constants too: each is cast to what the kernel takes
         dtype = x.dtype
         x = ops.cast(x, ms.float32)
         gamma, beta = ops.cast(self.gamma, ms.float32), ops.cast(self.beta, ms.float32)
         if self.training:
-            y, mean, var = self.train_op(x, gamma, beta, self.eps_tensor)
+            y, mean, var = self.train_op(x, gamma, beta, ops.cast(self.eps_tensor, ms.float32))
             count = x.shape[0] * x.shape[2] * x.shape[3]
             unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))
             mean = ops.stop_gradient(mean)
@@ -70,8 +71,9 @@ class FastBatchNorm2d(nn.BatchNorm2d):
             y = ops.depend(y, ops.assign_add(self.moving_variance,
                                              (unbiased - self.moving_variance) * self.momentum))
         else:
-            scale = gamma / ops.sqrt(self.moving_variance + self.eps)
-            y = self.affine(x, scale, beta - self.moving_mean * scale)
+            mean, var = ops.cast(self.moving_mean, ms.float32), ops.cast(self.moving_variance, ms.float32)
+            scale = gamma / ops.sqrt(var + self.eps)
+            y = self.affine(x, scale, beta - mean * scale)
             if self.swish_op is not None:
                 y = self.swish_op(y)
         return y if dtype == ms.float32 else ops.cast(y, dtype)
