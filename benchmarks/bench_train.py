@@ -36,7 +36,9 @@ def bench_step(name: str, size: int, batch: int, amp: str, steps: int, kernels: 
     net = create_model(name, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2, cpu_kernels=kernels)
     opt = create_rmsprop(net, np.full(steps + 2, 1e-3, np.float32))
     amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
-    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, 1024.0, dynamic=False)
+    # what train.py builds on CPU: a fixed scale, the loss as the NaN guard in float32
+    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, 1024.0, dynamic=False,
+                     check_grads=amp != "O0")
     step.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))

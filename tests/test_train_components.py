@@ -39,14 +39,15 @@ def _batch(seed=0, n=8):
             ms.Tensor(rng.integers(0, 4, n).astype(np.int32)))
 
 
-def _train_step(amp="O0", dynamic=False, ema_decay=0.0, lr=0.001, loss_scale=256.0):
+def _train_step(amp="O0", dynamic=False, ema_decay=0.0, lr=0.001, loss_scale=256.0, check_grads=True):
     ms.set_context(mode=ms.GRAPH_MODE)
     net = create_model("tinynet", drop_rate=0.2, drop_path_rate=0.1, **MINI)
     ema_net = create_model("tinynet", **MINI) if ema_decay else None
     ema = EMA(net, ema_net, ema_decay) if ema_decay else None
     opt = create_rmsprop(net, np.full(1000, lr, np.float32))
     amp_net = ms.amp.auto_mixed_precision(net, amp) if amp != "O0" else net
-    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, loss_scale, dynamic, ema=ema)
+    step = TrainStep(WithLoss(amp_net, nn.CrossEntropyLoss(label_smoothing=0.1)), opt, loss_scale, dynamic, ema=ema,
+                     check_grads=check_grads)
     step.set_train(True)
     return net, ema_net, opt, step
 
@@ -65,15 +66,17 @@ def test_amp_train_step_with_fixed_loss_scale_learns(amp):
 
 
 @pytest.mark.slow
-def test_overflow_steps_are_skipped_and_counted():
-    net, _, opt, step = _train_step(dynamic=True, loss_scale=1024.0)
+@pytest.mark.parametrize("dynamic,check_grads", [(True, True), (False, False)], ids=["dynamic", "fixed-loss-guard"])
+def test_overflow_steps_are_skipped_and_counted(dynamic, check_grads):
+    """Both guards: all gradients (dynamic scale, AMP) and the loss alone (float32 at a fixed scale)."""
+    net, _, opt, step = _train_step(dynamic=dynamic, loss_scale=1024.0, check_grads=check_grads)
     image, label = _batch()
     bad = ms.Tensor(np.full((8, 3, 32, 32), np.inf, np.float32))
     noise = ms.Tensor(np.zeros((8, net.noise_size), np.float32))
     before = {p.name: p.asnumpy().copy() for p in net.get_parameters()}
     step(bad, label, noise)
     assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 0
-    assert float(step.loss_scale.asnumpy()) == 512.0  # dynamic: halved on overflow
+    assert float(step.loss_scale.asnumpy()) == (512.0 if dynamic else 1024.0)  # dynamic: halved on overflow
     stats = [p for p in net.get_parameters() if p.name.endswith(("moving_mean", "moving_variance"))]
     assert len(stats) > 10
     for p in net.get_parameters():  # weights and BN statistics alike: an inf batch leaves no trace
@@ -81,6 +84,13 @@ def test_overflow_steps_are_skipped_and_counted():
     step(image, label, noise)
     assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 1
     assert any(not np.array_equal(p.asnumpy(), before[p.name]) for p in stats)  # a finite step does update them
+
+
+def test_dynamic_loss_scale_needs_the_gradient_check():
+    net = create_model("tinynet", **MINI)
+    with pytest.raises(ValueError, match="check_grads"):
+        TrainStep(WithLoss(net, nn.CrossEntropyLoss()), create_rmsprop(net, np.full(4, 1e-3, np.float32)), 8.0,
+                  dynamic=True, check_grads=False)
 
 
 @pytest.mark.slow
