@@ -48,6 +48,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU", ("O0", "O1", "O2", "O3", "auto")),
         "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale", bounds="(0, inf)"),
         "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto")),
+        "data_sink": Key("auto", "MindSpore's data sink: batches queued on the device, up to log_interval steps per "
+                                 "host call; auto = on Ascend/GPU, off on CPU (MindSpore has none there)",
+                         ("on", "off", "auto")),
     },
     "data": {
         "data_path": Key("", "dataset root with train/ and val/"),

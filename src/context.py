@@ -22,6 +22,7 @@ class RunContext:
     world: int = 1
     amp_level: str = "O0"
     dynamic_loss_scale: bool = False
+    data_sink: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -36,6 +37,10 @@ def launched_distributed() -> bool:
 def setup_context(cfg: SimpleNamespace) -> RunContext:
     """Set mode and device (before ``init()``, as MindSpore requires), then data parallelism if launched so."""
     device = cfg.device_target  # the config checked it against its choices (and mode, amp_level, ...)
+    sink = cfg.data_sink if cfg.data_sink != "auto" else ("off" if device == "CPU" else "on")
+    if sink == "on" and device == "CPU":
+        raise ConfigError("data_sink on: MindSpore's data sink runs on Ascend and GPU only; on CPU pass --data_sink "
+                          "auto (or off): the host loop feeds the step")
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == "graph" else ms.PYNATIVE_MODE)
     if cfg.deterministic:  # before init(), so the collectives are deterministic too (MindSpore's note)
         ms.set_deterministic(True)
@@ -55,7 +60,7 @@ def setup_context(cfg: SimpleNamespace) -> RunContext:
     ms.set_seed(cfg.seed)  # same seed on every rank: identical initial weights
     amp = cfg.amp_level if cfg.amp_level != "auto" else ("O0" if device == "CPU" else "O2")
     mode = cfg.loss_scale_mode if cfg.loss_scale_mode != "auto" else ("fixed" if device == "CPU" else "dynamic")
-    return RunContext(device, rank, world, amp, mode == "dynamic")
+    return RunContext(device, rank, world, amp, mode == "dynamic", sink == "on")
 
 
 def _set_device(device: str, device_id: int | None = None) -> None:

@@ -8,9 +8,11 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import mindspore as ms
+import mindspore.dataset as ds
 import numpy as np
 from mindspore import nn, ops
 
@@ -58,6 +60,12 @@ def divergence_sign(window_loss: float, start_loss: float, skipped: int, steps: 
     if skipped * 2 > steps:
         return f"{skipped} of the last {steps} steps overflowed and were skipped"
     return None
+
+
+def sink_steps(steps: int, log_interval: int) -> int:
+    """Steps per data-sink call: the largest divisor of the epoch's steps up to ``log_interval``, so that calls
+    end exactly at the epoch's end, where checkpoints and resume are (a prime step count makes it 1)."""
+    return max(k for k in range(1, min(steps, log_interval) + 1) if steps % k == 0)
 
 
 class Trainer:
@@ -143,36 +151,34 @@ class Trainer:
         self.step.set_train(True)
         skipped_before = int(self.step.skipped.asnumpy())
         self.step.take_loss_sum()
-        loss_total, window_start, t_start, t_first = 0.0, 0, time.time(), None
-        skipped_window, warned = skipped_before, False
-        for i, (image, label, noise) in enumerate(data.create_tuple_iterator(num_epochs=1)):
-            self.step(image, label, noise)
-            if i == 0:
-                t_first = time.time()  # excludes graph compilation from the throughput
-            if (i + 1) % cfg.log_interval == 0 or i + 1 == steps:
+        loss_total, window_start, t_start, t_first, first = 0.0, 0, time.time(), None, 0
+        skipped_window, warned, before = skipped_before, False, 0
+        for done in self._run_steps(data, steps):
+            if t_first is None:
+                t_first, first = time.time(), done  # excludes graph compilation from the throughput
+            if done // cfg.log_interval > before // cfg.log_interval or done == steps:
                 loss_sum = self.step.take_loss_sum()
                 loss_total += loss_sum
-                done = epoch * steps + i + 1
-                elapsed = time.time() - t_first if i > 0 else 0.0
-                ips = i * cfg.batch_size * ctx.world / elapsed if elapsed > 0 else 0.0
-                eta = (cfg.epochs * steps - done) * cfg.batch_size * ctx.world / ips if ips else 0.0
-                window_loss = loss_sum / (i + 1 - window_start)
+                elapsed = time.time() - t_first
+                ips = (done - first) * cfg.batch_size * ctx.world / elapsed if done > first else 0.0
+                eta = ((cfg.epochs - epoch) * steps - done) * cfg.batch_size * ctx.world / ips if ips else 0.0
+                window_loss = loss_sum / (done - window_start)
                 if ctx.is_main:
                     log.info("epoch %d/%d step %d/%d loss %.4f lr %.6f img/s %.1f eta %s", epoch + 1, cfg.epochs,
-                             i + 1, steps, window_loss, self.lr[done - 1], ips,
-                             _fmt_time(eta))
+                             done, steps, window_loss, self.lr[epoch * steps + done - 1], ips, _fmt_time(eta))
                 skipped_now = int(self.step.skipped.asnumpy())
                 if self.start_loss is None and math.isfinite(window_loss):
                     self.start_loss = window_loss
                 sign = divergence_sign(window_loss, self.start_loss or 0.0, skipped_now - skipped_window,
-                                       i + 1 - window_start, cfg.num_classes)
+                                       done - window_start, cfg.num_classes)
                 if sign and not warned and ctx.is_main:  # once per epoch; the epoch-end checks decide whether to stop
                     log.warning("epoch %d step %d: the run looks diverged: %s (usual cures: a lower --lr; if steps "
-                                "overflow, --amp_level O0 or a smaller --loss_scale)", epoch + 1, i + 1, sign)
+                                "overflow, --amp_level O0 or a smaller --loss_scale)", epoch + 1, done, sign)
                     warned = True
-                window_start, skipped_window = i + 1, skipped_now
+                window_start, skipped_window = done, skipped_now
+            before = done
         seconds = time.time() - t_start
-        train_imgs = (steps - 1) * cfg.batch_size * ctx.world
+        train_imgs = (steps - first) * cfg.batch_size * ctx.world
         skipped = int(self.step.skipped.asnumpy()) - skipped_before
         train_loss = loss_total / steps
         if skipped == steps:
@@ -180,8 +186,29 @@ class Trainer:
                 f"every step of epoch {epoch + 1} overflowed (loss {train_loss}): {self._way_back()}, with a lower --lr, "
                 f"--amp_level O0 or a smaller --loss_scale")
         return {"train_loss": train_loss, "lr": float(self.lr[(epoch + 1) * steps - 1]), "epoch_seconds": seconds,
-                "img_per_sec": train_imgs / (time.time() - t_first) if steps > 1 else 0.0,
+                "img_per_sec": train_imgs / (time.time() - t_first) if steps > first else 0.0,
                 "skipped_steps": skipped, "loss_scale": float(self.step.loss_scale.asnumpy())}
+
+    def _run_steps(self, data: ds.Dataset, steps: int) -> Iterator[int]:
+        """Run the epoch's steps, yielding how many are done after each host call: one per call from the host
+        iterator, or ``sink_steps`` per call with MindSpore's data sink (Ascend/GPU: the batches are queued on the
+        device and, where MindSpore's graph mode loops on the device, the steps run in one launch)."""
+        if not self.ctx.data_sink:
+            for done, batch in enumerate(data.create_tuple_iterator(num_epochs=1), 1):
+                self.step(*batch)
+                yield done
+            return
+        k = sink_steps(steps, self.cfg.log_interval)
+        run = ms.data_sink(self.step, data, sink_size=k, jit_config=ms.JitConfig())
+        try:
+            for done in range(k, steps + 1, k):
+                run()
+                yield done
+        finally:  # the sink sends its dataset round and round: stop this epoch's (the next one is a new dataset)
+            transfer = getattr(data, "__transfer_dataset__", None)
+            if transfer is not None:
+                transfer.stop_send()
+                transfer.release()
 
     def _sync_batchnorm_stats(self) -> None:
         """Average BN moving statistics over ranks (timm's ``--dist-bn reduce``): each rank saw other
@@ -242,6 +269,11 @@ class Trainer:
                  cfg.model, self.image_size, self.ctx.device_target, self.ctx.world, self.ctx.amp_level,
                  "dynamic" if self.ctx.dynamic_loss_scale else "fixed", self.steps_per_epoch,
                  cfg.batch_size * self.ctx.world)
+        if self.ctx.data_sink:
+            k = sink_steps(self.steps_per_epoch, cfg.log_interval)
+            log.info("data sink: %d steps per host call (the largest divisor of %d steps/epoch up to log_interval %d)"
+                     "%s", k, self.steps_per_epoch, cfg.log_interval,
+                     "" if k * 4 >= cfg.log_interval else "; a log_interval dividing the steps per epoch sinks more")
         for epoch in range(self.state.epoch, cfg.epochs):
             record = {"epoch": epoch + 1, **self._train_epoch(epoch)}
             self._sync_batchnorm_stats()

@@ -77,10 +77,10 @@ def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
         key = f"optimizer.{name}"
         if key not in arrays:
             raise ValueError(f"{path} has no optimizer slot {key}: it was written with another optimizer")
-        p.set_data(Tensor(arrays[key], p.dtype))
+        p.set_data(Tensor(arrays[key].reshape(p.shape), p.dtype))
     for name, p in step.state_parameters().items():
-        if f"train_state.{name}" in arrays:
-            p.set_data(Tensor(arrays[f"train_state.{name}"], p.dtype))
+        if f"train_state.{name}" in arrays:  # the checkpoint format stores a scalar as shape (1,): back to ()
+            p.set_data(Tensor(arrays[f"train_state.{name}"].reshape(p.shape), p.dtype))
 
     def scalar(key: str, default=0):
         return arrays[key].reshape(-1)[0].item() if key in arrays else default
