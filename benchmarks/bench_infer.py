@@ -24,13 +24,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import header, speedup, table, timm_speed  # noqa: E402
+from benchmarks.common import header, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
 from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
+from tinynet_ms.profile import profile_model  # noqa: E402
 
 HARNESS = ROOT / "ascend310_infer" / "out" / "main"
+PEERS = ("onnxruntime", "timm eager", "timm torch.compile")  # what ours is compared with: the best of them
 
 
 def time_forward(run, x: np.ndarray, runs: int) -> float:
@@ -152,7 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             at = max(i for i, o in enumerate(results) if o["model"] == r["model"]) + 1
             results.insert(at, r)
+    peak = sgemm_gflops()
+    flops = {n: 2 * profile_model(n).macs for n in args.variants.split(",")}
     for r in results:
+        peers = [b for b in results if b["model"] == r["model"] and b["runtime"] in PEERS]
+        best_bs1, best_tput = min(b["bs1_ms"] for b in peers), max(b[tput] for b in peers)
+        r["vs_best_peer"] = (f"{speedup(r['bs1_ms'], best_bs1, higher_is_better=False)} / "
+                             f"{speedup(r[tput], best_tput)}")
+        r["peak"] = (f"{peak_pct(1000 / r['bs1_ms'], flops[r['model']], peak)} / "
+                     f"{peak_pct(r[tput], flops[r['model']], peak)}")
         base = next(b for b in results if b["model"] == r["model"])  # MindSpore graph mode, same variant
         ort = next(b for b in results if b["model"] == r["model"] and b["runtime"] == "onnxruntime")
         r["latency_vs_ms"] = speedup(r["bs1_ms"], base["bs1_ms"], higher_is_better=False)
@@ -161,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                                f"{speedup(r[tput], ort[tput])}")
     print(header("CPU"))
     print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms",
-                          "vs_onnxruntime"],
-                f"\n## inference: latency at batch 1, throughput at batch {args.batch} "
-                f"(speed-ups relative to MindSpore graph mode; vs_onnxruntime: latency / throughput ratios)"))
+                          "vs_onnxruntime", "vs_best_peer", "peak"],
+                f"\n## inference: latency at batch 1, throughput at batch {args.batch} (speed-ups relative to "
+                f"MindSpore graph mode; vs_onnxruntime, vs_best_peer (the best of {', '.join(PEERS)} measured): "
+                f"latency / throughput ratios; peak: FLOP/s (2 x MACs per image) over this machine's sgemm, "
+                f"{peak:.0f} GFLOP/s, at batch 1 / {args.batch})"))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps({"infer": results, "sgemm_gflops": peak}, indent=1))
     return 0
 
 

@@ -26,7 +26,8 @@ from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data import create_train_dataset, scan_split  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
-from benchmarks.common import header, speedup, table, timm_speed  # noqa: E402
+from benchmarks.common import header, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
+from tinynet_ms.profile import profile_model  # noqa: E402
 
 
 def bench_step(name: str, size: int, batch: int, amp: str, steps: int, kernels: bool = False,
@@ -118,19 +119,26 @@ def main(argv: list[str] | None = None) -> int:
     steps += [{"model": n, "size": r["size"], "batch": r["batch"], "amp": "-", "kernels": "-", "mode": "timm eager",
                "compile_s": 0.0, "ms_per_step": r["ms_per_step"], "img_per_sec": r["img_per_sec"],
                "vs_kernels_off": "-", "vs_timm": "1.00x"} for n, r in timm.items()]
+    peak = sgemm_gflops()
+    # a train step is ~3 forward passes (the backward computes two products per forward one), 2 FLOPs per MAC
+    flops = {n: 6 * profile_model(n, s).macs for n, s, _ in cases}
+    for r in steps:
+        r["peak"] = peak_pct(r["img_per_sec"], flops[r["model"]], peak)
     fastest = max((r for r in steps if r["model"] == cases[0][0]), key=lambda r: r["img_per_sec"])
     for p in pipes:
         p["vs_train_step"] = speedup(p["img_per_sec"], fastest["img_per_sec"])
 
     print(header(args.device_target))
     print(table(steps, ["model", "size", "batch", "amp", "kernels", "mode", "compile_s", "ms_per_step", "img_per_sec",
-                        "vs_kernels_off", "vs_timm"],
-                "\n## train step (vs_timm: img/s over timm eager's, measured in this run after ours)"))
+                        "vs_kernels_off", "vs_timm", "peak"],
+                f"\n## train step (vs_timm: img/s over timm eager's, measured in this run after ours; peak: FLOP/s "
+                f"(6 x MACs per image) over this machine's sgemm, {peak:.0f} GFLOP/s)"))
     print(table(pipes, ["size", "batch", "workers", "img_per_sec", "vs_train_step"],
                 f"\n## data pipeline (RandomCropDecodeResize + RandAugment + erasing) vs the fastest train step "
                 f"({fastest['img_per_sec']:.1f} img/s)"))
     if args.json:
-        Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes}, indent=1))
+        Path(args.json).write_text(json.dumps({"train_step": steps, "pipeline": pipes, "sgemm_gflops": peak},
+                                              indent=1))
     return 0
 
 

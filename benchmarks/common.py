@@ -6,6 +6,7 @@ import platform
 import time
 
 import mindspore as ms
+import numpy as np
 
 
 def header(device: str) -> str:
@@ -37,3 +38,22 @@ def timm_speed(python: str, *args: str) -> dict:
     if run.returncode != 0:
         raise RuntimeError(f"timm_speed.py failed under {python}: {run.stderr[-1500:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def sgemm_gflops(n: int = 2048, runs: int = 5) -> float:
+    """The machine's float32 matrix-multiply rate (NumPy's BLAS, every thread it uses, n x n x n; median of
+    ``runs``): the ceiling a CNN's FLOP/s is put against, its convolutions being matrix multiplies."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    a @ b  # warm-up: threads started, pages touched
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def peak_pct(img_per_sec: float, flops_per_image: float, peak_gflops: float) -> str:
+    """Achieved FLOP/s as a percentage of ``peak_gflops``."""
+    return f"{100 * img_per_sec * flops_per_image / (peak_gflops * 1e9):.1f}%"

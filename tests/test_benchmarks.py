@@ -1,4 +1,4 @@
-"""The parity benchmark's own parts that run without timm: the Fashion-MNIST reader and the report."""
+"""Benchmark parts that run without timm: the Fashion-MNIST reader, the parity report, the FLOP/s ceiling."""
 from __future__ import annotations
 
 import gzip
@@ -43,3 +43,10 @@ def test_report_from_both_sides(tmp_path):
     assert "| 2 | 1.1000 +- 0.1000 | 1.0000 | +10.0% | 0.7000 +- 0.1000 | 0.7000 |" in compare_timm.markdown(rows, "t")
     compare_timm.plot(rows, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_peak_percentage_of_the_measured_sgemm():
+    from benchmarks.common import peak_pct, sgemm_gflops
+
+    assert 1.0 < sgemm_gflops(n=256, runs=3) < 1e5  # a real measurement, in GFLOP/s
+    assert peak_pct(1000.0, 2e8, 400.0) == "50.0%"  # 1000 img/s x 0.2 GFLOP = 200 of 400 GFLOP/s
