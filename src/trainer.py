@@ -24,7 +24,8 @@ from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
                               load_train_state, plot_curves, save_train_state, step_lr_schedule)
-from tinynet_ms.weights import batchnorm_statistics, non_finite, param_arrays, save_checkpoint_atomic
+from tinynet_ms.weights import (CHECKPOINT_TEMPORARIES, batchnorm_statistics, non_finite, param_arrays,
+                                save_checkpoint_atomic)
 
 log = logging.getLogger("tinynet")
 
@@ -348,7 +349,8 @@ def check_output_dir(cfg: SimpleNamespace, ctx: RunContext) -> None:
         raise ConfigError(f"output_dir '{out}' cannot be written ({e.strerror or e}): choose another --output_dir "
                           f"or fix its permissions") from None
     if ctx.is_main:  # a run killed while writing left these; nobody writes here before this run starts
-        stale = remove_temporaries(out / "checkpoints", ".ckpt") + remove_temporaries(out, ".jsonl")
+        stale = remove_temporaries(out / "checkpoints", *CHECKPOINT_TEMPORARIES) + remove_temporaries(out, ".jsonl",
+                                                                                                     ".png")
         if stale:
             log.info("removed %d temporaries of an interrupted write: %s", len(stale), ", ".join(p.name for p in stale))
     if _resume_path(cfg, out / "checkpoints") is not None:

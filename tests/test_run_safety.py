@@ -97,10 +97,40 @@ def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
     (out / "checkpoints").mkdir(parents=True)
     (out / "checkpoints" / ".last.abc123.ckpt").write_bytes(b"")  # what kill -9 during a save leaves
     (out / ".metrics.x1y2.jsonl").write_text("")
+    (out / ".curves.q9r8.png").write_bytes(b"")
     (out / "checkpoints" / "last.ckpt").write_bytes(b"whole")
     check_output_dir(_cfg(out, resume="auto"), RunContext("CPU"))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt"]
-    assert not (out / ".metrics.x1y2.jsonl").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
+
+
+def test_a_checkpoint_write_killed_inside_mindspore_leaves_nothing_the_next_run_keeps(tmp_path):
+    """kill -9 while mindspore.save_checkpoint writes its own temporary (.<stem>.<random>.tmp, renamed when
+    whole): the next run's start removes it (CI once found one left, the name nobody cleaned)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpts = tmp_path / "out" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, numpy as np\n"
+        "from tinynet_ms.weights import save_checkpoint_atomic\n"
+        "big = {f'w{i}': np.ones((1024, 1024), np.float32) for i in range(64)}\n"
+        "while True: save_checkpoint_atomic(big, sys.argv[1])\n"), str(ckpts / "last.ckpt")])
+    try:
+        deadline = time.monotonic() + 120
+        while not list(ckpts.glob(".last.*.tmp")):
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer never got to mindspore's write"
+            time.sleep(0.005)
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+    assert list(ckpts.glob(".last.*")), "killed after the write finished: nothing to clean"
+    check_output_dir(_cfg(tmp_path / "out", resume="auto"), RunContext("CPU"))
+    assert [p.name for p in ckpts.iterdir() if p.name.startswith(".")] == []
 
 
 def test_nested_images_count_and_broken_links_and_unknown_val_classes_are_logged(tmp_path, caplog):

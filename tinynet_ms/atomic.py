@@ -37,11 +37,13 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o666, suffix: str | None =
             os.unlink(tmp)
 
 
-def remove_temporaries(folder: str | os.PathLike, suffix: str) -> list[Path]:
+def remove_temporaries(folder: str | os.PathLike, *suffixes: str) -> list[Path]:
     """Delete the temporaries a killed writer left in ``folder`` (``.<stem>.<random><suffix>``, atomic_path's
-    names); returns what was removed. Only for folders no other process is writing into at the time."""
+    names, for each of ``suffixes``); returns what was removed. Only for folders no other process is writing into
+    at the time."""
     folder = Path(folder)
-    stale = [p for p in folder.glob(f".*{suffix}") if p.name.count(".") >= 2] if folder.is_dir() else []
+    found = (p for suffix in suffixes for p in folder.glob(f".*{suffix}")) if folder.is_dir() else ()
+    stale = sorted({p for p in found if p.name.count(".") >= 2})
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -194,6 +194,11 @@ def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:
             and not np.isfinite(v).all()]
 
 
+# What a writer killed inside save_checkpoint_atomic leaves beside the checkpoint: atomic_path's temporary
+# (.<stem>.<random>.ckpt) and mindspore.save_checkpoint's own, which it writes under that name with .tmp and renames.
+CHECKPOINT_TEMPORARIES = (".ckpt", ".tmp")
+
+
 def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike) -> Path:
     """Write a ``.ckpt`` so that a crash never leaves a torn file; a non-finite tensor is refused (nothing is
     written), so every checkpoint on disk is one a run can return to."""
@@ -204,5 +209,8 @@ def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str
         raise FloatingPointError(f"not writing {path}: {len(bad)} tensors are not finite (first: {', '.join(bad[:3])})")
     payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
     with atomic_path(path, suffix=".ckpt") as tmp:  # save_checkpoint appends .ckpt to a name without it
-        ms.save_checkpoint(payload, str(tmp))
+        try:
+            ms.save_checkpoint(payload, str(tmp))
+        finally:
+            tmp.with_suffix(".tmp").unlink(missing_ok=True)  # save_checkpoint's own temporary, if it failed
     return Path(path)
