@@ -7,7 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from src.config import ConfigError
-from tinynet_ms import TinyNet, create_model
+from tinynet_ms import TinyNet, TinyNetFeatures, create_model
+from tinynet_ms.models.tinynet import select_levels
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
 from tinynet_ms.models import GENERIC_NAME, Preprocessing, known_model, model_spec
 from tinynet_ms.weights import load_weights
@@ -16,13 +17,20 @@ log = logging.getLogger("tinynet")
 
 
 def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, training: bool = False,
-                  for_export: bool = False) -> TinyNet:
+                  for_export: bool = False) -> TinyNet | TinyNetFeatures:
     """The configured network; for eval/export (``training=False``) without dropout and, with ``use_ema``,
     loading the EMA weights of a training checkpoint. ``cpu_kernels: true`` lets ``create_model`` choose the
-    fast CPU cells (auto); exported graphs always hold the stock cells (they run on Ascend and ONNX runtimes)."""
+    fast CPU cells (auto); exported graphs always hold the stock cells (they run on Ascend and ONNX runtimes).
+    ``features_only`` (export only) builds the backbone."""
+    if cfg.features_only and not for_export:
+        raise ConfigError("config key 'features_only': the backbone has no classifier, so it cannot be trained or "
+                          "evaluated here; export it (export.py --features_only true) or build it in your own "
+                          "code with tinynet_ms.create_model(..., features_only=True)")
+    backbone = dict(features_only=True, out_indices=out_indices(cfg)) if cfg.features_only else {}
     net = create_model(cfg.model, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate if training else 0.0,
                        drop_path_rate=cfg.drop_path_rate if training else 0.0,
-                       cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **model_args(cfg))
+                       cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **backbone,
+                       **model_args(cfg))
     if checkpoint_path:
         load_weights(net, checkpoint_path, use_ema=cfg.use_ema and not training)
     return net
@@ -38,6 +46,17 @@ def model_args(cfg: SimpleNamespace) -> dict[str, float]:
     except ValueError as exc:
         raise ConfigError(f"config key 'model': {exc}") from None
     return dict(r=cfg.r, w=cfg.w, d=cfg.d)
+
+
+def out_indices(cfg: SimpleNamespace) -> tuple[int, ...]:
+    """``out_indices`` ("1,2,3,4") as the feature levels, checked against the configured model."""
+    levels = model_spec(cfg.model, **model_args(cfg)).feature_levels
+    try:
+        indices = tuple(int(v) for v in str(cfg.out_indices).split(","))
+        select_levels(levels, indices)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'out_indices' ('{cfg.out_indices}'): {exc}") from None
+    return indices
 
 
 def require_checkpoint(cfg: SimpleNamespace) -> str:

@@ -37,6 +37,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         "num_classes": Key(1000, "number of classes", bounds="[1, inf)"),
         "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", bounds="[0, inf)"),
         "pretrained_checkpoint": Key("", "train: start from these weights (.ckpt, timm .pth/.safetensors)"),
+        "features_only": Key(False, "export: the backbone (feature maps at out_indices, no classifier head)"),
+        "out_indices": Key("1,2,3,4", "features_only: comma-separated feature levels 0..4 (reductions 2, 4, 8, "
+                                      "16, 32)"),
     },
     "device": {
         "device_target": Key("Ascend", "device", ("Ascend", "GPU", "CPU")),
@@ -94,6 +97,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "file_name": Key("tinynet", "export: output file name without extension"),
         "file_format": Key("MINDIR", "export: file format", ("MINDIR", "ONNX", "AIR")),
         "export_batch_size": Key(1, "export: the exported model's fixed batch (export.py also takes --batch_size)", bounds="[1, inf)"),
+        "dynamic_batch": Key(False, "export: a symbolic batch axis instead of the fixed batch (ONNX, MINDIR); "
+                                    "re-load checked at export_batch_size and export_batch_size + 6"),
     },
 }
 KEYS: dict[str, Key] = {name: key for group in GROUPS.values() for name, key in group.items()}

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from src.builders import build_network, image_size, preprocessing, require_checkpoint
 from src.context import setup_context, setup_logging
-from tinynet_ms.export import ExportResult, export_and_verify
+from tinynet_ms.export import DYNAMIC, ExportResult, export_and_verify, output_names
 
 log = logging.getLogger("tinynet")
 
@@ -18,12 +18,14 @@ def run_export(cfg: SimpleNamespace) -> ExportResult:
     net = build_network(cfg, require_checkpoint(cfg), for_export=True)  # stock cells: standard ops only
     size = image_size(cfg, net)
     result = export_and_verify(net, cfg.file_name, cfg.file_format, cfg.export_batch_size, size,
-                               preprocessing=preprocessing(cfg, net))
-    shape = "x".join(map(str, result.input_shape))
+                               preprocessing=preprocessing(cfg, net), dynamic_batch=cfg.dynamic_batch)
+    shape = "x".join("N" if d == DYNAMIC else str(d) for d in result.input_shape)
+    outputs = ", ".join(output_names(net))
     if result.max_abs_diff is None:
-        print(f"exported {result.path} (input {shape}); AIR is compiled by ATC and cannot be re-loaded here",
-              flush=True)
+        print(f"exported {result.path} (input {shape}, outputs {outputs}); AIR is compiled by ATC and cannot be "
+              f"re-loaded here", flush=True)
     else:
-        print(f"exported {result.path} (input {shape}); re-loaded: max abs diff {result.max_abs_diff:.3g} "
-              f"({result.rel_diff:.3g} of the largest logit)", flush=True)
+        batches = f" at batch {' and '.join(map(str, result.checked_batches))}" if cfg.dynamic_batch else ""
+        print(f"exported {result.path} (input {shape}, outputs {outputs}); re-loaded{batches}: max abs diff "
+              f"{result.max_abs_diff:.3g} ({result.rel_diff:.3g} of the largest output)", flush=True)
     return result

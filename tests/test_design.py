@@ -107,4 +107,4 @@ def test_designed_model_trains_evaluates_and_exports(demo_data, tmp_path):
     assert "re-loaded: max abs diff" in run("export.py", *common, "--checkpoint_path", str(ckpt),
                                             "--file_name", str(tmp_path / "designed"), "--file_format", "ONNX")
     from tinynet_ms.export import model_io_shapes
-    assert model_io_shapes(tmp_path / "designed.onnx") == ([1, 3, 32, 32], [1, 4])
+    assert model_io_shapes(tmp_path / "designed.onnx") == ([1, 3, 32, 32], [[1, 4]])

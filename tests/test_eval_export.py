@@ -97,7 +97,7 @@ def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_fla
     assert run.returncode == 0, run.stdout + run.stderr
     path = tmp_path / f"mini.{file_format.lower()}"
     assert re.search(r"re-loaded: max abs diff [0-9.e+-]+ \(", run.stdout), run.stdout
-    assert model_io_shapes(path) == ([3, 3, 48, 48], [3, 10])
+    assert model_io_shapes(path) == ([3, 3, 48, 48], [[3, 10]])
     info = model_info(path)
     assert info["preprocessing"] == {**DEFAULT_PREPROCESSING.to_dict(), "crop_pct": 0.9}
     assert info["preprocessing_source"] == f"{path}.json" and info["input_shape"] == [3, 3, 48, 48]
@@ -110,7 +110,7 @@ def test_exported_files_give_the_networks_logits_on_real_images(graph_mode, mini
     for fmt in ("MINDIR", "ONNX"):
         result = export_and_verify(net, tmp_path / "mini", fmt, batch_size=4, image_size=48)
         assert result.rel_diff <= 1e-4
-        outputs[fmt] = load_exported(result.path)(images)
+        outputs[fmt] = load_exported(result.path)(images)[0]
     scale = np.abs(mini_logits).max()
     assert np.abs(outputs["MINDIR"] - mini_logits[:4]).max() <= 1e-5 * scale  # batch 4 vs 40: same kernels
     assert np.abs(outputs["ONNX"] - outputs["MINDIR"]).max() <= 1e-4 * scale  # onnxruntime vs MindSpore

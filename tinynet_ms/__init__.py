@@ -2,7 +2,7 @@
 
 Importing sets no device and no execution mode; the application decides.
 """
-from tinynet_ms.models import TinyNet, TinyNetSpec, create_model, list_models
+from tinynet_ms.models import TinyNet, TinyNetFeatures, TinyNetSpec, create_model, list_models
 
 __version__ = "0.1.0"
-__all__ = ["TinyNet", "TinyNetSpec", "create_model", "list_models", "__version__"]
+__all__ = ["TinyNet", "TinyNetFeatures", "TinyNetSpec", "create_model", "list_models", "__version__"]

@@ -4,8 +4,11 @@ Beside each model file goes ``<file>.json``: the network's identity and eval pre
 crop_pct, interpolation, mean/std), so whatever runs the file later (preprocess.py, the C++ harness) feeds it
 exactly what the network was evaluated on.
 
+``dynamic_batch`` writes a symbolic batch axis (shown as -1 in shapes; not yet covered by a test). Multi-output
+files (``stride4``, ``stride8``, ... per backbone level) are read here, but a backbone's export is refused for now.
+
     python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx
-    # {"format", "input_shape", "output_shape", "preprocessing": {...}, "preprocessing_source"} JSON
+    # {"format", "input_shape", "output_shape", "output_shapes", "preprocessing": {...}, "preprocessing_source"}
 """
 from __future__ import annotations
 
@@ -25,11 +28,12 @@ from mindspore import nn
 
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.cli import run_main
-from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNet
+from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNetFeatures, TinyNetTrunk
 from tinynet_ms.models.fold import fold_batchnorm
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
+DYNAMIC = -1  # a dynamic dimension in the shapes reported here and in sidecars
 # Relative to the largest reference logit: float32 re-association in another runtime stays far below this.
 DEFAULT_TOLERANCE = 1e-4
 
@@ -37,9 +41,10 @@ DEFAULT_TOLERANCE = 1e-4
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # as exported (DYNAMIC batch for a dynamic-batch file)
     max_abs_diff: float | None  # None when the format cannot be re-loaded here (AIR)
-    max_abs_logit: float
+    max_abs_logit: float  # the largest output value, the scale of max_abs_diff
+    checked_batches: tuple[int, ...] = ()  # the batch sizes the re-loaded file was run with
 
     @property
     def rel_diff(self) -> float | None:
@@ -64,12 +69,24 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
     return Path(f"{model_path}.json")
 
 
+def output_names(net: nn.Cell) -> list[str]:
+    """The exported file's output names: ``logits``, or a backbone's ``stride<reduction>`` per feature level."""
+    if isinstance(net, TinyNetFeatures):
+        return [f"stride{level.reduction}" for level in net.feature_info]
+    return [OUTPUT_NAME]
+
+
 def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, image_size: int,
                   preprocessing: Preprocessing | None = None) -> Path:
-    """Record what a model file needs to be fed: its input shape and the network's eval preprocessing."""
+    """Record what a model file needs to be fed: its input shape (batch ``DYNAMIC`` for a dynamic batch), its
+    outputs and the network's eval preprocessing."""
     preprocessing = preprocessing or getattr(net, "preprocessing", DEFAULT_PREPROCESSING)
     info = {"model": getattr(net, "label", type(net).__name__), "num_classes": getattr(net, "num_classes", None),
-            "input_shape": [batch_size, 3, image_size, image_size], "preprocessing": preprocessing.to_dict()}
+            "input_shape": [batch_size, 3, image_size, image_size], "outputs": output_names(net),
+            "preprocessing": preprocessing.to_dict()}
+    if isinstance(net, TinyNetFeatures):
+        info["feature_info"] = [{"index": lv.index, "module": lv.module, "num_chs": lv.channels,
+                                 "reduction": lv.reduction} for lv in net.feature_info]
     return write_text_atomic(sidecar_path(model_path), json.dumps(info, indent=1) + "\n")
 
 
@@ -90,54 +107,67 @@ def exportable(net: nn.Cell) -> nn.Cell:
     """The graph to export for ``net``: for a TinyNet, its twin from MindSpore's stock cells (the fast CPU cells are
     custom aot ops no other runtime has) with every BatchNorm folded into its conv (fewer ops for Ascend and
     every runtime); any other cell as it is."""
-    if not isinstance(net, TinyNet) or (getattr(net, "folded", False) and not net.cpu_kernels):
+    if not isinstance(net, TinyNetTrunk) or (getattr(net, "folded", False) and not net.cpu_kernels):
         return net
     return fold_batchnorm(net, cpu_kernels=False)
 
 
 def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
-                   image_size: int, preprocessing: Preprocessing | None = None) -> Path:
-    """Write ``file_name`` + the format's extension for a fixed (batch, 3, S, S) float32 input, and its sidecar
-    (``preprocessing``, default the network's own)."""
+                   image_size: int, preprocessing: Preprocessing | None = None, dynamic_batch: bool = False) -> Path:
+    """Write ``file_name`` + the format's extension for a (batch, 3, S, S) float32 input — the batch fixed, or
+    with ``dynamic_batch`` any — and its sidecar (``preprocessing``, default the network's own)."""
     fmt = file_format.upper()
     if fmt not in FORMATS:
         raise ValueError(f"file_format '{file_format}' is not one of {', '.join(FORMATS)}")
     if fmt == "AIR" and ms.get_context("device_target") != "Ascend":
         raise ValueError("AIR export needs an Ascend device (device_target Ascend); on this machine export "
                          "MINDIR (for Ascend 310 via MindSpore Lite) or ONNX")
+    if fmt == "AIR" and dynamic_batch:
+        raise ValueError("AIR has no dynamic batch here: export MINDIR or ONNX with dynamic_batch, or give ATC "
+                         "its --dynamic_batch_size option when it compiles the AIR file")
     if batch_size < 1 or image_size < 1:
         raise ValueError(f"batch_size and image_size must be positive, got {batch_size} and {image_size}")
+    if isinstance(net, TinyNetFeatures):  # not yet: MindSpore 2.10 writes an ONNX graph onnxruntime rejects
+        raise ValueError("exporting a backbone (features_only) is not supported yet: MindSpore 2.10's exporter "
+                         "writes an invalid graph for its tuple output; export the classifier")
     path = Path(str(file_name) + FORMATS[fmt]) if Path(file_name).suffix.lower() != FORMATS[fmt] else Path(file_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = exportable(net)
     net.set_train(False)
-    x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
+    names = output_names(net)
+    if dynamic_batch and fmt == "MINDIR":  # a tensor of unknown batch: MindSpore's dynamic-shape export
+        x = ms.Tensor(shape=[None, 3, image_size, image_size], dtype=ms.float32)
+    else:
+        x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
     # Written under a plain temporary name, then copied into place atomically: MindSpore rejects paths with
     # spaces or non-ASCII characters, and a killed export must not leave a torn model where the old one was.
     with tempfile.TemporaryDirectory(prefix="tinynet_export_") as work:
         out = Path(work) / f"model{FORMATS[fmt]}"
         if fmt == "ONNX":
             import mindspore.onnx
-            mindspore.onnx.export(net, x, file_name=str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+            axes = {INPUT_NAME: {0: "batch"}} if dynamic_batch else None
+            mindspore.onnx.export(net, x, file_name=str(out), input_names=[INPUT_NAME], output_names=names,
+                                  dynamic_axes=axes)
         else:
             ms.export(net, x, file_name=str(out.with_suffix("")), file_format=fmt)
         if not out.is_file():
             raise RuntimeError(f"MindSpore reported no error but {path} was not written")
         with atomic_path(path) as tmp:
             shutil.copyfile(out, tmp)
-    write_sidecar(path, net, batch_size, image_size, preprocessing)
+    write_sidecar(path, net, DYNAMIC if dynamic_batch else batch_size, image_size, preprocessing)
     return path
 
 
-def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running the exported file on a NumPy batch: MindIR via ``nn.GraphCell``, ONNX via onnxruntime."""
+def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """A function running the exported file on a NumPy batch, returning its outputs (one for a classifier, one per
+    feature level for a backbone): MindIR via ``nn.GraphCell``, ONNX via onnxruntime."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     fmt = file_format_of(path)
     if fmt == "MINDIR":
         cell = nn.GraphCell(ms.load(str(path)))
-        return lambda x: cell(ms.Tensor(x)).asnumpy()
+        return lambda x: as_arrays(cell(ms.Tensor(x)))
     if fmt == "ONNX":
         try:
             import onnxruntime as ort
@@ -145,38 +175,52 @@ def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]
             raise ImportError("re-loading ONNX needs onnxruntime: pip install onnxruntime") from exc
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
+        return lambda x: session.run(None, {name: x})
     raise ValueError(f"{path}: {fmt} files are compiled by Ascend's ATC tool and cannot be re-loaded by MindSpore")
+
+
+def as_arrays(outputs: ms.Tensor | tuple | list) -> list[np.ndarray]:
+    """A network's output (a tensor, or a tuple of them) as a list of NumPy arrays."""
+    return [t.asnumpy() for t in outputs] if isinstance(outputs, (tuple, list)) else [outputs.asnumpy()]
 
 
 def export_and_verify(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
                       image_size: int, tolerance: float = DEFAULT_TOLERANCE,
-                      preprocessing: Preprocessing | None = None) -> ExportResult:
-    """Export, re-load, run both on the same input; raise if the relative max abs diff exceeds ``tolerance``. The
-    reference is ``net`` itself, so the check covers what ``exportable`` changed (stock cells, folded BN)."""
-    path = export_network(net, file_name, file_format, batch_size, image_size, preprocessing)
-    x = sample_input(batch_size, image_size)
+                      preprocessing: Preprocessing | None = None, dynamic_batch: bool = False) -> ExportResult:
+    """Export, re-load, run both on the same input; raise if the relative max abs diff of any output exceeds
+    ``tolerance``. The reference is ``net`` itself, so the check covers what ``exportable`` changed (stock cells,
+    folded BN). A dynamic-batch file is run with two batch sizes (``batch_size`` and ``batch_size + 6``)."""
+    path = export_network(net, file_name, file_format, batch_size, image_size, preprocessing, dynamic_batch)
+    batches = (batch_size, batch_size + 6) if dynamic_batch else (batch_size,)
+    shape = (DYNAMIC if dynamic_batch else batch_size, 3, image_size, image_size)
     net.set_train(False)
-    reference = net(ms.Tensor(x)).asnumpy()
-    scale = float(np.abs(reference).max())
-    if file_format.upper() == "AIR":
-        return ExportResult(path, x.shape, None, scale)
-    got = load_exported(path)(x)
-    if got.shape != reference.shape:
-        raise ValueError(f"{path}: re-loaded output shape {got.shape} != network output {reference.shape}")
-    result = ExportResult(path, x.shape, float(np.abs(got - reference).max()), scale)
+    run = None if file_format.upper() == "AIR" else load_exported(path)
+    diff, scale = 0.0, 0.0
+    for batch in batches:
+        x = sample_input(batch, image_size, seed=batch)
+        reference = as_arrays(net(ms.Tensor(x)))
+        scale = max(scale, *(float(np.abs(r).max()) for r in reference))
+        if run is None:
+            return ExportResult(path, shape, None, scale)
+        got = run(x)
+        if [g.shape for g in got] != [r.shape for r in reference]:
+            raise ValueError(f"{path}: re-loaded output shapes {[g.shape for g in got]} at batch {batch} != the "
+                             f"network's {[r.shape for r in reference]}")
+        diff = max(diff, *(float(np.abs(g - r).max()) for g, r in zip(got, reference)))
+    result = ExportResult(path, shape, diff, scale, batches)
     if not result.rel_diff <= tolerance:  # also catches NaN
         raise ValueError(f"{path}: re-loaded model differs from the network: max abs diff {result.max_abs_diff:.3g} "
-                         f"({result.rel_diff:.3g} of the largest logit, tolerance {tolerance:g})")
+                         f"({result.rel_diff:.3g} of the largest output, tolerance {tolerance:g})")
     return result
 
 
 def _dims(value_info) -> list[int]:
-    return [d.dim_value for d in value_info.type.tensor_type.shape.dim]
+    return [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in value_info.type.tensor_type.shape.dim]
 
 
-def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[int]]:
-    """(input shape, output shape) read from the file itself, e.g. for the C++ harness's arguments."""
+def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[list[int]]]:
+    """(input shape, every output's shape) read from the file itself, e.g. for the C++ harness's arguments; a
+    dynamic dimension is ``DYNAMIC``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -189,13 +233,13 @@ def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[int]]:
             graph = onnx.load(str(path), load_external_data=False).graph
             initializers = {t.name for t in graph.initializer}
             inputs = [i for i in graph.input if i.name not in initializers]
-            return _dims(inputs[0]), _dims(graph.output[0])
+            return _dims(inputs[0]), [_dims(o) for o in graph.output]
         from mindspore.train import mind_ir_pb2  # MindIR is a protobuf; its graph inputs carry the shapes
         model = mind_ir_pb2.ModelProto()
         model.ParseFromString(path.read_bytes())
         weights = {p.name for p in model.graph.parameter}
         inputs = [i for i in model.graph.input if i.name not in weights]
-        return list(inputs[0].tensor[0].dims), list(model.graph.output[0].tensor[0].dims)
+        return list(inputs[0].tensor[0].dims), [list(o.tensor[0].dims) for o in model.graph.output]
     except Exception as exc:  # protobuf's DecodeError, IndexError of an empty graph, ...: not a model we can read
         raise ValueError(f"{path} is not a readable {fmt} model ({type(exc).__name__}); export it again") from None
 
@@ -214,8 +258,8 @@ def model_info(path: str | os.PathLike) -> dict:
     """Format, input/output shapes (from the file) and eval preprocessing (from its sidecar) of a model file."""
     inputs, outputs = model_io_shapes(path)
     preprocessing, source = read_preprocessing(path)
-    return {"format": file_format_of(path), "input_shape": inputs, "output_shape": outputs,
-            "preprocessing": preprocessing.to_dict(), "preprocessing_source": source}
+    return {"format": file_format_of(path), "input_shape": inputs, "output_shape": outputs[0],
+            "output_shapes": outputs, "preprocessing": preprocessing.to_dict(), "preprocessing_source": source}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ This is the one module that knows weight files. ``create_model(checkpoint_path=.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 from mindspore import nn
 
 from tinynet_ms.atomic import atomic_path
+
+log = logging.getLogger("tinynet")
 
 _SHOW = 6
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -138,8 +141,21 @@ def ema_weights(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len("ema."):]: v for k, v in arrays.items() if k.startswith("ema.")}
 
 
+def without_unused(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """``arrays`` less the tensors ``net`` declares it has no use for (``unused_weights`` name prefixes: a backbone
+    loading a classifier's weights leaves out the head), with one log line saying what was left out."""
+    prefixes = tuple(getattr(net, "unused_weights", ()))
+    kept = {k: v for k, v in arrays.items() if not (prefixes and k.startswith(prefixes))}
+    if len(kept) < len(arrays):
+        groups = sorted({p.rstrip(".") for p in prefixes if any(k.startswith(p) for k in arrays)})
+        log.info("%s: %d tensors not in %s left out (%s)", source, len(arrays) - len(kept), _label(net),
+                 ", ".join(groups))
+    return kept
+
+
 def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str = "weights") -> dict[str, np.ndarray]:
-    """Rename a timm state dict to ``net``'s parameter names and verify every name and shape."""
+    """Rename a timm state dict to ``net``'s parameter names and verify every name and shape (tensors ``net``
+    declares unused left out)."""
     expected = param_shapes(net)
     bn_modules = {name.rsplit(".", 1)[0] for name in expected if name.endswith(".moving_mean")}
     out = {}
@@ -149,6 +165,7 @@ def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str
         module, _, leaf = key.rpartition(".")
         name = f"{module}.{TIMM_BN_RENAME.get(leaf, leaf)}" if module in bn_modules else key
         out[name] = np.asarray(value, dtype=np.float32)
+    out = without_unused(net, out, source)
     check_compatible(expected, {k: v.shape for k, v in out.items()}, source, _label(net))
     return out
 
@@ -170,6 +187,7 @@ def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) ->
         source = f"{path} (EMA)"
     else:
         arrays, source = network_weights(arrays), str(path)
+    arrays = without_unused(net, arrays, source)
     check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source, _label(net))
     return arrays
 

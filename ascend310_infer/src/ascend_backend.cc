@@ -4,6 +4,7 @@
 //    Model::Build(GraphCell) with Ascend310DeviceInfo (a distinct class before 1.6, an alias after).
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "include/api/context.h"
 #include "include/api/model.h"
@@ -45,6 +46,12 @@ class AscendBackend : public Backend {
     inputs_ = model_.GetInputs();
     if (inputs_.size() != 1) {
       throw std::runtime_error("expected a model with 1 input, got " + std::to_string(inputs_.size()));
+    }
+    std::vector<int64_t> shape = inputs_[0].Shape();
+    if (!shape.empty() && shape[0] < 0) {  // a dynamic-batch export: run it at the harness's batch
+      shape[0] = options.batch_size;
+      Check(model_.Resize(inputs_, {shape}), "resizing the input to batch " + std::to_string(options.batch_size));
+      inputs_ = model_.GetInputs();
     }
     if (inputs_[0].DataType() != mindspore::DataType::kNumberTypeFloat32) {
       throw std::runtime_error("model input is not float32");

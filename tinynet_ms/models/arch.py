@@ -41,6 +41,21 @@ HEAD_CHANNELS = 1280
 
 
 @dataclass(frozen=True)
+class FeatureLevel:
+    """A backbone output: the end of stage ``stage``, ``channels`` wide at 1/``reduction`` of the input size;
+    ``index`` counts the levels as timm's ``out_indices`` do."""
+
+    index: int
+    stage: int
+    channels: int
+    reduction: int
+
+    @property
+    def module(self) -> str:
+        return f"blocks.{self.stage}"
+
+
+@dataclass(frozen=True)
 class TinyNetSpec:
     """A point (r, w, d) of the model Rubik's cube around EfficientNet-B0."""
 
@@ -64,6 +79,17 @@ class TinyNetSpec:
             replace(s, repeats=round_repeats(s.repeats, self.d), channels=round_channels(s.channels, self.w))
             for s in EFFICIENTNET_B0
         )
+
+    @property
+    def feature_levels(self) -> tuple[FeatureLevel, ...]:
+        """Where a backbone taps the blocks (timm's rule): the end of every stage after which the resolution
+        halves, and of the last stage; for B0's table stages 0, 1, 2, 4, 6 at reductions 2, 4, 8, 16, 32."""
+        stages, levels, reduction = self.stages, [], 2  # the stem has stride 2
+        for i, stage in enumerate(stages):
+            reduction *= stage.stride
+            if i + 1 == len(stages) or stages[i + 1].stride > 1:
+                levels.append(FeatureLevel(len(levels), i, stage.channels, reduction))
+        return tuple(levels)
 
     @property
     def head_channels(self) -> int:

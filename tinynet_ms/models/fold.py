@@ -18,13 +18,14 @@ from tinynet_ms.kernels.channel import affine_op
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
-from tinynet_ms.models.tinynet import TinyNet
+from tinynet_ms.models.tinynet import TinyNet, TinyNetTrunk
 from tinynet_ms.weights import load_arrays_into, param_arrays
 
-# Per cell type, from ``construct``: the conv each BatchNorm follows. With the CPU kernels a BN that applies the
-# Swish after it (``BatchNormSwish2d``) becomes one bias + Swish pass.
+# Per cell type (and its bases), from ``construct``: the conv each BatchNorm follows. With the CPU kernels a BN
+# that applies the Swish after it (``BatchNormSwish2d``) becomes one bias + Swish pass.
 FOLD_PAIRS: dict[type, dict[str, str]] = {
-    TinyNet: {"bn1": "conv_stem", "bn2": "conv_head"},
+    TinyNetTrunk: {"bn1": "conv_stem"},
+    TinyNet: {"bn2": "conv_head"},
     DepthwiseSeparable: {"bn1": "conv_dw", "bn2": "conv_pw"},
     InvertedResidual: {"bn1": "conv_pw", "bn2": "conv_dw", "bn3": "conv_pwl"},
 }
@@ -60,14 +61,18 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> 
     return ChannelBias(beta - mean * scale, fast, swish)
 
 
-def fold_batchnorm(net: TinyNet, cpu_kernels: bool | None = None) -> TinyNet:
-    """An inference-only twin of ``net`` (same spec and preprocessing; CPU kernels as ``net``, or as
-    ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` itself is left as it is."""
+def _pairs(cell: nn.Cell) -> dict[str, str]:
+    return {bn: conv for cls in type(cell).__mro__ for bn, conv in FOLD_PAIRS.get(cls, {}).items()}
+
+
+def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNetTrunk:
+    """An inference-only twin of ``net`` (a classifier or a backbone: same configuration; CPU kernels as ``net``,
+    or as ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` is left as it is."""
     fast = net.cpu_kernels if cpu_kernels is None else cpu_kernels
-    twin = TinyNet(net.spec, net.num_classes, cpu_kernels=fast, preprocessing=net.preprocessing)
+    twin = net.rebuilt(fast)
     load_arrays_into(twin, param_arrays(net), net.label)
     for _, cell in list(twin.cells_and_names()):
-        for bn_name, conv_name in FOLD_PAIRS.get(type(cell), {}).items():
+        for bn_name, conv_name in _pairs(cell).items():
             bn = getattr(cell, bn_name)
             setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d)))
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only

@@ -3,10 +3,11 @@ implementation (stock or fast CPU cells) and, optionally, weights."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from tinynet_ms.kernels import resolve_cpu_kernels
-from tinynet_ms.models.tinynet import TinyNet
+from tinynet_ms.models.tinynet import TinyNet, TinyNetFeatures
 from tinynet_ms.models.variants import VARIANTS, model_spec, preprocessing_of
 from tinynet_ms.weights import load_weights
 
@@ -28,7 +29,8 @@ def _pretrained_path(name: str) -> Path:
 
 def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
                  checkpoint_path: str | os.PathLike | None = None, drop_rate: float = 0.2,
-                 drop_path_rate: float = 0.0, cpu_kernels: bool | None = None, **kwargs: float) -> TinyNet:
+                 drop_path_rate: float = 0.0, cpu_kernels: bool | None = None, features_only: bool = False,
+                 out_indices: Sequence[int] = (1, 2, 3, 4), **kwargs: float) -> TinyNet | TinyNetFeatures:
     """Build a TinyNet; optionally load weights (MindSpore ``.ckpt``, or timm ``.pth``/``.safetensors``).
 
     ``pretrained=True`` loads the converted official weights from ``$TINYNET_MS_HOME/<name>.ckpt``
@@ -36,10 +38,17 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
     tinynet_ms.kernels' fast cells when the device target is CPU and the kernels compile (a log line says
     which), ``False`` MindSpore's stock cells (what export uses), ``True`` the fast cells or an error.
     ``drop_path_rate`` defaults to 0 as in timm: training recipes (the configs) set it.
+    ``features_only=True`` builds the backbone (``TinyNetFeatures``): a tuple of feature maps at ``out_indices``
+    (levels 0..4 = reductions 2, 4, 8, 16, 32; default the last four), any input size; a classifier's weights
+    load into it, its head left out with one log line. ``num_classes`` and ``drop_rate`` do not apply to it.
     """
-    net = TinyNet(model_spec(name, **kwargs), num_classes=num_classes, drop_rate=drop_rate,
-                  drop_path_rate=drop_path_rate, cpu_kernels=resolve_cpu_kernels(cpu_kernels),
-                  preprocessing=preprocessing_of(name))
+    spec, fast, preprocessing = model_spec(name, **kwargs), resolve_cpu_kernels(cpu_kernels), preprocessing_of(name)
+    if features_only:
+        net = TinyNetFeatures(spec, out_indices, drop_path_rate=drop_path_rate, cpu_kernels=fast,
+                              preprocessing=preprocessing)
+    else:
+        net = TinyNet(spec, num_classes=num_classes, drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+                      cpu_kernels=fast, preprocessing=preprocessing)
     if pretrained and checkpoint_path is None:
         checkpoint_path = _pretrained_path(name)
     if checkpoint_path is not None:

@@ -1,13 +1,19 @@
-"""TinyNet: EfficientNet-B0 scaled by (r, w, d), parameter names as in timm / huawei-noah checkpoints."""
+"""TinyNet: EfficientNet-B0 scaled by (r, w, d), parameter names as in timm / huawei-noah checkpoints; as a
+classifier (``TinyNet``) or as a backbone returning multi-scale feature maps (``TinyNetFeatures``)."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from mindspore import nn
 
-from tinynet_ms.models.arch import STEM_CHANNELS, StageSpec, TinyNetSpec
+from tinynet_ms.models.arch import STEM_CHANNELS, FeatureLevel, StageSpec, TinyNetSpec
 from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
 from tinynet_ms.kernels import global_mean
 from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, swish
+
+# The classifier's tensors a backbone has no use for (its stages past the last output are added per network).
+HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
 
 
 def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float, fast: bool) -> nn.Cell:
@@ -17,21 +23,19 @@ def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float
                             drop_path_rate, fast)
 
 
-class TinyNet(nn.Cell):
-    """conv_stem → bn1 → Swish → blocks.{stage}.{i} → conv_head → bn2 → Swish → mean → dropout → classifier.
+class TinyNetTrunk(nn.Cell):
+    """conv_stem → bn1 → Swish → blocks.{stage}.{i}: what the classifier and the backbone share, under timm's names.
 
+    ``num_stages``: build the first stages only (a backbone needs none past its last output); drop-path rates
+    stay those of the whole network, so a truncated trunk computes what the full one does up to there.
     ``cpu_kernels``: built from tinynet_ms.kernels' fast CPU cells (same parameters); ``create_model`` decides it.
     ``preprocessing``: how images are turned into this network's input at eval time.
     """
 
-    def __init__(self, spec: TinyNetSpec, num_classes: int = 1000, drop_rate: float = 0.2,
-                 drop_path_rate: float = 0.0, cpu_kernels: bool = False,
-                 preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:
+    def __init__(self, spec: TinyNetSpec, drop_path_rate: float = 0.0, cpu_kernels: bool = False,
+                 preprocessing: Preprocessing = DEFAULT_PREPROCESSING, num_stages: int | None = None) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.spec = spec
-        self.num_classes = num_classes
         self.cpu_kernels = fast = bool(cpu_kernels)
         self.preprocessing = preprocessing
         self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2, fast=fast)
@@ -41,7 +45,7 @@ class TinyNet(nn.Cell):
         stages = spec.stages
         total_blocks = sum(s.repeats for s in stages)
         in_ch, idx, block_stages = STEM_CHANNELS, 0, []
-        for stage in stages:
+        for stage in stages[:num_stages]:
             blocks = []
             for i in range(stage.repeats):
                 # Stochastic depth grows linearly with the global block index (timm).
@@ -50,10 +54,26 @@ class TinyNet(nn.Cell):
                 in_ch, idx = stage.channels, idx + 1
             block_stages.append(nn.CellList(blocks))
         self.blocks = nn.CellList(block_stages)  # names blocks.{stage}.{i}.* as in timm
-        self.num_blocks = total_blocks
+        self.num_blocks = idx
+        self.trunk_channels = in_ch
 
+    def stem(self, x):
+        return self.act(self.bn1(self.conv_stem(x)))
+
+
+class TinyNet(TinyNetTrunk):
+    """The classifier: the trunk → conv_head → bn2 → Swish → mean → dropout → classifier."""
+
+    def __init__(self, spec: TinyNetSpec, num_classes: int = 1000, drop_rate: float = 0.2,
+                 drop_path_rate: float = 0.0, cpu_kernels: bool = False,
+                 preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        super().__init__(spec, drop_path_rate, cpu_kernels, preprocessing)
+        fast = self.cpu_kernels
+        self.num_classes = num_classes
         self.num_features = spec.head_channels
-        self.conv_head = conv2d(in_ch, self.num_features, 1, fast=fast)
+        self.conv_head = conv2d(self.trunk_channels, self.num_features, 1, fast=fast)
         self.bn2 = batch_norm(self.num_features, fast, swish=True)
         self.global_pool = global_mean(False, fast)
         self.dropout = Dropout(drop_rate)
@@ -69,8 +89,12 @@ class TinyNet(nn.Cell):
         """Human-readable identity for messages, e.g. ``TinyNet(r=0.86, w=1.0, d=1.2, 1000 classes)``."""
         return f"TinyNet(r={self.spec.r}, w={self.spec.w}, d={self.spec.d}, {self.num_classes} classes)"
 
+    def rebuilt(self, cpu_kernels: bool) -> TinyNet:
+        """A new, untrained inference network of the same configuration, built with or without the CPU kernels."""
+        return TinyNet(self.spec, self.num_classes, cpu_kernels=cpu_kernels, preprocessing=self.preprocessing)
+
     def forward_features(self, x, noise=None):
-        x = self.act(self.bn1(self.conv_stem(x)))
+        x = self.stem(x)
         idx = 0
         for stage in self.blocks:
             for block in stage:
@@ -83,3 +107,59 @@ class TinyNet(nn.Cell):
         drives block i's drop-path, the rest the head dropout; omitted, an on-device RNG is used."""
         x = self.global_pool(self.forward_features(x, noise))
         return self.classifier(self.dropout(x, None if noise is None else noise[:, self.num_blocks:]))
+
+
+def select_levels(levels: Sequence[FeatureLevel], out_indices: Sequence[int]) -> tuple[FeatureLevel, ...]:
+    """The feature levels ``out_indices`` names (increasing, each one of ``levels``), or a ValueError saying which
+    are valid."""
+    if not out_indices or list(out_indices) != sorted(set(out_indices)) or \
+            not all(isinstance(i, int) and 0 <= i < len(levels) for i in out_indices):
+        raise ValueError(f"out_indices must be increasing feature levels in 0..{len(levels) - 1} "
+                         f"(reductions {', '.join(str(lv.reduction) for lv in levels)}), got {tuple(out_indices)}")
+    return tuple(levels[i] for i in out_indices)
+
+
+class TinyNetFeatures(TinyNetTrunk):
+    """The backbone: the trunk's feature maps at ``out_indices`` (timm's ``features_only`` levels: 0..4 at
+    reductions 2, 4, 8, 16, 32 — see ``TinyNetSpec.feature_levels``) as a tuple, for any input size. Stages past
+    the last output are not built; there is no head. ``feature_info`` describes each output."""
+
+    def __init__(self, spec: TinyNetSpec, out_indices: Sequence[int] = (1, 2, 3, 4), drop_path_rate: float = 0.0,
+                 cpu_kernels: bool = False, preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:
+        out_indices = tuple(out_indices)
+        info = select_levels(spec.feature_levels, out_indices)
+        super().__init__(spec, drop_path_rate, cpu_kernels, preprocessing, num_stages=info[-1].stage + 1)
+        self.feature_info = info
+        self.out_indices = out_indices
+        self._out_stages = tuple(lv.stage for lv in self.feature_info)
+
+    @property
+    def noise_size(self) -> int:
+        return self.num_blocks
+
+    @property
+    def label(self) -> str:
+        return (f"TinyNetFeatures(r={self.spec.r}, w={self.spec.w}, d={self.spec.d}, "
+                f"out_indices={self.out_indices})")
+
+    @property
+    def unused_weights(self) -> tuple[str, ...]:
+        """Name prefixes of a classifier's tensors this backbone does not have (its head, later stages)."""
+        built = len(self.blocks)
+        return HEAD_PREFIXES + tuple(f"blocks.{s}." for s in range(built, len(self.spec.stages)))
+
+    def rebuilt(self, cpu_kernels: bool) -> TinyNetFeatures:
+        return TinyNetFeatures(self.spec, self.out_indices, cpu_kernels=cpu_kernels, preprocessing=self.preprocessing)
+
+    def construct(self, x, noise=None):
+        """Feature maps (B, C_i, H / r_i, W / r_i) for ``feature_info``; ``noise`` (B, noise_size) as TinyNet's."""
+        x = self.stem(x)
+        features = ()
+        idx = 0
+        for s, stage in enumerate(self.blocks):
+            for block in stage:
+                x = block(x, None if noise is None else noise[:, idx])
+                idx += 1
+            if s in self._out_stages:
+                features = features + (x,)
+        return features
