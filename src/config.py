@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tinynet_ms.cli import EXIT_USAGE, UsageError
+from tinynet_ms.train.schedule import LR_SCALINGS
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,11 @@ GROUPS: dict[str, dict[str, Key]] = {
     },
     "optimisation": {
         "epochs": Key(450, "training epochs", bounds="[1, inf)"),
-        "lr": Key(0.048, "peak LR (absolute; the ImageNet configs use 0.048 for a global batch of 1024)", bounds="(0, inf)"),
+        "lr": Key(0.048, "peak LR; with lr_scaling linear, the LR for lr_reference_batch images per step",
+                  bounds="(0, inf)"),
+        "lr_scaling": Key("none", "linear = lr x global batch / lr_reference_batch (global = devices x batch_size; "
+                                  "the ImageNet configs); none = lr as given", LR_SCALINGS),
+        "lr_reference_batch": Key(1024, "the global batch lr is meant for (lr_scaling linear)", bounds="[1, inf)"),
         "warmup_epochs": Key(3.0, "linear warmup epochs", bounds="[0, inf)"),
         "warmup_lr": Key(1e-6, "LR at step 0", bounds="[0, inf)"),
         "decay_epochs": Key(2.4, "step decay period in epochs", bounds="(0, inf)"),

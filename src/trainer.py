@@ -23,7 +23,8 @@ from src.evaluation import evaluate_samples
 from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
-                              load_train_state, plot_curves, save_train_state, step_lr_schedule)
+                              load_train_state, plot_curves, save_train_state, scaled_lr,
+                              step_lr_schedule)
 from tinynet_ms.weights import (CHECKPOINT_TEMPORARIES, batchnorm_statistics, non_finite, param_arrays,
                                 save_checkpoint_atomic)
 
@@ -88,7 +89,9 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise ValueError(f"batch_size {cfg.batch_size} is larger than the {per_shard} training images per "
                              f"device: lower --batch_size")
-        self.lr = step_lr_schedule(cfg.lr, self.steps_per_epoch, cfg.epochs, cfg.warmup_epochs, cfg.warmup_lr,
+        self.global_batch = cfg.batch_size * ctx.world
+        self.peak_lr = scaled_lr(cfg.lr, cfg.lr_scaling, cfg.lr_reference_batch, self.global_batch)
+        self.lr = step_lr_schedule(self.peak_lr, self.steps_per_epoch, cfg.epochs, cfg.warmup_epochs, cfg.warmup_lr,
                                    cfg.decay_epochs, cfg.decay_rate)
         self.optimizer = create_rmsprop(self.net, self.lr, cfg.weight_decay, cfg.rmsprop_decay, cfg.momentum,
                                         cfg.opt_eps)
@@ -268,8 +271,13 @@ class Trainer:
         cfg = self.cfg
         log.info("training %s@%d on %s x%d (amp %s, %s loss scale): %d steps/epoch, global batch %d",
                  cfg.model, self.image_size, self.ctx.device_target, self.ctx.world, self.ctx.amp_level,
-                 "dynamic" if self.ctx.dynamic_loss_scale else "fixed", self.steps_per_epoch,
-                 cfg.batch_size * self.ctx.world)
+                 "dynamic" if self.ctx.dynamic_loss_scale else "fixed", self.steps_per_epoch, self.global_batch)
+        if cfg.lr_scaling == "linear":
+            log.info("lr %.6g = %g x %d / %d (lr_scaling linear: global batch %d = %d device(s) x %d, "
+                     "lr_reference_batch %d)", self.peak_lr, cfg.lr, self.global_batch, cfg.lr_reference_batch,
+                     self.global_batch, self.ctx.world, cfg.batch_size, cfg.lr_reference_batch)
+        else:
+            log.info("lr %.6g as given (lr_scaling none; global batch %d)", self.peak_lr, self.global_batch)
         if self.ctx.data_sink:
             k = sink_steps(self.steps_per_epoch, cfg.log_interval)
             log.info("data sink: %d steps per host call (the largest divisor of %d steps/epoch up to log_interval %d)"

@@ -28,6 +28,7 @@ def test_variant_configs_are_the_recipe_for_their_own_variant(name):
     assert (cfg.image_size, cfg.crop_pct) == (0, 0)  # 0 = the record's
     assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.drop_path_rate, cfg.ema_decay, cfg.re_prob) == (
         0.048, 128, 450, 0.2, 0.9999, 0.2)
+    assert (cfg.lr_scaling, cfg.lr_reference_batch) == ("linear", 1024)  # 0.048 is the paper's lr for 8 x 128
     own = yaml.safe_load(path.read_text())
     assert own.pop("_base_") == "base.yaml" and set(own) == {"model", "output_dir"}  # the rest is shared
 

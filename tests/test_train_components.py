@@ -6,7 +6,8 @@ from mindspore import nn
 
 from tinynet_ms import create_model
 from tinynet_ms.train import (EMA, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
-                              load_train_state, param_groups, save_train_state, step_lr_schedule, topk_correct)
+                              load_train_state, param_groups, save_train_state, scaled_lr, step_lr_schedule,
+                              topk_correct)
 
 MINI = dict(w=0.25, d=0.35, num_classes=4)
 
@@ -18,6 +19,16 @@ def test_step_lr_schedule():
     assert lr[15] == pytest.approx(1e-6 + 1.5 * (0.048 - 1e-6) / 3)  # linear warmup, per step
     assert lr[30] == pytest.approx(0.048 * 0.97)  # epoch 3.0: floor(3 / 2.4) = 1 decay
     assert lr[48] == pytest.approx(0.048 * 0.97 ** 2) and lr[47] == pytest.approx(0.048 * 0.97)
+
+
+def test_linear_lr_scaling_follows_the_global_batch():
+    assert scaled_lr(0.048, "linear", 1024, 2 * 32) == pytest.approx(0.048 * 64 / 1024)
+    assert scaled_lr(0.048, "linear", 1024, 8 * 128) == 0.048  # the paper's own batch keeps its lr
+    assert scaled_lr(0.048, "none", 1024, 64) == 0.048
+    with pytest.raises(ValueError, match="lr_scaling 'sqrt'"):
+        scaled_lr(0.048, "sqrt", 1024, 64)
+    with pytest.raises(ValueError, match="positive batches"):
+        scaled_lr(0.048, "linear", 0, 64)
 
 
 def test_no_weight_decay_on_bn_and_bias():

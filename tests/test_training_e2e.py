@@ -36,9 +36,13 @@ def messy_data(demo_data, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_distributed_training_two_workers(messy_data, tmp_path):
+    """Also the LR scaled to the global batch: 2 devices x 8 at lr 0.048 for 256 -> 0.048 x 16 / 256."""
+    from tinynet_ms.train import step_lr_schedule
+
     out = tmp_path / "out"
     run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
-                          *FAST, "--epochs", "2", "--num_classes", "6", "--output_dir", str(out)],
+                          *FAST, "--epochs", "2", "--num_classes", "6", "--output_dir", str(out),
+                          "--lr", "0.048", "--lr_scaling", "linear", "--lr_reference_batch", "256"],
                          cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"}, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     logs = [(out / "logs" / f"worker_{r}.log").read_text() for r in range(2)]
@@ -48,6 +52,10 @@ def test_distributed_training_two_workers(messy_data, tmp_path):
     assert "class 'zz_empty' has no images" in logs[0]
     records = _records(out)
     assert [r["epoch"] for r in records] == [1, 2]
+    assert "lr 0.003 = 0.048 x 16 / 256 (lr_scaling linear: global batch 16 = 2 device(s) x 8" in logs[0]
+    steps = int(re.search(r"(\d+) steps/epoch", logs[0]).group(1))
+    expected = step_lr_schedule(0.003, steps, 2, warmup_epochs=0.5, decay_rate=0.9)  # demo.yaml's schedule
+    assert [r["lr"] for r in records] == pytest.approx([expected[steps - 1], expected[-1]])
     for key in ("epoch", "train_loss", "lr", "val_top1", "val_top5", "img_per_sec", "val_top1_ema"):
         assert all(key in r for r in records), key
     assert records[-1]["val_samples"] == 4 * 6 + 7  # demo val + the readable odd images, split over ranks

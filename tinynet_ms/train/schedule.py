@@ -3,6 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
+LR_SCALINGS = ("none", "linear")
+
+
+def scaled_lr(lr: float, scaling: str, reference_batch: int, global_batch: int) -> float:
+    """The peak LR a run uses. ``linear`` (Goyal et al. 2017; timm and MindCV scale TinyNet's recipe this way):
+    ``lr`` is the LR for ``reference_batch`` images per step, scaled by global_batch / reference_batch;
+    ``none``: ``lr`` as given."""
+    if scaling not in LR_SCALINGS:
+        raise ValueError(f"lr_scaling {scaling!r}: expected one of {', '.join(LR_SCALINGS)}")
+    if reference_batch < 1 or global_batch < 1:
+        raise ValueError(f"lr scaling needs positive batches, got reference {reference_batch}, global {global_batch}")
+    return lr * global_batch / reference_batch if scaling == "linear" else lr
+
 
 def step_lr_schedule(lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: float = 3.0,
                      warmup_lr: float = 1e-6, decay_epochs: float = 2.4, decay_rate: float = 0.97) -> np.ndarray:
