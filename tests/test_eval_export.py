@@ -103,6 +103,26 @@ def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_fla
     assert info["preprocessing_source"] == f"{path}.json" and info["input_shape"] == [3, 3, 48, 48]
 
 
+@pytest.mark.parametrize("file_format", [pytest.param("MINDIR", marks=pytest.mark.slow), "ONNX"])
+def test_dynamic_batch_export_runs_batch_1_and_7(graph_mode, mini_run, mini_logits, tmp_path, file_format):
+    """export.py --dynamic_batch true: a symbolic batch in and out, re-load checked at two batches by export.py,
+    then the file run here (onnxruntime / GraphCell) at batch 1 and 7 against the network's logits."""
+    run = _run([sys.executable, "export.py", f"--config_path={mini_run['config']}", "--checkpoint_path",
+                str(mini_run["weights"]), "--file_name", str(tmp_path / "dyn"), f"--file_format={file_format}",
+                "--dynamic_batch", "true"])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "re-loaded at batch 1 and 7" in run.stdout, run.stdout
+    path = tmp_path / f"dyn.{file_format.lower()}"
+    assert model_io_shapes(path) == ([-1, 3, 48, 48], [[-1, 10]])
+    assert model_info(path)["input_shape"] == [-1, 3, 48, 48]
+    images = _val_images(mini_run)[0][:8]
+    run_file = load_exported(path)
+    for batch in (1, 7):
+        got = run_file(images[:batch])[0]
+        assert got.shape == (batch, 10)
+        assert np.abs(got - mini_logits[:batch]).max() <= 1e-4 * np.abs(mini_logits).max(), batch
+
+
 def test_exported_files_give_the_networks_logits_on_real_images(graph_mode, mini_run, mini_logits, tmp_path):
     net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
     images = _val_images(mini_run)[0][:4]

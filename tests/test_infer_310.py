@@ -94,6 +94,24 @@ def test_bin_path_matches_eval(harness, mini_run, mini_onnx, tmp_path):
     assert "top1:" in (tmp_path / "acc.log").read_text()
 
 
+def test_infer_script_runs_a_dynamic_batch_model_at_its_batch_size(harness, mini_run, mini_onnx, tmp_path):
+    """run_infer_310.sh's BATCH_SIZE: a dynamic-batch ONNX at 7 gives the network's logits (39 images: the last
+    batch partial); a fixed-batch model asked for another batch is refused before anything runs."""
+    net = create_model("tinynet", checkpoint_path=mini_run["weights"], w=0.25, d=0.35, num_classes=10,
+                       cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "dyn", "ONNX", 1, 48, dynamic_batch=True)
+    run = _infer_script(model, mini_run["data"] / "val", tmp_path, "0", "cpu", "bin", "7")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "batch (dynamic, run at) 7" in run.stdout
+    folder = scan_split(mini_run["data"] / "val")
+    expected = net(ms.Tensor(np.stack([load_eval_image(s.path, 48) for s in folder.samples]))).asnumpy()
+    got = np.stack([np.fromfile(tmp_path / "result_Files" / f"{n}_0.bin", np.float32)
+                    for n in sample_names(folder.samples)])
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    refused = _infer_script(mini_onnx, mini_run["data"] / "val", tmp_path, "0", "cpu", "bin", "3")
+    assert refused.returncode != 0 and "has a fixed batch of 1, not 3" in refused.stderr + refused.stdout
+
 @pytest.mark.parametrize("backend", ["openvino", "opencv"])
 @pytest.mark.parametrize("batch", [1, 4])
 def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, backend, batch):
@@ -113,6 +131,26 @@ def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, ba
     got = np.stack([np.fromfile(tmp_path / "out" / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(10)])
     expected = net(ms.Tensor(x)).asnumpy()
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("backend", ["openvino", "opencv"])
+def test_a_dynamic_batch_onnx_runs_at_the_harness_batch_size(harness, graph_mode, tmp_path, backend):
+    """One file with a symbolic batch axis, run at batch 1 and at batch 7 (the last batch of 9 inputs partial)."""
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", 1, 48, dynamic_batch=True)
+    x = np.random.default_rng(7).standard_normal((9, 3, 48, 48)).astype(np.float32)
+    (tmp_path / "bins").mkdir()
+    for i, row in enumerate(x):
+        row.tofile(tmp_path / "bins" / f"x{i}.bin")
+    expected = net(ms.Tensor(x)).asnumpy()
+    for batch in (1, 7):
+        out = f"out{batch}"
+        run = _main(f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--batch_size={batch}",
+                    f"--input_path={tmp_path / 'bins'}", "--image_size=48", f"--output_dir={out}", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        got = np.stack([np.fromfile(tmp_path / out / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(9)])
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (backend, batch)
 
 
 def test_openvino_bf16_is_an_explicit_choice(harness, graph_mode, tmp_path):

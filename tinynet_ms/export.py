@@ -4,7 +4,7 @@ Beside each model file goes ``<file>.json``: the network's identity and eval pre
 crop_pct, interpolation, mean/std), so whatever runs the file later (preprocess.py, the C++ harness) feeds it
 exactly what the network was evaluated on.
 
-``dynamic_batch`` writes a symbolic batch axis (shown as -1 in shapes; not yet covered by a test). Multi-output
+``dynamic_batch`` writes a symbolic batch axis (shown as -1 in shapes), re-load checked at two batches. Multi-output
 files (``stride4``, ``stride8``, ... per backbone level) are read here, but a backbone's export is refused for now.
 
     python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx
@@ -148,6 +148,8 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
             axes = {INPUT_NAME: {0: "batch"}} if dynamic_batch else None
             mindspore.onnx.export(net, x, file_name=str(out), input_names=[INPUT_NAME], output_names=names,
                                   dynamic_axes=axes)
+            if dynamic_batch:
+                _symbolic_output_batch(out)
         else:
             ms.export(net, x, file_name=str(out.with_suffix("")), file_format=fmt)
         if not out.is_file():
@@ -156,6 +158,20 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
             shutil.copyfile(out, tmp)
     write_sidecar(path, net, DYNAMIC if dynamic_batch else batch_size, image_size, preprocessing)
     return path
+
+
+def _symbolic_output_batch(path: Path) -> None:
+    """MindSpore 2.10 applies ``dynamic_axes`` to the inputs only, so the outputs still declare the example's
+    batch (onnxruntime warns at every other batch, and shape-checking tools reject the file): name it too."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for output in model.graph.output:
+        dim = output.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "batch"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def load_exported(path: str | os.PathLike) -> Callable[[np.ndarray], list[np.ndarray]]:
