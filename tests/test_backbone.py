@@ -1,5 +1,6 @@
 """Backbone mode: ``create_model(..., features_only=True)`` gives timm's feature levels (channels, strides, values)
-at any input size and loads a classifier's weights; its export is refused for now (one line)."""
+at any input size, loads a classifier's weights and exports (MindIR, ONNX: one output per level)."""
+import json
 import math
 import mindspore as ms
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from helpers import DATA, MINI_WEIGHTS
 from tinynet_ms import create_model
-from tinynet_ms.export import export_and_verify
+from tinynet_ms.export import export_and_verify, load_exported, model_io_shapes, sidecar_path
 from tinynet_ms.models import VARIANTS, model_spec
 from tinynet_ms.weights import save_checkpoint_atomic
 
@@ -95,9 +96,23 @@ def test_out_indices_outside_the_levels_are_refused(bad):
         create_model("tinynet_e", features_only=True, out_indices=bad)
 
 
-def test_backbone_export_is_refused_in_one_line(tmp_path):
-    """Until the tuple output exports correctly (MindSpore 2.10 writes an ONNX graph onnxruntime rejects)."""
+@pytest.mark.parametrize("file_format", ["ONNX", pytest.param("MINDIR", marks=pytest.mark.slow)])
+def test_backbone_exports_one_output_per_level_and_re_loads_exactly(tmp_path, file_format):
+    """Four named outputs (stride4..stride32) with a dynamic batch, re-load checked by export at batch 1 and 7,
+    their shapes in the file and their levels in the sidecar; run here at batch 3, equal to the backbone's."""
     net = create_model("tinynet", checkpoint_path=MINI_WEIGHTS, features_only=True, **MINI)
-    with pytest.raises(ValueError, match="exporting a backbone .* is not supported yet"):
-        export_and_verify(net, tmp_path / "backbone", "ONNX", batch_size=1, image_size=64)
-    assert not list(tmp_path.iterdir())
+    net.set_train(False)
+    result = export_and_verify(net, tmp_path / "backbone", file_format, batch_size=1, image_size=96,
+                               dynamic_batch=True)
+    assert result.rel_diff <= 1e-4 and result.checked_batches == (1, 7)
+    levels = net.feature_info
+    assert model_io_shapes(result.path) == ([-1, 3, 96, 96],
+                                            [[-1, lv.channels, 96 // lv.reduction, 96 // lv.reduction]
+                                             for lv in levels])
+    side = json.loads(sidecar_path(result.path).read_text())
+    assert side["outputs"] == ["stride4", "stride8", "stride16", "stride32"]
+    assert [(f["num_chs"], f["reduction"]) for f in side["feature_info"]] == [(lv.channels, lv.reduction)
+                                                                             for lv in levels]
+    x = np.random.default_rng(3).standard_normal((3, 3, 96, 96)).astype(np.float32)
+    for got, want in zip(load_exported(result.path)(x), _features(net, x), strict=True):
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

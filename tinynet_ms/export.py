@@ -5,7 +5,7 @@ crop_pct, interpolation, mean/std), so whatever runs the file later (preprocess.
 exactly what the network was evaluated on.
 
 ``dynamic_batch`` writes a symbolic batch axis (shown as -1 in shapes), re-load checked at two batches. Multi-output
-files (``stride4``, ``stride8``, ... per backbone level) are read here, but a backbone's export is refused for now.
+files (``stride4``, ``stride8``, ... per backbone level) are written and read the same way.
 
     python -m tinynet_ms.export info MODEL.mindir|MODEL.onnx
     # {"format", "input_shape", "output_shape", "output_shapes", "preprocessing": {...}, "preprocessing_source"}
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
+from mindspore import nn, ops
 
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.cli import run_main
@@ -103,6 +103,23 @@ def read_preprocessing(model_path: str | os.PathLike) -> tuple[Preprocessing, st
                          f"delete it to use the TinyNet default preprocessing, or export again") from None
 
 
+class DistinctOutputs(nn.Cell):
+    """A multi-output network whose every output is a tensor of its own (an Identity). MindSpore 2.10's ONNX
+    exporter renames an output to its graph-output name but leaves the name the next stage reads unchanged, so
+    a backbone's stride4 etc. (each the input of the following stage) dangle: an invalid graph."""
+
+    def __init__(self, net: nn.Cell) -> None:
+        super().__init__()
+        self.net = net
+        self.identity = ops.Identity()
+
+    def construct(self, x):
+        outputs = ()
+        for y in self.net(x):
+            outputs = outputs + (self.identity(y),)
+        return outputs
+
+
 def exportable(net: nn.Cell) -> nn.Cell:
     """The graph to export for ``net``: for a TinyNet, its twin from MindSpore's stock cells (the fast CPU cells are
     custom aot ops no other runtime has) with every BatchNorm folded into its conv (fewer ops for Ascend and
@@ -127,14 +144,11 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
                          "its --dynamic_batch_size option when it compiles the AIR file")
     if batch_size < 1 or image_size < 1:
         raise ValueError(f"batch_size and image_size must be positive, got {batch_size} and {image_size}")
-    if isinstance(net, TinyNetFeatures):  # not yet: MindSpore 2.10 writes an ONNX graph onnxruntime rejects
-        raise ValueError("exporting a backbone (features_only) is not supported yet: MindSpore 2.10's exporter "
-                         "writes an invalid graph for its tuple output; export the classifier")
     path = Path(str(file_name) + FORMATS[fmt]) if Path(file_name).suffix.lower() != FORMATS[fmt] else Path(file_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = exportable(net)
-    net.set_train(False)
     names = output_names(net)
+    graph = exportable(net) if len(names) == 1 else DistinctOutputs(exportable(net))
+    graph.set_train(False)
     if dynamic_batch and fmt == "MINDIR":  # a tensor of unknown batch: MindSpore's dynamic-shape export
         x = ms.Tensor(shape=[None, 3, image_size, image_size], dtype=ms.float32)
     else:
@@ -146,12 +160,12 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
         if fmt == "ONNX":
             import mindspore.onnx
             axes = {INPUT_NAME: {0: "batch"}} if dynamic_batch else None
-            mindspore.onnx.export(net, x, file_name=str(out), input_names=[INPUT_NAME], output_names=names,
+            mindspore.onnx.export(graph, x, file_name=str(out), input_names=[INPUT_NAME], output_names=names,
                                   dynamic_axes=axes)
             if dynamic_batch:
                 _symbolic_output_batch(out)
         else:
-            ms.export(net, x, file_name=str(out.with_suffix("")), file_format=fmt)
+            ms.export(graph, x, file_name=str(out.with_suffix("")), file_format=fmt)
         if not out.is_file():
             raise RuntimeError(f"MindSpore reported no error but {path} was not written")
         with atomic_path(path) as tmp:
@@ -234,6 +248,13 @@ def _dims(value_info) -> list[int]:
     return [d.dim_value if d.HasField("dim_value") else DYNAMIC for d in value_info.type.tensor_type.shape.dim]
 
 
+def _mindir_tensors(output) -> list:
+    """An output's tensor descriptions: its own, or a tuple output's elements (a backbone's feature maps)."""
+    if output.tensor:
+        return list(output.tensor)
+    return [t for value in output.attr_info.values for t in value.tensors]
+
+
 def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[list[int]]]:
     """(input shape, every output's shape) read from the file itself, e.g. for the C++ harness's arguments; a
     dynamic dimension is ``DYNAMIC``."""
@@ -255,7 +276,7 @@ def model_io_shapes(path: str | os.PathLike) -> tuple[list[int], list[list[int]]
         model.ParseFromString(path.read_bytes())
         weights = {p.name for p in model.graph.parameter}
         inputs = [i for i in model.graph.input if i.name not in weights]
-        return list(inputs[0].tensor[0].dims), [list(o.tensor[0].dims) for o in model.graph.output]
+        return list(inputs[0].tensor[0].dims), [list(t.dims) for o in model.graph.output for t in _mindir_tensors(o)]
     except Exception as exc:  # protobuf's DecodeError, IndexError of an empty graph, ...: not a model we can read
         raise ValueError(f"{path} is not a readable {fmt} model ({type(exc).__name__}); export it again") from None
 
