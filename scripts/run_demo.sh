@@ -46,6 +46,12 @@ for input in bin image; do
   step "harness $input" "infer_$input.log" bash -c "cd '$OUT/infer_$input' && \
     bash '$ROOT_DIR/scripts/run_infer_310.sh' '$OUT/tinynet_demo.onnx' '$OUT/data/val' 0 cpu $input"
 done
+# INT8: calibrated on 512 training images, scored against float32 by the quantizer, then run by the harness
+step "quantize INT8" quantize.log python -m tinynet_ms.quantize "$OUT/tinynet_demo.onnx" --data "$OUT/data" \
+  --num_calib 512 --output "$OUT/tinynet_demo_int8.onnx"
+mkdir -p "$OUT/infer_int8"
+step "harness int8" infer_int8.log bash -c "cd '$OUT/infer_int8' && \
+  bash '$ROOT_DIR/scripts/run_infer_310.sh' '$OUT/tinynet_demo_int8.onnx' '$OUT/data/val' 0 cpu bin"
 
 # Summary: the numbers each step printed, side by side.
 scores() { grep -Eo 'top1: [0-9.]+ top5: [0-9.]+' "$1" | tail -1 | awk '{printf "%s | %s", $2, $4}'; }
@@ -63,3 +69,7 @@ done
 for input in bin image; do
   echo "C++ harness, cpu, $input input | $(scores "$OUT/infer_$input/acc.log") | $(latency "$OUT/infer_$input/time_Result/test_perform_static.txt") ms/image | ${SECONDS_OF[harness $input]}"
 done
+echo "C++ harness, cpu, INT8 ONNX, bin input | $(scores "$OUT/infer_int8/acc.log") | $(latency "$OUT/infer_int8/time_Result/test_perform_static.txt") ms/image | ${SECONDS_OF[harness int8]}"
+echo
+echo "## INT8 vs float32 (tinynet_ms.quantize, onnxruntime)"
+grep -E '^\||^INT8 - float' "$LOGS/quantize.log"
