@@ -60,6 +60,19 @@ class TinyNetTrunk(nn.Cell):
     def stem(self, x):
         return self.act(self.bn1(self.conv_stem(x)))
 
+    def stage_outputs(self, x, noise=None):
+        """Every built stage's output for images ``x`` (stage 0 first); ``noise`` column i drives block i's
+        drop-path (see TinyNet.construct). The classifier takes the last, a backbone its levels."""
+        x = self.stem(x)
+        outputs = ()
+        idx = 0
+        for stage in self.blocks:
+            for block in stage:
+                x = block(x, None if noise is None else noise[:, idx])
+                idx += 1
+            outputs = outputs + (x,)
+        return outputs
+
 
 class TinyNet(TinyNetTrunk):
     """The classifier: the trunk → conv_head → bn2 → Swish → mean → dropout → classifier."""
@@ -94,13 +107,7 @@ class TinyNet(TinyNetTrunk):
         return TinyNet(self.spec, self.num_classes, cpu_kernels=cpu_kernels, preprocessing=self.preprocessing)
 
     def forward_features(self, x, noise=None):
-        x = self.stem(x)
-        idx = 0
-        for stage in self.blocks:
-            for block in stage:
-                x = block(x, None if noise is None else noise[:, idx])
-                idx += 1
-        return self.act(self.bn2(self.conv_head(x)))
+        return self.act(self.bn2(self.conv_head(self.stage_outputs(x, noise)[-1])))
 
     def construct(self, x, noise=None):
         """Logits for images ``x``. ``noise`` (B, noise_size) uniform in [0, 1), training only: column i
@@ -153,13 +160,8 @@ class TinyNetFeatures(TinyNetTrunk):
 
     def construct(self, x, noise=None):
         """Feature maps (B, C_i, H / r_i, W / r_i) for ``feature_info``; ``noise`` (B, noise_size) as TinyNet's."""
-        x = self.stem(x)
+        stages = self.stage_outputs(x, noise)
         features = ()
-        idx = 0
-        for s, stage in enumerate(self.blocks):
-            for block in stage:
-                x = block(x, None if noise is None else noise[:, idx])
-                idx += 1
-            if s in self._out_stages:
-                features = features + (x,)
+        for s in self._out_stages:
+            features = features + (stages[s],)
         return features
