@@ -58,7 +58,7 @@ def test_calibration_images_are_a_fixed_sample_without_repeats(mini_run):
 @pytest.mark.parametrize("args,expect", [
     (["nope.onnx", "--data", "d"], "model file not found: nope.onnx"),
     (["{mindir}", "--data", "{data}"], "quantization takes the ONNX export"),
-    (["{onnx}", "--data", "{data}", "--num_calib", "0"], "expected a positive number"),
+    (["{onnx}", "--data", "{data}", "--num_calib", "0"], "expected a positive integer"),
 ])
 def test_bad_input_is_one_line(mini_run, mini_onnx, tmp_path, args, expect):
     mindir = tmp_path / "m.mindir"

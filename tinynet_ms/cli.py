@@ -45,3 +45,11 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
             raise argparse.ArgumentTypeError(str(exc)) from None
     wrapped.__name__ = getattr(parse, "__name__", "value")
     return wrapped
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (for argument_type): counts, sizes."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text}")
+    return value

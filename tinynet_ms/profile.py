@@ -17,7 +17,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from tinynet_ms.cli import argument_type, run_main
+from tinynet_ms.cli import argument_type, positive_int, run_main
 from tinynet_ms.models import create_model, known_model
 
 
@@ -87,9 +87,9 @@ def profile_model(name: str, image_size: int | None = None, num_classes: int = 1
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.profile", description=__doc__.splitlines()[0])
     parser.add_argument("name", type=argument_type(known_model), help="tinynet_a ... tinynet_e")
-    parser.add_argument("--image_size", type=argument_type(_positive), default=None,
+    parser.add_argument("--image_size", type=argument_type(positive_int), default=None,
                         help="default: the variant's resolution")
-    parser.add_argument("--num_classes", type=argument_type(_positive), default=1000)
+    parser.add_argument("--num_classes", type=argument_type(positive_int), default=1000)
     parser.add_argument("--json", action="store_true", help='print {"params", "macs", "image_size"} as JSON')
     args = parser.parse_args(argv)
 
@@ -103,13 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'MMACs':>20}: {prof.macs / 1e6:.1f}")
 
     return run_main(run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text}")
-    return value
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tinynet_ms.atomic import atomic_path
-from tinynet_ms.cli import UsageError, argument_type, run_main
+from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.data.folder import Sample, scan_split
 from tinynet_ms.data.images import load_eval_image
 from tinynet_ms.export import DYNAMIC, model_io_shapes, read_preprocessing, sidecar_path
@@ -163,21 +163,14 @@ def run(args: argparse.Namespace) -> list[Scores]:
     return rows
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a positive number, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.quantize", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the float ONNX (export.py --file_format ONNX)")
     parser.add_argument("--data", required=True, help="dataset root with train/ (calibration) and val/ (scoring)")
-    parser.add_argument("--num_calib", type=argument_type(_positive), default=512,
+    parser.add_argument("--num_calib", type=argument_type(positive_int), default=512,
                         help="calibration images from DATA/train (default 512)")
     parser.add_argument("--output", default="", help="INT8 file (default MODEL_int8.onnx)")
-    parser.add_argument("--runs", type=argument_type(_positive), default=20, help="timed batches per model")
+    parser.add_argument("--runs", type=argument_type(positive_int), default=20, help="timed batches per model")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args = parser.parse_args(argv)
     return run_main(lambda: run(args))
