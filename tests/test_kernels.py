@@ -231,6 +231,36 @@ def test_channel_scale_matches_broadcast_mul(graph_mode):
         assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
 
 
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 2)])
+def test_fused_inference_depthwise_bias_swish_matches_stock(graph_mode, kernel, stride):
+    from tinynet_ms.models.fold import DepthwiseBiasSwish
+
+    rng = np.random.default_rng(kernel + stride)
+    for (h, w), channels, batch in [((13, 9), 3, 1), ((53, 53), 16, 2), ((1, 1), 3, 1), ((12, 12), 8, 3)]:
+        ref, ours = _pair(channels, kernel, stride)
+        bias = rng.standard_normal(channels).astype(np.float32)
+        fused = DepthwiseBiasSwish(ours, bias)
+        x = ms.Tensor(rng.standard_normal((batch, channels, h, w)).astype(np.float32))
+        expected = nn.SiLU()(ref(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)).asnumpy()
+        got = fused(x).asnumpy()
+        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, (h, w, channels)
+
+
+def test_fused_inference_squeeze_excite_matches_stock(graph_mode):
+    from tinynet_ms.models.fold import FusedSqueezeExcite
+    from tinynet_ms.models.layers import SqueezeExcite
+
+    rng = np.random.default_rng(11)
+    for shape, reduced in [((1, 16, 7, 7), 4), ((2, 24, 53, 53), 6), ((3, 5, 9, 11), 1), ((1, 8, 1, 1), 2)]:
+        se = SqueezeExcite(shape[1], reduced)
+        for p in se.get_parameters():  # non-zero biases: the init has them zero
+            p.set_data(ms.Tensor(rng.standard_normal(p.shape).astype(np.float32)))
+        x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+        expected = se(x).asnumpy()
+        got = FusedSqueezeExcite(se)(x).asnumpy()
+        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, shape
+
+
 class _Then(nn.Cell):
     def __init__(self, first, second):
         super().__init__()

@@ -1,6 +1,7 @@
 """Per-channel maps as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``channel.cc``): squeeze-excite's
-``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export) and the
-per-channel affine map of an inference BatchNorm (``affine_op``)."""
+``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export), the
+per-channel affine map of an inference BatchNorm (``affine_op``) and a whole inference squeeze-excite
+(``squeeze_excite_op``)."""
 from __future__ import annotations
 
 from mindspore import nn, ops
@@ -10,6 +11,7 @@ from tinynet_ms.kernels.dtype import in_float32
 
 _ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
 _affine: dict[str, ops.Custom] = {}
+_squeeze_excite: dict[str, ops.Custom] = {}
 
 
 def channel_ops() -> tuple[ops.Custom, ops.Custom]:
@@ -52,3 +54,12 @@ def affine_op() -> ops.Custom:
         _affine[lib] = ops.Custom(f"{lib}:ChannelAffine", lambda x, s, t: x, lambda x, s, t: x, "aot")
     return _affine[lib]
 
+
+
+def squeeze_excite_op() -> ops.Custom:
+    """``y = op(x, w1, b1, w2, b2)``: ``x * sigmoid(w2 @ swish(w1 @ mean_hw(x) + b1) + b2)`` per sample, the SE's
+    1x1 conv weights as they are ((R, C, 1, 1), (C, R, 1, 1)); float32, no gradient (inference)."""
+    lib = str(build_library())
+    if lib not in _squeeze_excite:
+        _squeeze_excite[lib] = ops.Custom(f"{lib}:SqueezeExcite", lambda x, *w: x, lambda x, *w: x, "aot")
+    return _squeeze_excite[lib]

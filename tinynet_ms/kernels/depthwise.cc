@@ -6,6 +6,7 @@
 //
 // Entry points (MindSpore's aot signature: params = inputs then outputs):
 //   DwConvForwardS{1,2}(x, w)         -> y   (N, C, Ho, Wo)
+//   DwConvBiasSwishS{1,2}(x, w, t)    -> y   swish(conv + t[c]), t (C,): inference, BatchNorm folded
 //   DwConvGradInputS{1,2}(dy, w, x)   -> dx  (N, C, H, W)   x only supplies the shape; its data is not read
 //   DwConvGradWeightS{1,2}(dy, x, w)  -> dw  (C, 1, K, K)   w only supplies the shape; its data is not read
 //
@@ -196,7 +197,8 @@ inline const float *TapSrc(const Geom &g, const float *planes, int ky, int kx) {
   return planes + ((ky % g.s) * g.s + kx % g.s) * g.stride + (ky / g.s) * g.wq + kx / g.s;
 }
 
-bool Forward(const Geom &g, const float *x, const float *wgt, float *y) {
+// With `bias` (C,), y = swish(conv + bias[c]) in the same pass: a folded inference BatchNorm and its Swish.
+bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const float *bias = nullptr) {
   const int k = g.k, nt = k * k;
   const int64_t images = g.n * g.c, len = (g.ho - 1) * g.wq + g.wo;
   return ParallelFor(images, images * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
@@ -208,7 +210,16 @@ bool Forward(const Geom &g, const float *x, const float *wgt, float *y) {
       PackInput(g, x + img * g.h * g.w, planes.data());
       TapSumAny(tmp.data(), len, src, wgt + (img % g.c) * nt, nt);
       float *out = y + img * g.ho * g.wo;
-      for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(out + oy * g.wo, tmp.data() + oy * g.wq, g.wo);
+      if (bias == nullptr) {
+        for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(out + oy * g.wo, tmp.data() + oy * g.wq, g.wo);
+        continue;
+      }
+      const Vec shift = Splat(bias[img % g.c]);
+      for (int64_t oy = 0; oy < g.ho; ++oy)
+        for (int64_t ox = 0; ox < g.wo; ox += kVec) {  // tmp is readable a whole vector past each row
+          const Vec v = Load(tmp.data() + oy * g.wq + ox) + shift;
+          StorePart(out + oy * g.wo + ox, v * Sigmoid(v), std::min(kVec, g.wo - ox));
+        }
     }
   });
 }
@@ -340,6 +351,28 @@ int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64
 }
 
 template <int S>
+int BiasSwishEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4) return Fail(entry, "expects 3 inputs (x, w, t) and 1 output");
+  if (ndims[2] != 1 || shapes[2][0] != shapes[0][1] || !IsF32(dtypes[2]))
+    return Fail(entry, "t must be float32 (C,) with C the input channels");
+  const int order[3] = {0, 1, 3};  // x, w, y: the 4-D tensors
+  int nd[3];
+  int64_t *sh[3];
+  const char *dt[3];
+  for (int i = 0; i < 3; ++i) nd[i] = ndims[order[i]], sh[i] = shapes[order[i]], dt[i] = dtypes[order[i]];
+  if (int rc = CheckArgs(entry, 3, nd, sh, dt, 1)) return rc;
+  const int64_t *xs = shapes[0], *ys = shapes[3];
+  Geom g;
+  if (ys[0] != xs[0] || ys[1] != xs[1] ||
+      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
+    return Fail(entry, "output shape does not match input, kernel, stride and padding");
+  if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+               static_cast<float *>(params[3]), static_cast<const float *>(params[2])))
+    return Fail(entry, "out of memory for the kernel's scratch buffers");
+  return 0;
+}
+
+template <int S>
 int GradInputEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   if (nparam != 4) return Fail(entry, "expects 3 inputs (dy, w, x) and 1 output");
   if (int rc = CheckArgs(entry, nparam, ndims, shapes, dtypes, 1)) return rc;
@@ -377,6 +410,8 @@ int GradWeightEntry(const char *entry, int nparam, void **params, int *ndims, in
 
 TINYNET_DW_ENTRY(DwConvForwardS1, ForwardEntry, 1)
 TINYNET_DW_ENTRY(DwConvForwardS2, ForwardEntry, 2)
+TINYNET_DW_ENTRY(DwConvBiasSwishS1, BiasSwishEntry, 1)
+TINYNET_DW_ENTRY(DwConvBiasSwishS2, BiasSwishEntry, 2)
 TINYNET_DW_ENTRY(DwConvGradInputS1, GradInputEntry, 1)
 TINYNET_DW_ENTRY(DwConvGradInputS2, GradInputEntry, 2)
 TINYNET_DW_ENTRY(DwConvGradWeightS1, GradWeightEntry, 1)

@@ -11,6 +11,7 @@ KERNELS = (3, 5)
 STRIDES = (1, 2)
 
 _ops: dict[tuple[str, int], tuple[ops.Custom, ops.Custom, ops.Custom]] = {}
+_bias_swish: dict[tuple[str, int], ops.Custom] = {}
 
 
 def supported(kernel, stride) -> bool:
@@ -52,6 +53,20 @@ def depthwise_ops(stride: int) -> tuple[ops.Custom, ops.Custom, ops.Custom]:
     forward = ops.Custom(f"{lib}:DwConvForwardS{stride}", fwd_shape, lambda x, w: x, "aot", bprop=bprop)
     _ops[lib, stride] = (forward, grad_input, grad_weight)
     return _ops[lib, stride]
+
+
+def bias_swish_op(stride: int) -> ops.Custom:
+    """``y = op(x, w, t)``: ``swish(depthwise(x, w) + t[c])`` with (C,) ``t``, one pass; no gradient (inference:
+    a BatchNorm folded into the conv, then its Swish)."""
+    if stride not in STRIDES:
+        raise ValueError(f"depthwise kernel stride must be one of {STRIDES}, got {stride}")
+    lib = str(build_library())
+    if (lib, stride) not in _bias_swish:
+        def out_shape(x, w, t):
+            return (x[0], x[1], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+
+        _bias_swish[lib, stride] = ops.Custom(f"{lib}:DwConvBiasSwishS{stride}", out_shape, lambda x, w, t: x, "aot")
+    return _bias_swish[lib, stride]
 
 
 class DepthwiseConv2d(nn.Conv2d):

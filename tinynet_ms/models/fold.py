@@ -1,7 +1,8 @@
 """BatchNorm folded into the conv before it, for inference graphs: conv(x; w) → BN becomes conv(x; w·s) + b with
 s = γ / sqrt(σ² + ε) and b = β − μ·s, the per-channel add being one op (BN at inference is ~6 small ops per
 layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels, a BN followed by Swish
-becomes one bias + Swish pass.
+becomes one bias + Swish pass — inside the depthwise conv's kernel when it follows one — and each squeeze-excite
+(8 ops and 7 cells) one op: at batch 1 MindSpore's per-op and per-cell overhead, not arithmetic, is most of the time.
 
     fast = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
@@ -14,10 +15,12 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn
 
 from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
-from tinynet_ms.kernels.channel import affine_op
+from tinynet_ms.kernels.channel import affine_op, squeeze_excite_op
+from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
+from tinynet_ms.models.layers import SqueezeExcite
 from tinynet_ms.models.tinynet import TinyNet, TinyNetTrunk
 from tinynet_ms.weights import load_arrays_into, param_arrays
 
@@ -52,13 +55,43 @@ class ChannelBias(nn.Cell):
         return x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))  # a plain Add: every exporter knows it
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> ChannelBias:
+class DepthwiseBiasSwish(nn.Cell):
+    """``swish(depthwise_conv(x) + bias[c])`` as one CPU-kernel pass: a ``DepthwiseConv2d`` whose BatchNorm (and
+    the Swish after it) was folded; it keeps the conv's ``weight``."""
+
+    def __init__(self, conv: DepthwiseConv2d, bias: np.ndarray) -> None:
+        super().__init__()
+        self.weight = conv.weight
+        self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
+        self.op = bias_swish_op(conv.stride[0])
+
+    def construct(self, x):
+        return in_float32(self.op, x, self.weight, self.bias)
+
+
+class FusedSqueezeExcite(nn.Cell):
+    """A ``SqueezeExcite`` as one CPU-kernel op, with the same parameter names (``conv_reduce.weight`` ...)."""
+
+    def __init__(self, se: SqueezeExcite) -> None:
+        super().__init__()
+        self.conv_reduce, self.conv_expand = se.conv_reduce, se.conv_expand  # parameters only: never called
+        self.op = squeeze_excite_op()
+
+    def construct(self, x):
+        return in_float32(self.op, x, self.conv_reduce.weight, self.conv_reduce.bias, self.conv_expand.weight,
+                          self.conv_expand.bias)
+
+
+def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> tuple[nn.Cell, nn.Cell]:
+    """The cells replacing ``conv`` and ``bn``."""
     gamma, beta = bn.gamma.asnumpy().astype(np.float64), bn.beta.asnumpy().astype(np.float64)
     mean, var = bn.moving_mean.asnumpy().astype(np.float64), bn.moving_variance.asnumpy().astype(np.float64)
     scale = gamma / np.sqrt(var + bn.eps)
     weight = conv.weight.asnumpy().astype(np.float64)
     conv.weight.set_data(Tensor((weight * scale[:, None, None, None]).astype(np.float32)))
-    return ChannelBias(beta - mean * scale, fast, swish)
+    if swish and isinstance(conv, DepthwiseConv2d):
+        return DepthwiseBiasSwish(conv, beta - mean * scale), nn.Identity()
+    return conv, ChannelBias(beta - mean * scale, fast, swish)
 
 
 def _pairs(cell: nn.Cell) -> dict[str, str]:
@@ -74,7 +107,11 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
     for _, cell in list(twin.cells_and_names()):
         for bn_name, conv_name in _pairs(cell).items():
             bn = getattr(cell, bn_name)
-            setattr(cell, bn_name, _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d)))
+            conv, rest = _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d))
+            setattr(cell, conv_name, conv)
+            setattr(cell, bn_name, rest)
+        if fast and isinstance(getattr(cell, "se", None), SqueezeExcite):
+            cell.se = FusedSqueezeExcite(cell.se)
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
