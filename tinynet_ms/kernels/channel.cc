@@ -125,9 +125,16 @@ extern "C" int SqueezeExcite(int nparam, void **params, int *ndims, int64_t **sh
   ok = ParallelFor(planes, planes * hw, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const float *src = x + p * hw;
-      Vec acc = Splat(0.f);
+      Vec acc = Splat(0.f), acc1 = acc, acc2 = acc, acc3 = acc;  // four chains hide the add latency
       int64_t i = 0;
+      for (; i + 4 * kVec <= hw; i += 4 * kVec) {
+        acc += Load(src + i);
+        acc1 += Load(src + i + kVec);
+        acc2 += Load(src + i + 2 * kVec);
+        acc3 += Load(src + i + 3 * kVec);
+      }
       for (; i + kVec <= hw; i += kVec) acc += Load(src + i);
+      acc += (acc1 + acc2) + acc3;
       double sum = 0;
       for (int64_t j = 0; j < kVec; ++j) sum += acc[j];
       for (; i < hw; ++i) sum += src[i];
