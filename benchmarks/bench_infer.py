@@ -2,7 +2,7 @@
 PyNative optional), onnxruntime and the C++ harness (its OpenVINO and OpenCV DNN backends, ONNX), side by side —
 latency at batch 1 and throughput at batch 32.
 
-    python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--batch 32] [--pynative]
+    python benchmarks/bench_infer.py [--variants tinynet_a,...,tinynet_e] [--runs 20] [--rounds 3] [--batch 32] [--pynative]
                                      [--no_harness] [--json out.json]
 
 Every runtime is timed on its forward pass only (host input in, host logits out), after a warm-up run. The
@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import header, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
+from benchmarks.common import header, median_rows, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
 from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(list_models()))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 runs (batch-N: a quarter, >= 3)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every runtime (timm too) this many times in turn; each figure is the median")
     parser.add_argument("--no_harness", action="store_true", help="skip the C++ harness column")
     parser.add_argument("--pynative", action="store_true", help="also time MindSpore in PyNative mode")
     parser.add_argument("--timm_python", default="",
@@ -135,25 +137,29 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
 
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.variants.split(","):
-            rows = bench_variant(name, args.batch, args.runs, Path(tmp), harness, args.pynative)
-            results += rows
-            print(f"{name}: " + "; ".join(f"{r['runtime']} {r['bs1_ms']:.1f} ms, "
-                                          f"{r[f'bs{args.batch}_img_per_sec']:.0f} img/s" for r in rows),
-                  file=sys.stderr, flush=True)
-
     tput = f"bs{args.batch}_img_per_sec"
-    if args.timm_python:
-        spec = ",".join(f"{n}:{VARIANTS[n].image_size}" for n in args.variants.split(","))
-        timm = timm_speed(args.timm_python, "--infer", spec, "--batch", str(args.batch), "--runs", str(args.runs))
-        for r in timm["infer"]:
-            if "error" in r:
-                print(f"{r['model']}: {r['runtime']} failed: {r['error']}", file=sys.stderr)
-                continue
-            at = max(i for i, o in enumerate(results) if o["model"] == r["model"]) + 1
-            results.insert(at, r)
+    rounds = []
+    for round_ in range(args.rounds):  # ours then timm, again and again: drifting load hits both sides alike
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.variants.split(","):
+                rows = bench_variant(name, args.batch, args.runs, Path(tmp), harness, args.pynative)
+                results += rows
+                print(f"round {round_ + 1}/{args.rounds} {name}: " + "; ".join(
+                    f"{r['runtime']} {r['bs1_ms']:.1f} ms, {r[tput]:.0f} img/s" for r in rows),
+                    file=sys.stderr, flush=True)
+        if args.timm_python:
+            spec = ",".join(f"{n}:{VARIANTS[n].image_size}" for n in args.variants.split(","))
+            timm = timm_speed(args.timm_python, "--infer", spec, "--batch", str(args.batch), "--runs",
+                              str(args.runs))
+            for r in timm["infer"]:
+                if "error" in r:
+                    print(f"{r['model']}: {r['runtime']} failed: {r['error']}", file=sys.stderr)
+                    continue
+                at = max(i for i, o in enumerate(results) if o["model"] == r["model"]) + 1
+                results.insert(at, r)
+        rounds.append(results)
+    results = median_rows(rounds, ("model", "runtime"), ("bs1_ms", tput))
     peak = sgemm_gflops()
     flops = {n: 2 * profile_model(n).macs for n in args.variants.split(",")}
     for r in results:
@@ -171,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                                f"{speedup(r[tput], ort[tput])}")
     print(header("CPU"))
     print(table(results, ["model", "size", "runtime", "bs1_ms", "latency_vs_ms", tput, "throughput_vs_ms",
-                          "vs_onnxruntime", "vs_best_peer", "peak"],
+                          "vs_onnxruntime", "vs_best_peer", "peak", "rounds"],
                 f"\n## inference: latency at batch 1, throughput at batch {args.batch} (speed-ups relative to "
                 f"MindSpore graph mode; vs_onnxruntime, vs_best_peer (the best of {', '.join(PEERS)} measured): "
                 f"latency / throughput ratios; peak: FLOP/s (2 x MACs per image) over this machine's sgemm, "
-                f"{peak:.0f} GFLOP/s, at batch 1 / {args.batch})"))
+                f"{peak:.0f} GFLOP/s, at batch 1 / {args.batch}; each figure the median of `rounds` rounds, every "
+                f"runtime measured once per round in turn)"))
     if args.json:
         Path(args.json).write_text(json.dumps({"infer": results, "sgemm_gflops": peak}, indent=1))
     return 0

@@ -26,9 +26,26 @@ def table(rows: list[dict], keys: list[str], title: str) -> str:
     return "\n".join(lines)
 
 
+def median_rows(rounds: list[list[dict]], keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict]:
+    """One row per ``keys`` (in first-seen order) with each of ``values`` the median over the rounds that have
+    it, and ``rounds`` how many did (a runtime that failed in a round is left out of that round only)."""
+    merged: dict[tuple, dict] = {}
+    samples: dict[tuple, dict[str, list[float]]] = {}
+    for rows in rounds:
+        for row in rows:
+            key = tuple(row[k] for k in keys)
+            merged.setdefault(key, dict(row))
+            for v in values:
+                samples.setdefault(key, {}).setdefault(v, []).append(row[v])
+    for key, row in merged.items():
+        row.update({v: float(np.median(samples[key][v])) for v in values})
+        row["rounds"] = len(samples[key][values[0]])
+    return list(merged.values())
+
+
 def timm_speed(python: str, *args: str) -> dict:
     """benchmarks/timm_speed.py run by ``python`` (an environment with torch + timm), after our own timings and
-    never beside them: its JSON result."""
+    never beside them (never both at once: the 2 cores would be oversubscribed): its JSON result."""
     import json
     import subprocess
     from pathlib import Path

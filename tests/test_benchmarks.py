@@ -50,3 +50,18 @@ def test_peak_percentage_of_the_measured_sgemm():
 
     assert 1.0 < sgemm_gflops(n=256, runs=3) < 1e5  # a real measurement, in GFLOP/s
     assert peak_pct(1000.0, 2e8, 400.0) == "50.0%"  # 1000 img/s x 0.2 GFLOP = 200 of 400 GFLOP/s
+
+
+def test_rounds_merge_into_medians_per_runtime():
+    from benchmarks.common import median_rows
+
+    def row(runtime, ms, ips):
+        return {"model": "m", "runtime": runtime, "bs1_ms": ms, "bs32_img_per_sec": ips}
+
+    rounds = [[row("ours", 5.0, 100.0), row("timm", 7.0, 50.0)],
+              [row("ours", 9.0, 80.0)],  # timm failed in this round: left out of it only
+              [row("ours", 6.0, 120.0), row("timm", 8.0, 40.0)]]
+    merged = median_rows(rounds, ("model", "runtime"), ("bs1_ms", "bs32_img_per_sec"))
+    assert [r["runtime"] for r in merged] == ["ours", "timm"]
+    assert merged[0]["bs1_ms"] == 6.0 and merged[0]["bs32_img_per_sec"] == 100.0 and merged[0]["rounds"] == 3
+    assert merged[1]["bs1_ms"] == 7.5 and merged[1]["rounds"] == 2
