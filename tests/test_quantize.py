@@ -30,6 +30,7 @@ def test_quantize_writes_a_per_channel_qdq_model_and_scores_both(mini_run, mini_
     assert "calibrating on 8 images" in printed and "| mini_int8.onnx |" in printed and "| mini.onnx |" in printed
     rows = json.loads(printed.strip().splitlines()[-1])
     assert [r["model"] for r in rows] == ["mini.onnx", "mini_int8.onnx"] and all(r["batch"] == 32 for r in rows)
+    assert all(r["latency_ms"] > 0 and r["openvino_ms"] > 0 for r in rows)  # timed in both runtimes
     graph = onnx.load(str(out)).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > 10 and "Conv" in ops
