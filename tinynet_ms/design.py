@@ -1,10 +1,10 @@
 """Design a TinyNet for a MACs budget: the paper's tiny formula, or EfficientNet's inverse giant formula.
 
-    python -m tinynet_ms.design --macs 40M [--method tiny|giant] [--json]
+    python -m tinynet_ms.design --macs 40M [--method tiny|giant] [--formula formula.json] [--json]
     python -m tinynet_ms.design --plot cube.png          # MACs vs r/d/w for both formulas, A…E marked
 
 Tiny formula: c = budget / B0's MACs; r(c) and d(c) from the published TinyNet-A…E points
-(``scaling.tiny_rd``); then w is solved so that the *built* network's counted MACs come closest to the
+(``scaling.tiny_rd``), or from your own fitted formula (``--formula``, written by ``python -m tinynet_ms.cube fit``); then w is solved so that the *built* network's counted MACs come closest to the
 budget after channel and depth rounding. Giant formula: phi solved the same way, with d = 1.2^phi,
 w = 1.1^phi, r = 1.15^phi; r and d are kept and w is then solved as above (it stays near 1.1^phi). Every MACs number is counted on the built network (``tinynet_ms.profile``).
 The result builds with ``create_model("tinynet", r=R, w=W, d=D)``, or in a config: model: tinynet, r, w, d.
@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from tinynet_ms.cli import UsageError, argument_type, run_main
+from tinynet_ms.formula import Knot, read_formula
 from tinynet_ms.models import VARIANTS, TinyNetSpec
 from tinynet_ms.profile import Profile, profile_model
 from tinynet_ms.scaling import giant_multipliers, tiny_rd
@@ -132,8 +133,9 @@ def _printable(rwd: tuple[float, float, float]) -> tuple[float, float, float]:
     return tuple(float(f"{v:.6g}") for v in rwd)
 
 
-def design(budget_macs: int, method: str = "tiny") -> Design:
-    """The network for ``budget_macs`` (conv + dense MACs for one image, 1000 classes)."""
+def design(budget_macs: int, method: str = "tiny", knots: list[Knot] | None = None) -> Design:
+    """The network for ``budget_macs`` (conv + dense MACs for one image, 1000 classes); the tiny formula through
+    ``knots`` (c, r, d), by default the published TinyNet-A…E points."""
     if method not in METHODS:
         raise ValueError(f"method '{method}' is not one of {', '.join(METHODS)}")
     if budget_macs <= 0:
@@ -143,7 +145,7 @@ def design(budget_macs: int, method: str = "tiny") -> Design:
         raise ValueError(f"budget {budget_macs:,} MACs is above EfficientNet-B0's {b0_macs():,}: both formulas "
                          f"shrink B0; for larger networks use EfficientNet's compound scaling (phi > 0)")
     if method == "tiny":
-        r, d = (round(v, 4) for v in tiny_rd(c, list(published_knots())))  # printable, and what gets built
+        r, d = (round(v, 4) for v in tiny_rd(c, list(knots or published_knots())))  # printable, and what is built
         w, prof = _solve(budget_macs, lambda t: (r, t, d), *_W_RANGE)
         phi = None
     else:
@@ -215,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--macs", type=argument_type(parse_macs), help="budget, e.g. 40M, 0.3G, 24000000")
     parser.add_argument("--method", choices=METHODS, default="tiny")
+    parser.add_argument("--formula", metavar="JSON", default="",
+                        help="tiny formula: r(c), d(c) from this file (python -m tinynet_ms.cube fit) instead of "
+                             "the published TinyNet-A..E points")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="plot both formulas over --plot_range instead")
     parser.add_argument("--plot_range", type=argument_type(_parse_range), default="12M:400M:16",
@@ -228,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.plot:
                 print(plot_cube(args.plot, args.plot_range))
                 return
-            result = design(args.macs, args.method)
+            if args.formula and args.method != "tiny":
+                raise ValueError("--formula is the tiny formula's: it cannot be used with --method giant")
+            result = design(args.macs, args.method, read_formula(args.formula) if args.formula else None)
         except ValueError as exc:  # a budget outside what the formula can build: the argument's fault
             raise UsageError(str(exc)) from None
         print(json.dumps(asdict(result)) if args.json else _describe(result))

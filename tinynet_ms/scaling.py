@@ -64,8 +64,8 @@ def _interp_log(c: float, cs: list[float], ys: list[float]) -> float:
 def tiny_rd(c: float, knots: list[tuple[float, float, float]]) -> tuple[float, float]:
     """The tiny formula's resolution and depth multipliers (r, d) for a budget ``c`` (fraction of B0's MACs).
 
-    ``knots`` are the published (c, r, d) points (TinyNet-A…E), increasing in c, with r and d increasing
-    too. Between knots r and d are linear in log c — monotone, and exactly the published r, d at each knot.
+    ``knots`` are (c, r, d) points — the published TinyNet-A…E, or a fitted formula (``tinynet_ms.formula``) —
+    with r and d never decreasing as c grows. Between knots r and d are linear in log c — monotone, and exactly the published r, d at each knot.
     Outside [c_E, c_A] the first/last segment continues (smaller budgets keep shrinking r and d at TinyNet-E→D's
     rate instead of width alone), floored at a 32-px input and d = 0.1.
     """
@@ -73,8 +73,8 @@ def tiny_rd(c: float, knots: list[tuple[float, float, float]]) -> tuple[float, f
         raise ValueError(f"MACs budget fraction must be positive, got {c}")
     knots = sorted(knots)
     cs, rs, ds = zip(*knots)
-    if any(b <= a for a, b in zip(rs, rs[1:])) or any(b <= a for a, b in zip(ds, ds[1:])):
-        raise ValueError("tiny-formula knots must have r and d increasing with c")
+    if any(b < a for a, b in zip(rs, rs[1:])) or any(b < a for a, b in zip(ds, ds[1:])):
+        raise ValueError("tiny-formula knots must have r and d increasing with c (never decreasing)")
     r = max(_interp_log(c, list(cs), list(rs)), (MIN_RESOLUTION + 0.5) / BASE_RESOLUTION)
     d = max(_interp_log(c, list(cs), list(ds)), MIN_DEPTH)
     return r, d
