@@ -32,7 +32,7 @@ def test_formula_file_round_trips_and_bad_files_name_the_problem(tmp_path):
     assert read_formula(path) == knots and json.loads(path.read_text())["format"] == FORMAT
     with pytest.raises(FileNotFoundError, match="cube fit"):
         read_formula(tmp_path / "missing.json")
-    for text, message in (("{", "not a JSON formula"), ('{"format": "x"}', "not a tinynet_ms.formula"),
+    for text, message in (("{", "not JSON"), ('{"format": "x"}', "not a tinynet_ms.formula"),
                           (json.dumps({"format": FORMAT, "knots": [{"c": 1}]}), "list of {c, r, d}"),
                           (json.dumps({"format": FORMAT, "knots": []}), "empty"),
                           (json.dumps({"format": FORMAT, "knots": [{"c": 0.1, "r": 0.5, "d": 0.5},
@@ -108,4 +108,4 @@ def test_design_cli_uses_a_fitted_formula(tmp_path):
     assert abs(ours["error"]) <= 0.02  # w still solved for the budget on the built network
     bad = subprocess.run([sys.executable, "-m", "tinynet_ms.design", "--macs", "50M", "--formula",
                           str(tmp_path / "none.json")], cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True)
-    assert bad.returncode != 0 and "formula file not found" in bad.stderr
+    assert bad.returncode != 0 and "none.json not found (written by python -m tinynet_ms.cube fit)" in bad.stderr

@@ -16,14 +16,13 @@ The best candidate of each (highest top-1; ties: the one nearest the budget) giv
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from tinynet_ms.cli import UsageError, run_main
 from tinynet_ms.design import b0_macs, published_knots
-from tinynet_ms.formula import Knot, fit_knots, write_formula
+from tinynet_ms.formula import Knot, fit_knots, read_record, write_formula
 
 SEARCH_FORMAT = "tinynet_ms.cube/1"
 SEARCH_FILE = "cube.json"
@@ -33,14 +32,7 @@ def best_candidate(search_dir: str | Path) -> dict:
     """The best trained candidate of a search directory's ``cube.json`` (checked: ``ValueError`` naming the
     file and what is wrong)."""
     path = Path(search_dir) / SEARCH_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a search directory holds the {SEARCH_FILE} of cube search")
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(record, dict) or record.get("format") != SEARCH_FORMAT:
-        raise ValueError(f"{path}: not a {SEARCH_FORMAT} file")
+    record = read_record(path, SEARCH_FORMAT, "a cube search: a search directory holds one")
     budget = record.get("budget_macs")
     done = [c for c in record.get("candidates", []) if isinstance(c, dict) and c.get("top1") is not None]
     if not isinstance(budget, (int, float)) or budget <= 0:

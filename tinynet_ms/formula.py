@@ -63,17 +63,24 @@ def write_formula(path: str | Path, knots: Sequence[Knot], sources: Sequence[str
     return path
 
 
-def read_formula(path: str | Path) -> list[Knot]:
-    """The knots of a formula file, checked: ``ValueError`` naming the file and what is wrong."""
+def read_record(path: str | Path, fmt: str, written_by: str) -> dict:
+    """A JSON object whose ``format`` is ``fmt`` (a formula or a cube search file): ``FileNotFoundError`` or
+    ``ValueError`` naming the file, and ``written_by`` (what makes one)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"formula file not found: {path} (write one with python -m tinynet_ms.cube fit)")
+        raise FileNotFoundError(f"{path} not found (written by {written_by})")
     try:
         record = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON formula file ({exc})") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} file (written by python -m tinynet_ms.cube fit)")
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} file (written by {written_by})")
+    return record
+
+
+def read_formula(path: str | Path) -> list[Knot]:
+    """The knots of a formula file, checked: ``ValueError`` naming the file and what is wrong."""
+    record = read_record(path, FORMAT, "python -m tinynet_ms.cube fit")
     try:
         knots = [(float(k["c"]), float(k["r"]), float(k["d"])) for k in record["knots"]]
     except (KeyError, TypeError, ValueError):

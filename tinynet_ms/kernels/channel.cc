@@ -29,16 +29,9 @@ bool Shapes(int *ndims, int64_t **shapes, const char **dtypes, int x, int g, int
          ys[2] == xs[2] && ys[3] == xs[3];
 }
 
-}  // namespace
-
-extern "C" int ChannelScale(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
-                            void *) {
-  if (nparam != 3 || !Shapes(ndims, shapes, dtypes, 0, 1, 2))
-    return Fail("ChannelScale", "expects float32 x (N, C, H, W) and g (N, C, 1, 1), and y shaped like x");
-  const int64_t planes = shapes[0][0] * shapes[0][1], hw = shapes[0][2] * shapes[0][3];
-  const float *x = static_cast<const float *>(params[0]), *g = static_cast<const float *>(params[1]);
-  float *y = static_cast<float *>(params[2]);
-  const bool ok = ParallelFor(planes, planes * hw, [&](int64_t begin, int64_t end) {
+// y[p, :] = x[p, :] * g[p] for each of `planes` planes of hw floats. False if a worker thread failed.
+bool ScalePlanes(const float *x, const float *g, float *y, int64_t planes, int64_t hw) {
+  return ParallelFor(planes, planes * hw, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const float *src = x + p * hw;
       float *dst = y + p * hw;
@@ -48,7 +41,18 @@ extern "C" int ChannelScale(int nparam, void **params, int *ndims, int64_t **sha
       for (; i < hw; ++i) dst[i] = src[i] * g[p];
     }
   });
-  return ok ? 0 : Fail("ChannelScale", "a worker thread failed");
+}
+
+}  // namespace
+
+extern "C" int ChannelScale(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                            void *) {
+  if (nparam != 3 || !Shapes(ndims, shapes, dtypes, 0, 1, 2))
+    return Fail("ChannelScale", "expects float32 x (N, C, H, W) and g (N, C, 1, 1), and y shaped like x");
+  const int64_t planes = shapes[0][0] * shapes[0][1], hw = shapes[0][2] * shapes[0][3];
+  const float *x = static_cast<const float *>(params[0]), *g = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  return ScalePlanes(x, g, y, planes, hw) ? 0 : Fail("ChannelScale", "a worker thread failed");
 }
 
 extern "C" int ChannelDot(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
@@ -157,15 +161,6 @@ extern "C" int SqueezeExcite(int nparam, void **params, int *ndims, int64_t **sh
       }
     }
   });
-  ok = ok && ParallelFor(planes, planes * hw, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const float *src = x + p * hw;
-      float *dst = y + p * hw;
-      const Vec scale = Splat(gate[p]);
-      int64_t i = 0;
-      for (; i + kVec <= hw; i += kVec) Store(dst + i, Load(src + i) * scale);
-      for (; i < hw; ++i) dst[i] = src[i] * gate[p];
-    }
-  });
+  ok = ok && ScalePlanes(x, gate.data(), y, planes, hw);
   return ok ? 0 : Fail("SqueezeExcite", "a worker thread failed");
 }
