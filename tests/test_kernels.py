@@ -233,7 +233,7 @@ def test_channel_scale_matches_broadcast_mul(graph_mode):
         assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
 
 
-@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 2)])
+@pytest.mark.parametrize("kernel,stride", [(3, 1), pytest.param(5, 2, marks=pytest.mark.slow)])
 def test_fused_inference_depthwise_bias_swish_matches_stock(graph_mode, kernel, stride):
     from tinynet_ms.models.fold import DepthwiseBiasSwish
 
