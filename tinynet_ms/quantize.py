@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from tinynet_ms.atomic import atomic_path
 from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.data.folder import Sample, scan_split
 from tinynet_ms.data.images import load_eval_image
-from tinynet_ms.export import DYNAMIC, INPUT_NAME, model_io_shapes, read_preprocessing, sidecar_path
+from tinynet_ms.export import DYNAMIC, INPUT_NAME, load_exported, model_io_shapes, read_preprocessing, sidecar_path
 from tinynet_ms.models import Preprocessing
 from tinynet_ms.train.metrics import topk_correct
 
@@ -104,35 +104,28 @@ def quantize_model(model: Path, output: Path, calib: Sequence[Sample], batch: in
     return output
 
 
-def accuracy(model: Path, val: Sequence[Sample], batch: int, image_size: int, pre: Preprocessing
-             ) -> tuple[float, float, np.ndarray]:
-    """onnxruntime top-1, top-5 on ``val``, and the first batch (for timing)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+def accuracy(infer: Callable[[np.ndarray], list[np.ndarray]], val: Sequence[Sample], batch: int, image_size: int,
+             pre: Preprocessing) -> tuple[float, float, np.ndarray]:
+    """Top-1, top-5 of ``infer`` (``export.load_exported``'s function) on ``val``, and the first batch (for
+    timing)."""
     correct, first = np.zeros(2, np.int64), None
     for x, labels in _batches(val, batch, image_size, pre):
-        logits = session.run(None, {name: x})[0][:len(labels)]
-        correct += topk_correct(logits, labels)
+        correct += topk_correct(infer(x)[0][:len(labels)], labels)
         first = x if first is None else first
     return float(correct[0] / len(val)), float(correct[1] / len(val)), first
 
 
-def _runners(model: Path, x: np.ndarray) -> tuple:
-    """One batch ``x`` through ``model`` in onnxruntime, and in OpenVINO with the harness's settings (f32
-    inference precision, the latency hint; int8 convolutions stay int8 under the f32 hint)."""
-    import onnxruntime as ort
+def openvino_runner(model: Path, shape: Sequence[int]) -> Callable[[np.ndarray], object]:
+    """``model`` in OpenVINO with the harness's settings (f32 inference precision, the latency hint; int8
+    convolutions stay int8 under the f32 hint), reshaped to ``shape`` as the harness does for a dynamic batch."""
     import openvino as ov
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
     core = ov.Core()
     graph = core.read_model(str(model))
-    graph.reshape(list(x.shape))  # a dynamic batch at the scoring batch, as the harness does
+    graph.reshape(list(shape))
     request = core.compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                 "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
-    return (lambda: session.run(None, {name: x})), (lambda: request.infer([x]))
+    return lambda x: request.infer([x])
 
 
 def interleaved_ms(calls: Sequence, runs: int) -> list[float]:
@@ -151,12 +144,17 @@ def interleaved_ms(calls: Sequence, runs: int) -> list[float]:
 
 def score(models: Sequence[Path], val: Sequence[Sample], batch: int, image_size: int, pre: Preprocessing,
           runs: int) -> list[Scores]:
-    """Top-1/top-5 of each model on ``val``, and their onnxruntime and OpenVINO times on one batch."""
-    scored = [accuracy(m, val, batch, image_size, pre) for m in models]
-    calls = [call for m, (_, _, x) in zip(models, scored) for call in _runners(m, x)]
+    """Top-1/top-5 of each model on ``val`` (onnxruntime), and its onnxruntime and OpenVINO times on one batch."""
+    scored, calls = [], []
+    for m in models:
+        onnxruntime = load_exported(m)
+        top1, top5, x = accuracy(onnxruntime, val, batch, image_size, pre)
+        openvino = openvino_runner(m, x.shape)
+        scored.append((top1, top5))
+        calls += [lambda f=onnxruntime, x=x: f(x), lambda f=openvino, x=x: f(x)]
     ms = interleaved_ms(calls, runs)
     return [Scores(m.name, top1, top5, ms[2 * i], ms[2 * i + 1], batch, m.stat().st_size / 1e6)
-            for i, (m, (top1, top5, _)) in enumerate(zip(models, scored))]
+            for i, (m, (top1, top5)) in enumerate(zip(models, scored))]
 
 
 def format_table(rows: Sequence[Scores]) -> str:

@@ -55,7 +55,6 @@ def affine_op() -> ops.Custom:
     return _affine[lib]
 
 
-
 def squeeze_excite_op() -> ops.Custom:
     """``y = op(x, w1, b1, w2, b2)``: ``x * sigmoid(w2 @ swish(w1 @ mean_hw(x) + b1) + b2)`` per sample, the SE's
     1x1 conv weights as they are ((R, C, 1, 1), (C, R, 1, 1)); float32, no gradient (inference)."""

@@ -336,40 +336,33 @@ int CheckArgs(const char *entry, int nparam, int *ndims, int64_t **shapes, const
   return 0;
 }
 
-template <int S>
+// kBiasSwish: DwConvBiasSwish's (x, w, t) -> y, the bias + Swish applied in the forward's output pass.
+template <int S, bool kBiasSwish = false>
 int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
-  if (nparam != 3) return Fail(entry, "expects 2 inputs (x, w) and 1 output");
-  if (int rc = CheckArgs(entry, nparam, ndims, shapes, dtypes, 1)) return rc;
-  const int64_t *xs = shapes[0], *ys = shapes[2];
+  const int y = kBiasSwish ? 3 : 2;  // the output follows the inputs
+  if (nparam != y + 1) return Fail(entry, kBiasSwish ? "expects 3 inputs (x, w, t) and 1 output"
+                                                     : "expects 2 inputs (x, w) and 1 output");
+  if (kBiasSwish && (ndims[2] != 1 || shapes[2][0] != shapes[0][1] || !IsF32(dtypes[2])))
+    return Fail(entry, "t must be float32 (C,) with C the input channels");
+  int nd[3] = {ndims[0], ndims[1], ndims[y]};  // x, w, y: the 4-D tensors
+  int64_t *sh[3] = {shapes[0], shapes[1], shapes[y]};
+  const char *dt[3] = {dtypes[0], dtypes[1], dtypes[y]};
+  if (int rc = CheckArgs(entry, 3, nd, sh, dt, 1)) return rc;
+  const int64_t *xs = shapes[0], *ys = shapes[y];
   Geom g;
   if (ys[0] != xs[0] || ys[1] != xs[1] ||
       !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
     return Fail(entry, "output shape does not match input, kernel, stride and padding");
-  if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), static_cast<float *>(params[2])))
+  const float *bias = kBiasSwish ? static_cast<const float *>(params[2]) : nullptr;
+  if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+               static_cast<float *>(params[y]), bias))
     return Fail(entry, "out of memory for the kernel's scratch buffers");
   return 0;
 }
 
 template <int S>
 int BiasSwishEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
-  if (nparam != 4) return Fail(entry, "expects 3 inputs (x, w, t) and 1 output");
-  if (ndims[2] != 1 || shapes[2][0] != shapes[0][1] || !IsF32(dtypes[2]))
-    return Fail(entry, "t must be float32 (C,) with C the input channels");
-  const int order[3] = {0, 1, 3};  // x, w, y: the 4-D tensors
-  int nd[3];
-  int64_t *sh[3];
-  const char *dt[3];
-  for (int i = 0; i < 3; ++i) nd[i] = ndims[order[i]], sh[i] = shapes[order[i]], dt[i] = dtypes[order[i]];
-  if (int rc = CheckArgs(entry, 3, nd, sh, dt, 1)) return rc;
-  const int64_t *xs = shapes[0], *ys = shapes[3];
-  Geom g;
-  if (ys[0] != xs[0] || ys[1] != xs[1] ||
-      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
-    return Fail(entry, "output shape does not match input, kernel, stride and padding");
-  if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
-               static_cast<float *>(params[3]), static_cast<const float *>(params[2])))
-    return Fail(entry, "out of memory for the kernel's scratch buffers");
-  return 0;
+  return ForwardEntry<S, true>(entry, nparam, params, ndims, shapes, dtypes);
 }
 
 template <int S>

@@ -89,9 +89,10 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> 
     scale = gamma / np.sqrt(var + bn.eps)
     weight = conv.weight.asnumpy().astype(np.float64)
     conv.weight.set_data(Tensor((weight * scale[:, None, None, None]).astype(np.float32)))
+    bias = beta - mean * scale
     if swish and isinstance(conv, DepthwiseConv2d):
-        return DepthwiseBiasSwish(conv, beta - mean * scale), nn.Identity()
-    return conv, ChannelBias(beta - mean * scale, fast, swish)
+        return DepthwiseBiasSwish(conv, bias), nn.Identity()
+    return conv, ChannelBias(bias, fast, swish)
 
 
 def _pairs(cell: nn.Cell) -> dict[str, str]:
