@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import mindspore as ms
@@ -27,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import header, median_rows, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network, load_exported  # noqa: E402
+from tinynet_ms.latency import harness_seconds, median_ms  # noqa: E402
 from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
 from tinynet_ms.profile import profile_model  # noqa: E402
@@ -37,32 +36,10 @@ PEERS = ("onnxruntime", "timm eager", "timm torch.compile")  # what ours is comp
 
 def time_forward(run, x: np.ndarray, runs: int) -> float:
     """Median seconds of ``run(x)`` after one warm-up call."""
-    run(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return median_ms(lambda: run(x), runs, warmup=1) / 1000
 
 
 HARNESS_BACKENDS = {"C++ harness (OpenVINO)": "openvino", "C++ harness (OpenCV DNN)": "opencv"}
-
-
-def time_harness(model: Path, x: np.ndarray, runs: int, work: Path, backend: str) -> float:
-    """Mean seconds per batch as the harness reports it, over ``runs`` batches of ``x``."""
-    inputs = work / "bins"
-    inputs.mkdir(parents=True, exist_ok=True)
-    for old in inputs.glob("*.bin"):
-        old.unlink()
-    batch = x.shape[0]
-    for i in range((runs + 1) * batch):  # + 1: the harness excludes its first batch as warm-up
-        x[i % batch].tofile(inputs / f"{i:06d}.bin")
-    cmd = [str(HARNESS), f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--input_path={inputs}",
-           f"--image_size={x.shape[2]}", f"--batch_size={batch}", f"--output_dir={work}"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    report = (work / "time_Result" / "test_perform_static.txt").read_text()
-    return float(re.search(r"average time: ([0-9.]+) ms", report)[1]) / 1000
 
 
 def _mindspore(name: str, kernels: bool, mode: int, folded: bool = False):
@@ -103,7 +80,7 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
         seconds = {}
         for b, run in per_batch.items():
             n = runs if b == 1 else max(3, runs // 4)
-            seconds[b] = (time_harness(run, inputs[b], n, work / "harness", HARNESS_BACKENDS[runtime])
+            seconds[b] = (harness_seconds(HARNESS, run, inputs[b], n, work / "harness", HARNESS_BACKENDS[runtime])
                           if isinstance(run, Path) else time_forward(run, inputs[b], n))
         ms.set_context(mode=ms.GRAPH_MODE)
         rows.append({"model": name, "size": size, "runtime": runtime, "bs1_ms": 1000 * seconds[1],

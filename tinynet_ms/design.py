@@ -17,6 +17,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -28,7 +29,7 @@ from tinynet_ms.profile import Profile, profile_model
 from tinynet_ms.scaling import giant_multipliers, tiny_rd
 
 METHODS = ("tiny", "giant")
-_W_RANGE = (0.05, 2.0)
+W_RANGE = (0.05, 2.0)
 _PHI_RANGE = (-12.0, 0.0)
 _GRID = 4000  # candidate points along w / phi; neighbouring networks are found exactly by bisection
 
@@ -59,18 +60,18 @@ def _structure(r: float, w: float, d: float) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def _count(structure: tuple, r: float, w: float, d: float) -> Profile:
-    return profile_model("tinynet", r=r, w=w, d=d)
+def _count(structure: tuple, num_classes: int, r: float, w: float, d: float) -> Profile:
+    return profile_model("tinynet", r=r, w=w, d=d, num_classes=num_classes)
 
 
-def count_macs(r: float, w: float, d: float) -> Profile:
+def count_macs(r: float, w: float, d: float, num_classes: int = 1000) -> Profile:
     """Params and MACs of the built network; networks with the same structure are counted once."""
-    return _count(_structure(r, w, d), r, w, d)
+    return _count(_structure(r, w, d), num_classes, r, w, d)
 
 
 @lru_cache(maxsize=None)
-def b0_macs() -> int:
-    return count_macs(1.0, 1.0, 1.0).macs
+def b0_macs(num_classes: int = 1000) -> int:
+    return count_macs(1.0, 1.0, 1.0, num_classes).macs
 
 
 @lru_cache(maxsize=None)
@@ -89,9 +90,20 @@ def _shortest_decimal(lo: float, hi: float) -> float:
     return lo
 
 
-def _solve(budget: int, point, lo: float, hi: float) -> tuple[float, Profile]:
-    """The parameter t in [lo, hi] whose built network ``point(t) -> (r, w, d)`` has counted MACs closest to
-    ``budget``. MACs never decrease with t, so bisect over the distinct networks met along a fine grid."""
+RWD = tuple[float, float, float]
+
+
+def macs_cost(num_classes: int = 1000) -> Callable[[RWD], float]:
+    """The solver's default cost: counted MACs of the built network."""
+    return lambda rwd: count_macs(*rwd, num_classes).macs
+
+
+def solve(budget: float, point: Callable[[float], RWD], lo: float, hi: float,
+          cost: Callable[[RWD], float] | None = None, unit: str = "MACs") -> float:
+    """The parameter t in [lo, hi] whose built network ``point(t) -> (r, w, d)`` has the ``cost`` (default:
+    counted MACs) closest to ``budget``. The cost never decreases with t, so bisect over the distinct networks met
+    along a fine grid; each network's cost is asked for once (a measured latency is expensive)."""
+    cost = cost or macs_cost()
     grid = np.linspace(lo, hi, _GRID)
     runs: list[tuple[float, float, tuple]] = []  # (first t, last t, structure) of each distinct network
     for t in grid:
@@ -105,59 +117,83 @@ def _solve(budget: int, point, lo: float, hi: float) -> tuple[float, Profile]:
             runs.append((float(t), float(t), s))
     if not runs:
         raise ValueError("no valid network in the search range")
+    known: dict[int, float] = {}
 
-    def macs(i: int) -> int:
-        return count_macs(*point(runs[i][0])).macs
+    def at(i: int) -> float:
+        if i not in known:
+            known[i] = cost(point(runs[i][0]))
+        return known[i]
+
+    def show(value: float) -> str:
+        return f"{value:,.0f} {unit}" if unit == "MACs" else f"{value:.3g} {unit}"
 
     first, last = 0, len(runs) - 1
-    if budget < macs(first):
-        raise ValueError(f"budget {budget:,} MACs is below the smallest network this formula builds "
-                         f"({macs(first):,} MACs)")
-    if budget > macs(last):
-        raise ValueError(f"budget {budget:,} MACs is above the largest network this formula builds "
-                         f"({macs(last):,} MACs)")
-    while last - first > 1:  # invariant: macs(first) <= budget <= macs(last)
-        mid = (first + last) // 2
-        if macs(mid) <= budget:
+    if budget < at(first):
+        raise ValueError(f"budget {show(budget)} is below the smallest network this formula builds ({show(at(first))})")
+    if budget > at(last):
+        raise ValueError(f"budget {show(budget)} is above the largest network this formula builds ({show(at(last))})")
+    bisect = False
+    while last - first > 1:  # invariant: at(first) <= budget <= at(last)
+        # Interpolation between the bracket's costs (few networks built: costs are smooth in t), and a bisection
+        # step whenever the previous step did not halve the bracket, so it never crawls.
+        span, low, high = last - first, at(first), at(last)
+        guess = first + round((budget - low) / (high - low) * span) if high > low and not bisect else first + span // 2
+        mid = min(max(guess, first + 1), last - 1)
+        if at(mid) <= budget:
             first = mid
         else:
             last = mid
-    best = min((first, last), key=lambda i: abs(macs(i) - budget))
+        bisect = 2 * (last - first) > span
+    best = min((first, last), key=lambda i: abs(at(i) - budget))
     t = _shortest_decimal(runs[best][0], runs[best][1])
     if _structure(*point(t)) != runs[best][2]:  # between grid points another network may start
         t = runs[best][0]
-    return t, count_macs(*point(t))
+    return t
 
 
 def _printable(rwd: tuple[float, float, float]) -> tuple[float, float, float]:
     return tuple(float(f"{v:.6g}") for v in rwd)
 
 
-def design(budget_macs: int, method: str = "tiny", knots: list[Knot] | None = None) -> Design:
-    """The network for ``budget_macs`` (conv + dense MACs for one image, 1000 classes); the tiny formula through
-    ``knots`` (c, r, d), by default the published TinyNet-A…E points."""
+def formula_rd(budget_macs: float, method: str = "tiny", knots: list[Knot] | None = None,
+               num_classes: int = 1000) -> tuple[float, float, float | None]:
+    """(r, d, phi) a formula gives for the budget (phi: the giant formula's; None for tiny); w is solved next."""
     if method not in METHODS:
         raise ValueError(f"method '{method}' is not one of {', '.join(METHODS)}")
     if budget_macs <= 0:
         raise ValueError(f"MACs budget must be positive, got {budget_macs}")
-    c = budget_macs / b0_macs()
+    c = budget_macs / b0_macs(num_classes)
     if c > 1:
-        raise ValueError(f"budget {budget_macs:,} MACs is above EfficientNet-B0's {b0_macs():,}: both formulas "
-                         f"shrink B0; for larger networks use EfficientNet's compound scaling (phi > 0)")
+        raise ValueError(f"budget {budget_macs:,.0f} MACs is above EfficientNet-B0's {b0_macs(num_classes):,}: both "
+                         f"formulas shrink B0; for larger networks use EfficientNet's compound scaling (phi > 0)")
     if method == "tiny":
         r, d = (round(v, 4) for v in tiny_rd(c, list(knots or published_knots())))  # printable, and what is built
-        w, prof = _solve(budget_macs, lambda t: (r, t, d), *_W_RANGE)
-        phi = None
-    else:
-        # phi from the budget, then, as for the tiny formula, w settles the rounding (it stays near 1.1^phi):
-        # both formulas land on the budget equally closely, so they are compared at the same MACs.
-        phi, _ = _solve(budget_macs, lambda t: _printable(giant_multipliers(t)), *_PHI_RANGE)
-        r, _, d = _printable(giant_multipliers(phi))
-        w, prof = _solve(budget_macs, lambda t: (r, t, d), *_W_RANGE)
+        return r, d, None
+    # phi from the budget, then, as for the tiny formula, w settles the rounding (it stays near 1.1^phi):
+    # both formulas land on the budget equally closely, so they are compared at the same MACs.
+    phi = solve(budget_macs, lambda t: _printable(giant_multipliers(t)), *_PHI_RANGE, macs_cost(num_classes))
+    r, _, d = _printable(giant_multipliers(phi))
+    return r, d, phi
+
+
+def network_design(method: str, budget_macs: int, r: float, w: float, d: float, num_classes: int = 1000,
+                   phi: float | None = None) -> Design:
+    """The record of the network (r, w, d) built for a budget: its structure and counted params and MACs."""
+    prof = count_macs(r, w, d, num_classes)
     spec = TinyNetSpec(r=r, w=w, d=d)
     return Design(method=method, budget_macs=int(budget_macs), macs=prof.macs, error=prof.macs / budget_macs - 1,
                   r=r, w=w, d=d, image_size=spec.image_size, repeats=[s.repeats for s in spec.stages],
-                  channels=[s.channels for s in spec.stages], params=prof.params, c=c, phi=phi)
+                  channels=[s.channels for s in spec.stages], params=prof.params,
+                  c=budget_macs / b0_macs(num_classes), phi=phi)
+
+
+def design(budget_macs: int, method: str = "tiny", knots: list[Knot] | None = None,
+           num_classes: int = 1000) -> Design:
+    """The network for ``budget_macs`` (conv + dense MACs for one image, ``num_classes`` classes); the tiny formula
+    through ``knots`` (c, r, d), by default the published TinyNet-A…E points."""
+    r, d, phi = formula_rd(budget_macs, method, knots, num_classes)
+    w = solve(budget_macs, lambda t: (r, t, d), *W_RANGE, macs_cost(num_classes))
+    return network_design(method, budget_macs, r, w, d, num_classes, phi)
 
 
 def parse_macs(text: str) -> int:
