@@ -1,0 +1,124 @@
+"""The candidate networks of a cube search: the tiny-formula point, the inverse-giant-formula point, then (r, d)
+points spread over the region the budget can build, each with w solved so the built network meets the budget.
+
+Sampling: a Halton sequence (bases 2 and 3) over the box ``R_RANGE`` x ``D_RANGE`` in log scale — even coverage,
+deterministic, no seed to record — keeps the points whose width for the budget, estimated with the paper's
+``w = sqrt(c / (r^2 d))``, is in ``W_RANGE``; candidates are then picked farthest-first (each next point is the one
+farthest, in log r / log d, from every point already taken, starting from the two formula points), so even four
+candidates span the region. A picked point whose solved network misses the budget by more than the tolerance, or
+needs a width outside ``W_RANGE``, is dropped for the next.
+
+The budget is counted MACs (``tinynet_ms.design.count_macs``, at the search's number of classes) or a measured
+latency (any ``cost(r, w, d)`` that grows with w, e.g. ``tinynet_ms.latency``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from tinynet_ms import design as designer
+from tinynet_ms.design import RWD, design, published_knots, solve
+from tinynet_ms.formula import Knot
+from tinynet_ms.scaling import BASE_RESOLUTION, MIN_RESOLUTION, giant_multipliers, tiny_rd
+
+R_RANGE = (0.2, 1.0)  # inputs of 44..224 px
+D_RANGE = (0.2, 1.6)  # below 0.2 every stage has one block anyway
+W_RANGE = (0.25, 1.6)  # narrower: most layers sit at the 8-channel floor; wider: the budget is spent on width alone
+_POOL = 512
+_LOG_C_RANGE = (math.log(1e-3), 0.0)  # formula points in latency searches: c from 0.1% of B0 to B0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # "tiny", "giant" or "sample"
+    r: float
+    w: float
+    d: float
+    cost: float  # what the budget is counted in: MACs, or measured milliseconds
+
+
+def halton(index: int, base: int) -> float:
+    """The ``index``-th (from 1) element of the van der Corput sequence in ``base``: evenly spread in (0, 1)."""
+    value, scale = 0.0, 1.0
+    while index:
+        scale /= base
+        index, digit = divmod(index, base)
+        value += digit * scale
+    return value
+
+
+def _log_box(u: float, lo: float, hi: float) -> float:
+    return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def spread_points(c: float, taken: list[tuple[float, float]]) -> Iterator[tuple[float, float]]:
+    """(r, d) points for the budget fraction ``c``, farthest-first from ``taken`` (which grows as they come)."""
+    pool = []
+    for i in range(1, _POOL + 1):
+        r = round(_log_box(halton(i, 2), *R_RANGE), 3)
+        d = round(_log_box(halton(i, 3), *D_RANGE), 3)
+        if W_RANGE[0] <= math.sqrt(c / (r * r * d)) <= W_RANGE[1]:
+            pool.append((r, d))
+
+    def gap(p: tuple[float, float]) -> float:
+        return min((math.log(p[0] / q[0])) ** 2 + (math.log(p[1] / q[1])) ** 2 for q in taken) if taken else 1.0
+
+    while pool:
+        best = max(pool, key=gap)
+        pool.remove(best)
+        yield best
+
+
+def _fits(rwd: RWD, cost: float, budget: float, tolerance: float) -> bool:
+    return W_RANGE[0] <= rwd[1] <= W_RANGE[1] and abs(cost / budget - 1) <= tolerance
+
+
+def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float, tolerance: float,
+         knots: list[Knot] | None = None, num_classes: int = 1000, macs_budget: bool = True) -> list[Candidate]:
+    """``count`` candidates (at least the two formula points) for ``budget`` in ``cost``'s unit. ``c``: the budget
+    as a fraction of B0's MACs (for a latency budget, estimated; it only places the sampled points)."""
+    if count < 2:
+        raise ValueError(f"a search needs at least 2 candidates (the tiny and giant formula points), got {count}")
+    unit = "MACs" if macs_budget else "ms"
+    found: list[Candidate] = []
+    for method in ("tiny", "giant"):  # always in, at the widths their budget needs (design's full range)
+        if macs_budget:
+            x = design(int(budget), method, knots, num_classes)
+            r, w, d = x.r, x.w, x.d
+        else:  # walk the formula's curve to the budget, keep its r and d, then solve w as for the samples
+            curve = _formula_curve(method, knots)
+            r, _, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
+            w = solve(budget, lambda t: (r, t, d), *designer.W_RANGE, cost, unit)
+        found.append(Candidate(method, r, w, d, cost((r, w, d))))
+    taken = [(x.r, x.d) for x in found]
+    for r, d in spread_points(c, taken):
+        if len(found) == count:
+            break
+        try:
+            w = solve(budget, lambda t: (r, t, d), *W_RANGE, cost, unit)
+        except ValueError:  # the budget is outside what this (r, d) builds over W_RANGE
+            continue
+        spent = cost((r, w, d))
+        if _fits((r, w, d), spent, budget, tolerance):
+            found.append(Candidate("sample", r, w, d, spent))
+            taken.append((r, d))
+    if len(found) < count:
+        raise ValueError(f"only {len(found)} candidates fit the budget within {tolerance:.0%}: ask for fewer samples")
+    return found
+
+
+def _formula_curve(method: str, knots: list[Knot] | None) -> Callable[[float], RWD]:
+    """t = log c -> the formula's (r, w, d), w from the paper's sqrt(c / (r^2 d)) (tiny) or 1.1^phi (giant)."""
+    def tiny(t: float) -> RWD:
+        c = math.exp(t)
+        r, d = (round(v, 4) for v in tiny_rd(c, list(knots or published_knots())))
+        return r, round(math.sqrt(c / (r * r * d)), 4), d
+
+    def giant(t: float) -> RWD:  # c = r^2 d w^2 = (1.15^2 * 1.2 * 1.1^2)^phi
+        phi = t / math.log(1.15 ** 2 * 1.2 * 1.1 ** 2)
+        r, w, d = giant_multipliers(phi)
+        r = max(r, (MIN_RESOLUTION + 0.5) / BASE_RESOLUTION)
+        return round(r, 4), round(w, 4), round(d, 4)
+
+    return tiny if method == "tiny" else giant
