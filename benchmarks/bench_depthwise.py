@@ -26,7 +26,7 @@ from mindspore import nn, ops
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_train import bench_step  # noqa: E402
 from benchmarks.common import header, speedup, table  # noqa: E402
-from tinynet_ms import create_model  # noqa: E402
+from tinynet_ms import create_model, latency  # noqa: E402
 from tinynet_ms.kernels.build import build_library, compile_flags  # noqa: E402
 from tinynet_ms.kernels.depthwise import DepthwiseConv2d, padding_for  # noqa: E402
 from tinynet_ms.models import model_spec  # noqa: E402
@@ -46,14 +46,7 @@ def depthwise_layers(name: str, size: int, batch: int) -> dict[tuple[int, int, i
 
 
 def median_ms(fn, reps: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
+    return latency.median_ms(fn, reps, warmup=2)
 
 
 class _FwdBwd(nn.Cell):

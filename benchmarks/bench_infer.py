@@ -36,7 +36,7 @@ PEERS = ("onnxruntime", "timm eager", "timm torch.compile")  # what ours is comp
 
 def time_forward(run, x: np.ndarray, runs: int) -> float:
     """Median seconds of ``run(x)`` after one warm-up call."""
-    return median_ms(lambda: run(x), runs, warmup=1) / 1000
+    return median_ms(lambda: run(x), runs) / 1000
 
 
 HARNESS_BACKENDS = {"C++ harness (OpenVINO)": "openvino", "C++ harness (OpenCV DNN)": "opencv"}

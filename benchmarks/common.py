@@ -8,6 +8,8 @@ import time
 import mindspore as ms
 import numpy as np
 
+from tinynet_ms.latency import median_ms
+
 
 def header(device: str) -> str:
     return (f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
@@ -62,13 +64,8 @@ def sgemm_gflops(n: int = 2048, runs: int = 5) -> float:
     ``runs``): the ceiling a CNN's FLOP/s is put against, its convolutions being matrix multiplies."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
-    a @ b  # warm-up: threads started, pages touched
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / float(np.median(times)) / 1e9
+    # one warm-up product: threads started, pages touched
+    return 2 * n ** 3 / (median_ms(lambda: a @ b, runs) / 1e3) / 1e9
 
 
 def peak_pct(img_per_sec: float, flops_per_image: float, peak_gflops: float) -> str:

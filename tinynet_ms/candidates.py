@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tinynet_ms import design as designer
+from tinynet_ms.design import W_RANGE as DESIGN_W_RANGE
 from tinynet_ms.design import RWD, design, published_knots, solve
 from tinynet_ms.formula import Knot
 from tinynet_ms.scaling import BASE_RESOLUTION, MIN_RESOLUTION, giant_multipliers, tiny_rd
@@ -70,10 +70,6 @@ def spread_points(c: float, taken: list[tuple[float, float]]) -> Iterator[tuple[
         yield best
 
 
-def _fits(rwd: RWD, cost: float, budget: float, tolerance: float) -> bool:
-    return W_RANGE[0] <= rwd[1] <= W_RANGE[1] and abs(cost / budget - 1) <= tolerance
-
-
 def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float, tolerance: float,
          knots: list[Knot] | None = None, num_classes: int = 1000, macs_budget: bool = True) -> list[Candidate]:
     """``count`` candidates (at least the two formula points) for ``budget`` in ``cost``'s unit. ``c``: the budget
@@ -89,7 +85,7 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float, tole
         else:  # walk the formula's curve to the budget, keep its r and d, then solve w as for the samples
             curve = _formula_curve(method, knots)
             r, _, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
-            w = solve(budget, lambda t: (r, t, d), *designer.W_RANGE, cost, unit)
+            w = solve(budget, lambda t: (r, t, d), *DESIGN_W_RANGE, cost, unit)
         found.append(Candidate(method, r, w, d, cost((r, w, d))))
     taken = [(x.r, x.d) for x in found]
     for r, d in spread_points(c, taken):
@@ -100,7 +96,7 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float, tole
         except ValueError:  # the budget is outside what this (r, d) builds over W_RANGE
             continue
         spent = cost((r, w, d))
-        if _fits((r, w, d), spent, budget, tolerance):
+        if abs(spent / budget - 1) <= tolerance:  # w is in W_RANGE: solved there
             found.append(Candidate("sample", r, w, d, spent))
             taken.append((r, d))
     if len(found) < count:

@@ -16,8 +16,8 @@ import json
 import re
 import sys
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 
 import numpy as np

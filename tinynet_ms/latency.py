@@ -1,38 +1,37 @@
-"""Batch-1 latency of a network on this machine, run the way a deployment runs it: MindSpore graph mode with BN
-folded (eval.py's path), or the C++ harness (``ascend310_infer``, OpenVINO) on the exported ONNX.
-
-The caller chooses MindSpore's execution mode (graph mode for eval.py's numbers): nothing here sets it.
-"""
+"""Wall-clock timing shared by the benchmarks, the INT8 report and (to come) latency-budget searches: medians of
+repeated calls, and the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs."""
 from __future__ import annotations
 
 import re
 import statistics
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import mindspore as ms
 import numpy as np
 
-from tinynet_ms.export import export_network
-from tinynet_ms.models.fold import fold_batchnorm
-
-TARGETS = ("mindspore", "harness")
 _HARNESS_REPORT = re.compile(r"average time: ([0-9.]+) ms")
 
 
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    """Median wall milliseconds of ``call()`` over ``runs`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        call()
-    times = []
+def interleaved_ms(calls: Sequence[Callable[[], object]], runs: int, warmup: int = 1) -> list[float]:
+    """Median milliseconds of each call, timed in turn (call 1, call 2, ..., call 1, ...) so that load drifting
+    on the machine hits every one alike; ``warmup`` untimed calls of each first."""
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for call, spent in zip(calls, times):
+            start = time.perf_counter()
+            call()
+            spent.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def median_ms(call: Callable[[], object], runs: int, warmup: int = 1) -> float:
+    """Median wall milliseconds of ``call()`` over ``runs`` calls after ``warmup`` untimed ones."""
+    return interleaved_ms([call], runs, warmup)[0]
 
 
 def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: Path, backend: str) -> float:
@@ -52,22 +51,3 @@ def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: 
         raise RuntimeError(f"{harness} failed on {model}: {(done.stderr or done.stdout).strip()[-400:]}")
     report = (work / "time_Result" / "test_perform_static.txt").read_text()
     return float(_HARNESS_REPORT.search(report)[1]) / 1000
-
-
-def mindspore_ms(net: ms.nn.Cell, image_size: int, runs: int) -> float:
-    """Median batch-1 milliseconds of ``net`` as eval.py runs it (inference mode, BN folded), host in, host out."""
-    net.set_train(False)
-    folded = fold_batchnorm(net)
-    x = ms.Tensor(np.zeros((1, 3, image_size, image_size), np.float32))
-    return median_ms(lambda: folded(x).asnumpy(), runs)
-
-
-def harness_ms(net: ms.nn.Cell, image_size: int, runs: int, harness: Path, repeats: int = 3) -> float:
-    """Median over ``repeats`` harness runs (OpenVINO backend, batch 1, ``runs`` timed images each) of the
-    batch-1 milliseconds of ``net`` exported to ONNX."""
-    net.set_train(False)
-    x = np.zeros((1, 3, image_size, image_size), np.float32)
-    with tempfile.TemporaryDirectory(prefix="tinynet_latency_") as tmp:
-        onnx = export_network(net, Path(tmp) / "model", "ONNX", 1, image_size)
-        return statistics.median(1e3 * harness_seconds(harness, onnx, x, runs, Path(tmp), "openvino")
-                                 for _ in range(repeats))

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.data.folder import Sample, scan_split
 from tinynet_ms.data.images import load_eval_image
 from tinynet_ms.export import DYNAMIC, INPUT_NAME, load_exported, model_io_shapes, read_preprocessing, sidecar_path
+from tinynet_ms.latency import interleaved_ms
 from tinynet_ms.models import Preprocessing
 from tinynet_ms.train.metrics import topk_correct
 
@@ -126,20 +125,6 @@ def openvino_runner(model: Path, shape: Sequence[int]) -> Callable[[np.ndarray],
     request = core.compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                 "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
     return lambda x: request.infer([x])
-
-
-def interleaved_ms(calls: Sequence, runs: int) -> list[float]:
-    """Median milliseconds of each call, timed in turn (call 1, call 2, ..., call 1, ...) so that load drifting
-    on the machine hits every one alike."""
-    for call in calls:
-        call()  # warm-up
-    times: list[list[float]] = [[] for _ in calls]
-    for _ in range(runs):
-        for call, spent in zip(calls, times):
-            start = time.perf_counter()
-            call()
-            spent.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(t) for t in times]
 
 
 def score(models: Sequence[Path], val: Sequence[Sample], batch: int, image_size: int, pre: Preprocessing,
