@@ -9,7 +9,8 @@ import pytest
 from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms.design import design, published_knots
 from tinynet_ms.models import VARIANTS
-from tinynet_ms.profile import profile_model
+from tinynet_ms.models import TinyNetSpec
+from tinynet_ms.profile import count_spec, profile_model
 from tinynet_ms.scaling import BASE_RESOLUTION, giant_multipliers, tiny_rd
 
 BUDGETS = {"15M": 15e6, "50M": 50e6, "150M": 150e6, "300M": 300e6}
@@ -29,6 +30,17 @@ def test_tiny_rd_is_monotone_exact_at_knots_and_floored_outside():
     assert r == pytest.approx(0.475 + t * (0.68 - 0.475))
     with pytest.raises(ValueError, match="increasing"):
         tiny_rd(0.1, [(0.1, 0.5, 0.6), (0.2, 0.4, 0.7)])
+
+
+def test_table_count_equals_the_count_on_the_built_network():
+    for v in VARIANTS.values():  # the records hold the built networks' counts (test_architecture re-counts them)
+        assert (count_spec(v.spec).params, count_spec(v.spec).macs) == (v.params, v.macs)
+    # odd points, class counts and input sizes: every rounding path of the table against the hooks
+    for (r, w, d), classes, size in (((0.311, 1.47, 1.36), 10, None), ((0.96, 0.27, 0.21), 7, 65),
+                                     ((0.5, 0.8, 0.9), 1000, 97)):
+        built = profile_model("tinynet", image_size=size, num_classes=classes, r=r, w=w, d=d)
+        counted = count_spec(TinyNetSpec(r=r, w=w, d=d), classes, size)
+        assert (counted.params, counted.macs) == (built.params, built.macs), (r, w, d)
 
 
 @pytest.mark.slow

@@ -6,7 +6,9 @@
 Tiny formula: c = budget / B0's MACs; r(c) and d(c) from the published TinyNet-A…E points
 (``scaling.tiny_rd``), or from your own fitted formula (``--formula``, written by ``python -m tinynet_ms.cube fit``); then w is solved so that the *built* network's counted MACs come closest to the
 budget after channel and depth rounding. Giant formula: phi solved the same way, with d = 1.2^phi,
-w = 1.1^phi, r = 1.15^phi; r and d are kept and w is then solved as above (it stays near 1.1^phi). Every MACs number is counted on the built network (``tinynet_ms.profile``).
+w = 1.1^phi, r = 1.15^phi; r and d are kept and w is then solved as above (it stays near 1.1^phi). The solver counts
+from the architecture table (``profile.count_spec``, thousands of networks per design); the result's params and
+MACs are counted again on the built network (``profile.profile_model``) and must agree.
 The result builds with ``create_model("tinynet", r=R, w=W, d=D)``, or in a config: model: tinynet, r, w, d.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from tinynet_ms.cli import UsageError, argument_type, run_main
 from tinynet_ms.formula import Knot, read_formula
 from tinynet_ms.models import VARIANTS, TinyNetSpec
-from tinynet_ms.profile import Profile, profile_model
+from tinynet_ms.profile import Count, count_spec, profile_model
 from tinynet_ms.scaling import giant_multipliers, tiny_rd
 
 METHODS = ("tiny", "giant")
@@ -59,14 +61,9 @@ def _structure(r: float, w: float, d: float) -> tuple:
     return spec.image_size, tuple((s.repeats, s.channels) for s in spec.stages), spec.head_channels
 
 
-@lru_cache(maxsize=None)
-def _count(structure: tuple, num_classes: int, r: float, w: float, d: float) -> Profile:
-    return profile_model("tinynet", r=r, w=w, d=d, num_classes=num_classes)
-
-
-def count_macs(r: float, w: float, d: float, num_classes: int = 1000) -> Profile:
-    """Params and MACs of the built network; networks with the same structure are counted once."""
-    return _count(_structure(r, w, d), num_classes, r, w, d)
+def count_macs(r: float, w: float, d: float, num_classes: int = 1000) -> Count:
+    """Params and MACs of the network (r, w, d) builds, from the architecture table (``profile.count_spec``)."""
+    return count_spec(TinyNetSpec(r=r, w=w, d=d), num_classes)
 
 
 @lru_cache(maxsize=None)
@@ -98,40 +95,67 @@ def macs_cost(num_classes: int = 1000) -> Callable[[RWD], float]:
     return lambda rwd: count_macs(*rwd, num_classes).macs
 
 
+def per_network(cost: Callable[[RWD], float]) -> Callable[[RWD], float]:
+    """``cost`` asked once per distinct network (points that build the same network share it): a measured
+    latency is expensive and, asked twice, would differ."""
+    known: dict[tuple, float] = {}
+
+    def cached(rwd: RWD) -> float:
+        s = _structure(*rwd)
+        if s not in known:
+            known[s] = cost(rwd)
+        return known[s]
+    return cached
+
+
 def solve(budget: float, point: Callable[[float], RWD], lo: float, hi: float,
           cost: Callable[[RWD], float] | None = None, unit: str = "MACs") -> float:
     """The parameter t in [lo, hi] whose built network ``point(t) -> (r, w, d)`` has the ``cost`` (default:
     counted MACs) closest to ``budget``. The cost never decreases with t, so bisect over the distinct networks met
     along a fine grid; each network's cost is asked for once (a measured latency is expensive)."""
     cost = cost or macs_cost()
-    grid = np.linspace(lo, hi, _GRID)
-    runs: list[tuple[float, float, tuple]] = []  # (first t, last t, structure) of each distinct network
-    for t in grid:
-        try:
-            s = _structure(*point(float(t)))
-        except ValueError:  # a multiplier outside (0, 4]
-            continue
-        if runs and runs[-1][2] == s:
-            runs[-1] = (runs[-1][0], float(t), s)
-        else:
-            runs.append((float(t), float(t), s))
-    if not runs:
-        raise ValueError("no valid network in the search range")
-    known: dict[int, float] = {}
+    grid = [float(t) for t in np.linspace(lo, hi, _GRID)]
+    known: dict[tuple, float] = {}  # cost per distinct network
 
-    def at(i: int) -> float:
-        if i not in known:
-            known[i] = cost(point(runs[i][0]))
-        return known[i]
+    def structure(t: float) -> tuple | None:
+        try:
+            return _structure(*point(t))
+        except ValueError:  # a multiplier outside (0, 4]
+            return None
+
+    def cost_at(t: float, s: tuple) -> float:
+        if s not in known:
+            known[s] = cost(point(t))
+        return known[s]
 
     def show(value: float) -> str:
         return f"{value:,.0f} {unit}" if unit == "MACs" else f"{value:.3g} {unit}"
 
+    # The range's two ends first: a budget outside them is refused without walking the grid (a search tries many
+    # (r, d) points that cannot reach its budget).
+    first_valid = next(((t, s) for t in grid if (s := structure(t)) is not None), None)
+    if first_valid is None:
+        raise ValueError("no valid network in the search range")
+    last_valid = next((t, s) for t in reversed(grid) if (s := structure(t)) is not None)
+    smallest, largest = cost_at(*first_valid), cost_at(*last_valid)
+    if budget < smallest:
+        raise ValueError(f"budget {show(budget)} is below the smallest network this formula builds ({show(smallest)})")
+    if budget > largest:
+        raise ValueError(f"budget {show(budget)} is above the largest network this formula builds ({show(largest)})")
+    runs: list[tuple[float, float, tuple]] = []  # (first t, last t, structure) of each distinct network
+    for t in grid:
+        s = structure(t)
+        if s is None:
+            continue
+        if runs and runs[-1][2] == s:
+            runs[-1] = (runs[-1][0], t, s)
+        else:
+            runs.append((t, t, s))
+
+    def at(i: int) -> float:
+        return cost_at(runs[i][0], runs[i][2])
+
     first, last = 0, len(runs) - 1
-    if budget < at(first):
-        raise ValueError(f"budget {show(budget)} is below the smallest network this formula builds ({show(at(first))})")
-    if budget > at(last):
-        raise ValueError(f"budget {show(budget)} is above the largest network this formula builds ({show(at(last))})")
     bisect = False
     while last - first > 1:  # invariant: at(first) <= budget <= at(last)
         # Interpolation between the bracket's costs (few networks built: costs are smooth in t), and a bisection
@@ -178,8 +202,13 @@ def formula_rd(budget_macs: float, method: str = "tiny", knots: list[Knot] | Non
 
 def network_design(method: str, budget_macs: int, r: float, w: float, d: float, num_classes: int = 1000,
                    phi: float | None = None) -> Design:
-    """The record of the network (r, w, d) built for a budget: its structure and counted params and MACs."""
-    prof = count_macs(r, w, d, num_classes)
+    """The record of the network (r, w, d) built for a budget: its structure, and its params and MACs counted on
+    the built network (checked against the table count the solver used)."""
+    prof = profile_model("tinynet", r=r, w=w, d=d, num_classes=num_classes)
+    expected = count_macs(r, w, d, num_classes)
+    if (prof.params, prof.macs) != (expected.params, expected.macs):
+        raise RuntimeError(f"tinynet(r={r}, w={w}, d={d}): the built network has {prof.params:,} params and "
+                           f"{prof.macs:,} MACs, the table count {expected.params:,} and {expected.macs:,}")
     spec = TinyNetSpec(r=r, w=w, d=d)
     return Design(method=method, budget_macs=int(budget_macs), macs=prof.macs, error=prof.macs / budget_macs - 1,
                   r=r, w=w, d=d, image_size=spec.image_size, repeats=[s.repeats for s in spec.stages],

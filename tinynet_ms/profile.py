@@ -5,6 +5,10 @@
 MACs are counted by running one image through the network in PyNative mode with forward hooks on every
 Conv2d and Dense cell (the paper's and timm's convention: conv + fully-connected multiply-accumulates).
 Elementwise work (BN, Swish, SE gating, residual adds) is reported separately as element counts.
+
+``count_spec`` gives the same params and MACs from the architecture table without building anything (microseconds
+instead of a second): the design solver and the cube search count thousands of networks with it, and the tests hold
+it equal to the hook count.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import numpy as np
 from mindspore import nn
 
 from tinynet_ms.cli import argument_type, positive_int, run_main
-from tinynet_ms.models import create_model, known_model
+from tinynet_ms.models import TinyNetSpec, create_model, known_model
+from tinynet_ms.models.arch import STEM_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,49 @@ def profile_model(name: str, image_size: int | None = None, num_classes: int = 1
     ``image_size`` (default: its own)."""
     net = create_model(name, num_classes=num_classes, cpu_kernels=False, **model_kwargs)
     return profile_network(net, image_size or net.spec.image_size)
+
+
+@dataclass(frozen=True)
+class Count:
+    params: int
+    macs: int
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    pad = ((stride - 1) + (kernel - 1)) // 2  # the network's symmetric padding (layers.conv2d)
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def count_spec(spec: TinyNetSpec, num_classes: int = 1000, image_size: int | None = None) -> Count:
+    """Trainable params and conv + dense MACs of the classifier ``spec`` builds, from its table (what
+    ``profile_network`` counts on the built network: the tests hold the two equal)."""
+    params = macs = 0
+
+    def conv(c_in: int, c_out: int, kernel: int, size: int, stride: int = 1, groups: int = 1,
+             bias: bool = False, bn: bool = True) -> int:
+        nonlocal params, macs
+        out = _conv_out(size, kernel, stride)
+        params += c_out * (c_in // groups) * kernel * kernel + (c_out if bias else 0) + (2 * c_out if bn else 0)
+        macs += c_out * out * out * (c_in // groups) * kernel * kernel
+        return out
+
+    size = conv(3, STEM_CHANNELS, 3, image_size or spec.image_size, stride=2)
+    c_in = STEM_CHANNELS
+    for stage in spec.stages:
+        for i in range(stage.repeats):
+            mid = c_in * stage.expand
+            if stage.block == "ir":
+                conv(c_in, mid, 1, size)
+            size = conv(mid, mid, stage.kernel, size, stage.stride if i == 0 else 1, groups=mid)
+            reduced = int(c_in * stage.se_ratio)  # the SE works on pooled 1x1 maps
+            conv(mid, reduced, 1, 1, bias=True, bn=False)
+            conv(reduced, mid, 1, 1, bias=True, bn=False)
+            conv(mid, stage.channels, 1, size)
+            c_in = stage.channels
+    conv(c_in, spec.head_channels, 1, size)
+    params += spec.head_channels * num_classes + num_classes
+    macs += spec.head_channels * num_classes
+    return Count(params, macs)
 
 
 def main(argv: list[str] | None = None) -> int:
