@@ -2,6 +2,7 @@
 file it overrides), and ``--key value`` / ``--key=value`` command lines. Unknown keys are errors, never ignored.
 
     python -m src.config CONFIG [--key value ...] --get KEY     # print one resolved value (for shell scripts)
+    python -m src.config CONFIG [--key value ...] --dump        # print the whole resolved config as YAML
 """
 from __future__ import annotations
 
@@ -271,26 +272,33 @@ def load_config(config_path: str | Path | None = None, overrides: list[str] | di
     return cfg
 
 
+def config_yaml(cfg: SimpleNamespace) -> str:
+    """Every key of ``cfg`` as YAML, in the order of ``GROUPS``."""
+    return yaml.safe_dump({k: getattr(cfg, k) for k in KEYS}, sort_keys=False)
+
+
 def save_config(cfg: SimpleNamespace, path: str | Path) -> Path:
     from tinynet_ms.atomic import write_text_atomic
 
-    return write_text_atomic(path, yaml.safe_dump({k: getattr(cfg, k) for k in KEYS}, sort_keys=False))
+    return write_text_atomic(path, config_yaml(cfg))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m src.config")
+    parser = argparse.ArgumentParser(prog="python -m src.config", allow_abbrev=False)  # --d is a key, not --dump
     parser.add_argument("config_path")
-    parser.add_argument("--get", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--get", metavar="KEY", help="print this key's resolved value")
+    what.add_argument("--dump", action="store_true", help="print every key's resolved value as YAML")
     args, rest = parser.parse_known_args(argv)
     try:
         cfg = load_config(args.config_path, rest)
-        if args.get not in KEYS:
+        if args.get is not None and args.get not in KEYS:
             raise _unknown(args.get, "--get")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(getattr(cfg, args.get))
+    print(config_yaml(cfg) if args.dump else getattr(cfg, args.get), end="" if args.dump else "\n")
     return 0
 
 

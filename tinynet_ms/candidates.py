@@ -8,17 +8,25 @@ farthest, in log r / log d, from every point already taken, starting from the tw
 candidates span the region. A picked point whose solved network misses the budget by more than the tolerance, or
 needs a width outside ``W_RANGE``, is dropped for the next.
 
+The formula points are always in. Width alone cannot always bring them within the tolerance of a MACs budget: at
+small widths one channel step of an early, high-resolution stage moves the MACs by up to ~30%. Then the input
+moves by the fewest pixels (up to 10%) and d by up to 10% that let w land within it, nearest first (``nudged``);
+the table shows where the point ended up.
+
 The budget is counted MACs (``tinynet_ms.design.count_macs``, at the search's number of classes) or a measured
-latency (any ``cost(r, w, d)`` that grows with w, e.g. ``tinynet_ms.latency``).
+latency (any ``cost(r, w, d)`` that grows with w, e.g. ``tinynet_ms.latency``). Under a latency budget the formula
+points walk their formula's curve (r, d and the paper's w, all functions of c) until the measured latency meets
+the budget; the sampled points solve w as under a MACs budget.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tinynet_ms.design import W_RANGE as DESIGN_W_RANGE
-from tinynet_ms.design import RWD, design, published_knots, solve
+from tinynet_ms.design import RWD, b0_macs, count_macs, formula_rd, published_knots, solve
 from tinynet_ms.formula import Knot
 from tinynet_ms.scaling import BASE_RESOLUTION, MIN_RESOLUTION, giant_multipliers, tiny_rd
 
@@ -27,6 +35,7 @@ D_RANGE = (0.2, 1.6)  # below 0.2 every stage has one block anyway
 W_RANGE = (0.25, 1.6)  # narrower: most layers sit at the 8-channel floor; wider: the budget is spent on width alone
 _POOL = 512
 _LOG_C_RANGE = (math.log(1e-3), 0.0)  # formula points in latency searches: c from 0.1% of B0 to B0
+_NUDGE = 0.1  # the most a formula point's input size or depth moves to meet a MACs budget (relative)
 
 
 @dataclass(frozen=True)
@@ -70,23 +79,52 @@ def spread_points(c: float, taken: list[tuple[float, float]]) -> Iterator[tuple[
         yield best
 
 
-def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float, tolerance: float,
+def nudged(budget: float, r: float, d: float, cost: Callable[[RWD], float], tolerance: float) -> RWD:
+    """(r, w, d) with w solved for ``budget``; when no width lands within ``tolerance``, the nearest (r', d')
+    (input size within 10% in pixels, then d within 10%) whose solved width does, else the closest network found."""
+    size = int(BASE_RESOLUTION * r)
+    reach = max(1, int(_NUDGE * size))
+    pixels = range(-reach, reach + 1)
+    depths = (0.0, -0.05, 0.05, -_NUDGE, _NUDGE)
+    closest: tuple[float, RWD] | None = None
+    for px, dd in sorted(itertools.product(pixels, depths), key=lambda o: abs(o[0]) / size + abs(o[1])):
+        r2 = r if px == 0 else round((size + px + 0.5) / BASE_RESOLUTION, 4)  # the middle of pixel size + px
+        d2 = round(d * (1 + dd), 4) if dd else d
+        if r2 * BASE_RESOLUTION < MIN_RESOLUTION:
+            continue
+        try:
+            w = solve(budget, lambda t: (r2, t, d2), *DESIGN_W_RANGE, cost)
+        except ValueError:  # this (r', d') cannot reach the budget at any width
+            continue
+        error = abs(cost((r2, w, d2)) / budget - 1)
+        if error <= tolerance:
+            return r2, w, d2
+        if closest is None or error < closest[0]:
+            closest = (error, (r2, w, d2))
+    if closest is None:
+        raise ValueError(f"no network near r={r}, d={d} reaches the budget {budget:,.0f}")
+    return closest[1]
+
+
+def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | None, tolerance: float,
          knots: list[Knot] | None = None, num_classes: int = 1000, macs_budget: bool = True) -> list[Candidate]:
     """``count`` candidates (at least the two formula points) for ``budget`` in ``cost``'s unit. ``c``: the budget
-    as a fraction of B0's MACs (for a latency budget, estimated; it only places the sampled points)."""
+    as a fraction of B0's MACs; None (a latency budget): estimated from the tiny-formula point's counted MACs (it
+    only places the sampled points)."""
     if count < 2:
         raise ValueError(f"a search needs at least 2 candidates (the tiny and giant formula points), got {count}")
     unit = "MACs" if macs_budget else "ms"
     found: list[Candidate] = []
     for method in ("tiny", "giant"):  # always in, at the widths their budget needs (design's full range)
         if macs_budget:
-            x = design(int(budget), method, knots, num_classes)
-            r, w, d = x.r, x.w, x.d
-        else:  # walk the formula's curve to the budget, keep its r and d, then solve w as for the samples
+            r, d, _ = formula_rd(int(budget), method, knots, num_classes)
+            r, w, d = nudged(budget, r, d, cost, tolerance)
+        else:  # walk the formula's curve (r, w, d all from c) until the measured cost meets the budget
             curve = _formula_curve(method, knots)
-            r, _, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
-            w = solve(budget, lambda t: (r, t, d), *DESIGN_W_RANGE, cost, unit)
+            r, w, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
         found.append(Candidate(method, r, w, d, cost((r, w, d))))
+    if c is None:
+        c = count_macs(found[0].r, found[0].w, found[0].d, num_classes).macs / b0_macs(num_classes)
     taken = [(x.r, x.d) for x in found]
     for r, d in spread_points(c, taken):
         if len(found) == count:

@@ -1,5 +1,9 @@
-"""Wall-clock timing shared by the benchmarks, the INT8 report and (to come) latency-budget searches: medians of
-repeated calls, and the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs."""
+"""Wall-clock timing shared by the benchmarks, the INT8 report and latency-budget cube searches: medians of
+repeated calls, the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs, and the batch-1
+latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harness runs its ONNX export.
+
+Latency-budget searches count on a quiet machine: a figure measured while other work shares the cores says little.
+"""
 from __future__ import annotations
 
 import re
@@ -10,6 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+RWD = tuple[float, float, float]
+LATENCY_TARGETS = ("mindspore", "harness")
 
 _HARNESS_REPORT = re.compile(r"average time: ([0-9.]+) ms")
 
@@ -51,3 +58,37 @@ def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: 
         raise RuntimeError(f"{harness} failed on {model}: {(done.stderr or done.stdout).strip()[-400:]}")
     report = (work / "time_Result" / "test_perform_static.txt").read_text()
     return float(_HARNESS_REPORT.search(report)[1]) / 1000
+
+
+def _random_input(image_size: int, batch: int = 1) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size)).astype(np.float32)
+
+
+def mindspore_ms(rwd: RWD, num_classes: int, runs: int) -> float:
+    """Median batch-1 milliseconds of ``tinynet(r, w, d)`` as eval.py runs it: BatchNorm folded, the CPU kernels
+    where MindSpore's device is the CPU, in the current execution mode (graph mode, as eval.py); random weights,
+    which take the time trained ones do."""
+    import mindspore as ms
+
+    from tinynet_ms.models import create_model
+    from tinynet_ms.models.fold import fold_batchnorm
+
+    r, w, d = rwd
+    net = create_model("tinynet", r=r, w=w, d=d, num_classes=num_classes)
+    net.set_train(False)
+    net = fold_batchnorm(net)
+    x = ms.Tensor(_random_input(net.spec.image_size))
+    return median_ms(lambda: net(x).asnumpy(), runs, warmup=3)  # the first call compiles the graph
+
+
+def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path) -> float:
+    """Mean batch-1 milliseconds the C++ harness (OpenVINO backend) reports for the ONNX export of
+    ``tinynet(r, w, d)``, over ``runs`` inferences (files in ``work``)."""
+    from tinynet_ms.export import export_network
+    from tinynet_ms.models import create_model
+
+    r, w, d = rwd
+    net = create_model("tinynet", r=r, w=w, d=d, num_classes=num_classes, cpu_kernels=False)
+    size = net.spec.image_size
+    model = export_network(net, work / "latency", "ONNX", 1, size)
+    return 1000 * harness_seconds(harness, model, _random_input(size), runs, work, "openvino")

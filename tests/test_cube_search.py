@@ -1,0 +1,206 @@
+"""python -m tinynet_ms.cube search: candidates trained through train.py, resumable, with its table, plot and best
+config; latency budgets measured and re-measurable."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, SCRIPT_ENV
+from tinynet_ms.candidates import nudged
+from tinynet_ms.cli import UsageError
+from tinynet_ms.design import count_macs, formula_rd, macs_cost
+from tinynet_ms.search import (SEARCH_FILE, Search, best_entry, check_overrides, lock, read_result, run_search,
+                               table)
+
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+
+
+def test_formula_points_are_nudged_onto_a_macs_budget_that_width_alone_misses():
+    # 14.86M MACs, 10 classes, giant formula: its (r, d) builds 13.47M or 17.28M (the first stage's 8 -> 16
+    # channels), nothing between; moving the input a few pixels lets w land within 2%
+    budget = 14_861_822
+    r, d, _ = formula_rd(budget, "giant", None, 10)
+    cost = macs_cost(10)
+    r2, w2, d2 = nudged(budget, r, d, cost, 0.02)
+    assert abs(count_macs(r2, w2, d2, 10).macs / budget - 1) <= 0.02
+    assert abs(int(224 * r2) - int(224 * r)) <= 0.1 * int(224 * r) and abs(d2 / d - 1) <= 0.1 + 1e-9
+    on_budget = formula_rd(24_356_848, "tiny", None, 1000)  # TinyNet-E's own budget: nothing moves
+    assert nudged(24_356_848, *on_budget[:2], macs_cost(1000), 0.02)[::2] == on_budget[:2]
+
+
+def _metrics(run_dir: Path, records: list[dict]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run_dir
+
+
+def test_a_candidates_result_is_its_best_epoch_as_the_trainer_chose_it(tmp_path):
+    run = _metrics(tmp_path / "a", [
+        {"epoch": 1, "epoch_seconds": 10.0, "val_top1": 0.3, "val_top5": 0.8, "val_top1_ema": 0.2,
+         "val_top5_ema": 0.7, "best_top1": 0.3, "best_epoch": 1},
+        {"epoch": 2, "epoch_seconds": 12.5, "val_top1": 0.4, "val_top5": 0.85, "val_top1_ema": 0.5,
+         "val_top5_ema": 0.9, "best_top1": 0.5, "best_epoch": 2},
+        {"epoch": 3, "epoch_seconds": 11.0, "val_top1": 0.45, "val_top5": 0.95, "val_top1_ema": 0.45,
+         "val_top5_ema": 0.9, "best_top1": 0.5, "best_epoch": 2}])
+    assert read_result(run, 3) == {"top1": 0.5, "top5": 0.9, "best_epoch": 2, "weights": "ema",
+                                   "train_seconds": 33.5}
+    with pytest.raises(ValueError, match="did not finish its 4 epochs"):
+        read_result(run, 4)
+
+
+def test_best_and_table_of_a_latency_search():
+    record = {"budget_ms": 5.0, "candidates": [
+        {"index": i, "source": s, "r": 0.5, "w": 0.5, "d": 0.5, "image_size": 112, "repeats": [1] * 7,
+         "channels": [8] * 7, "params": 1000, "macs": 1e6, "latency_ms": ms, "top1": top1, "top5": 0.9,
+         "train_seconds": 3.0, "best_epoch": 1}
+        for i, s, ms, top1 in ((1, "tiny", 5.3, 0.6), (2, "giant", 4.9, 0.6), (3, "sample", 5.0, None))]}
+    record["candidates"][2]["failed"] = "train exit code 1"
+    assert best_entry(record)["index"] == 2  # a tie: nearest the budget
+    lines = table(record).splitlines()
+    assert "latency ms" in lines[0] and lines[3].startswith("| 2 * | giant") and "| failed |" in lines[4]
+
+
+def test_keys_the_search_sets_cannot_be_overridden_and_directories_are_locked(tmp_path):
+    check_overrides(["--lr", "0.01", "--batch_size=8"])
+    for key in ("--image_size", "--r=0.5", "--epochs", "--output_dir"):
+        with pytest.raises(UsageError, match=f"{key.partition('=')[0]} cannot be given to a cube search"):
+            check_overrides([key, "1"])
+    fd = lock(tmp_path)
+    try:
+        with pytest.raises(UsageError, match="in use by another cube search"):
+            lock(tmp_path)
+    finally:
+        os.close(fd)
+    os.close(lock(tmp_path))  # free again once released
+
+
+def test_a_directory_holding_another_search_is_refused(tmp_path, demo_data):
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=2, device_num=1,
+                    num_classes=4, budget_macs=5_000_000, out=tmp_path)
+    other = {**search.identity(), "budget_macs": 6_000_000}
+    (tmp_path / SEARCH_FILE).write_text(json.dumps({"format": "tinynet_ms.cube/1", "budget_macs": 6_000_000,
+                                                    "search": other, "candidates": []}))
+    with pytest.raises(UsageError, match="budget_macs: 6000000 there, 5000000 now"):
+        run_search(search)
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--samples", "3"], "give the budget as --macs M or as --latency_ms L"),
+    (["--macs", "5M", "--image_size", "64"], "--image_size cannot be given to a cube search"),
+    (["--macs", "5M", "--lrr", "1"], "unknown config key 'lrr'"),
+    (["--macs", "5M", "--latency_target", "harness"], "--latency_target goes with --latency_ms"),
+    (["--macs", "5G"], "above EfficientNet-B0"),
+])
+def test_bad_arguments_are_one_line(demo_data, tmp_path, args, expect):
+    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), "--out",
+                          str(tmp_path / "s"), "--config", str(DEMO_CONFIG), *args], cwd=ROOT, env=SCRIPT_ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert expect in run.stderr.strip().splitlines()[-1]
+
+
+def _search_cmd(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "tinynet_ms.cube", "search", str(data), "--macs", "5M", "--samples", "4",
+            "--epochs", "1", "--config", str(DEMO_CONFIG), "--out", str(out), "--batch_size", "8",
+            "--num_parallel_workers", "1", "--ema_decay", "0"]
+
+
+@pytest.mark.slow
+def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_runs(tmp_path):
+    from tinynet_ms.data.demo import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "data", num_classes=4, train_per_class=8, val_per_class=4)
+    out = tmp_path / "search"
+    first = subprocess.Popen(_search_cmd(data, out), cwd=ROOT, env=SCRIPT_ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in first.stdout:  # stop the search while its third candidate trains
+        seen.append(line)
+        if line.startswith("candidate 3/4") and "training" in line:
+            break
+    log = out / "candidates" / "03_sample" / "logs" / "search.log"
+    deadline = time.time() + 120
+    while "training tinynet" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM, err
+    assert "run the same command again to continue" in err
+    record = json.loads((out / SEARCH_FILE).read_text())
+    assert [c.get("top1") is not None for c in record["candidates"]] == [True, True, False, False]
+    done_metrics = {i: (out / record["candidates"][i]["run_dir"] / "metrics.jsonl").read_bytes() for i in (0, 1)}
+
+    again = subprocess.run(_search_cmd(data, out), cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True,
+                           timeout=1200)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = [ln for ln in again.stdout.splitlines() if ln.startswith("candidate ")]
+    assert ["done before" in ln for ln in lines] == [True, True, False, False], again.stdout
+    assert all("training" in ln for ln in lines[2:])
+    for i, text in done_metrics.items():  # the finished candidates were not touched
+        assert (out / record["candidates"][i]["run_dir"] / "metrics.jsonl").read_bytes() == text
+
+    record = json.loads((out / SEARCH_FILE).read_text())
+    candidates = record["candidates"]
+    assert [c["source"] for c in candidates][:2] == ["tiny", "giant"] and len(candidates) == 4
+    for c in candidates:
+        assert abs(c["macs"] / 5e6 - 1) <= 0.02 and 0 <= c["top1"] <= 1 and c["best_epoch"] == 1
+        assert c["macs"] == count_macs(c["r"], c["w"], c["d"], 4).macs and c["train_seconds"] > 0
+        assert c["image_size"] == int(224 * c["r"])
+    assert (out / "cube.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| source | r | w | d | input |" in (out / "cube.md").read_text()
+
+    best = best_entry(record)
+    config = out / "best.yaml"
+    values = yaml.safe_load(config.read_text())
+    assert (values["model"], values["r"], values["w"], values["d"]) == ("tinynet", best["r"], best["w"], best["d"])
+    assert values["epochs"] == 20 and values["batch_size"] == 8  # the config's own epochs, the user's overrides
+
+    def zoo(script, *extra):
+        run = subprocess.run([sys.executable, str(ROOT / script), "--config_path", str(config), *extra], cwd=ROOT,
+                             env=SCRIPT_ENV, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout + run.stderr
+
+    scored = zoo("eval.py", "--result_file", str(tmp_path / "eval.json"))  # the search's weights of the best
+    assert "top1:" in scored
+    assert json.loads((tmp_path / "eval.json").read_text())["top1"] == pytest.approx(best["top1"], abs=1 / 16)
+    assert "max abs diff" in zoo("export.py", "--file_name", str(tmp_path / "best"), "--file_format", "ONNX")
+    zoo("train.py", "--epochs", "1", "--output_dir", str(tmp_path / "retrain"))
+    assert (tmp_path / "retrain" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["mindspore", "harness"])
+def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path, demo_data, target):
+    import mindspore as ms
+
+    from tinynet_ms import latency
+    from tinynet_ms.search import build_harness, plan_search
+
+    if target == "harness" and not os.environ.get("TINYNET_REQUIRE_HARNESS"):
+        try:
+            build_harness()
+        except RuntimeError as exc:
+            pytest.skip(str(exc))
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=3, device_num=1,
+                    num_classes=4, budget_ms=None, latency_target=target, latency_runs=30, out=tmp_path)
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    smallest = latency.mindspore_ms((0.2, 0.25, 0.2), 4, 30) if target == "mindspore" else \
+        latency.harness_ms((0.2, 0.25, 0.2), 4, 30, build_harness(), tmp_path / "m")
+    search.budget_ms = round(2.0 * smallest, 2)  # a budget every sampled (r, d) can reach
+    entries = plan_search(search)
+    assert [e["source"] for e in entries] == ["tiny", "giant", "sample"]
+    for e in entries:
+        rwd = (e["r"], e["w"], e["d"])
+        again = latency.mindspore_ms(rwd, 4, 30) if target == "mindspore" else \
+            latency.harness_ms(rwd, 4, 30, build_harness(), tmp_path / "again")
+        assert abs(again / e["latency_ms"] - 1) <= 0.10, (e, again)
+        assert e["macs"] == count_macs(*rwd, 4).macs  # both reported
+    assert abs(entries[2]["latency_ms"] / search.budget_ms - 1) <= 0.05 + 1e-9

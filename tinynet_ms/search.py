@@ -1,0 +1,405 @@
+"""The cube search: for one budget, plan candidate networks (``tinynet_ms.candidates``), train and evaluate each
+with the model zoo's own training (``train.py``, or ``scripts/run_distribute_train.sh`` for data parallel), record
+everything in ``OUT/cube.json`` as it goes, and report the table, a plot and the best network as a config.
+
+    python -m tinynet_ms.cube search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
+                                          [--out DIR] [--key value ...]
+
+Resumable: ``cube.json`` holds the plan and every finished candidate; a re-run with the same arguments reads
+those back and trains the rest, an interrupted candidate resuming from its last epoch (``--resume auto``). A lock
+on ``OUT`` (held by the search and the training it runs) keeps two searches from writing one directory.
+
+The training is the model zoo's (a checkout's ``train.py`` and ``scripts/``), run as a separate process per
+candidate: the library does not import the application layer, it runs it the way a user does.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tinynet_ms.atomic import atomic_path, write_text_atomic
+from tinynet_ms.candidates import Candidate, plan
+from tinynet_ms.cli import UsageError
+from tinynet_ms.design import RWD, b0_macs, macs_cost, network_design, per_network
+from tinynet_ms.formula import read_record
+
+SEARCH_FORMAT = "tinynet_ms.cube/1"
+SEARCH_FILE = "cube.json"
+MACS_TOLERANCE = 0.02  # every candidate's counted MACs within 2% of a MACs budget
+LATENCY_TOLERANCE = 0.05  # measured latency: noisier than counting, so a looser band
+# Keys the search sets for every candidate (the rest of the config and the user's overrides pass through).
+SEARCH_KEYS = {"model": "the search trains model: tinynet", "r": "the search sets r", "w": "the search sets w",
+               "d": "the search sets d", "image_size": "each candidate trains at its own resolution (its r)",
+               "output_dir": "each candidate writes to OUT/candidates/...", "resume": "the search resumes candidates",
+               "overwrite": "the search manages its candidates' directories", "data_path": "give DATA",
+               "epochs": "use the search's own --epochs", "config_path": "use --config"}
+
+
+def zoo_root() -> Path:
+    """The model-zoo checkout this library sits in (``train.py`` and ``scripts/`` beside ``tinynet_ms/``)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "train.py").is_file() or not (root / "scripts" / "run_distribute_train.sh").is_file():
+        raise FileNotFoundError(f"the cube search trains with the model zoo's train.py and scripts/, which are not "
+                                f"beside {Path(__file__).parent}: run it from a checkout of tinynet_ms")
+    return root
+
+
+@dataclass
+class Search:
+    """What a search is: a re-run must ask for the same to continue it (``identity``)."""
+
+    data: str
+    config: str
+    overrides: list[str]
+    epochs: int
+    samples: int
+    device_num: int
+    num_classes: int
+    budget_macs: int | None = None
+    budget_ms: float | None = None
+    latency_target: str | None = None
+    latency_runs: int = 50
+    out: Path = field(default=Path("cube_search"), compare=False)
+    device_target: str = field(default="CPU", compare=False)  # the resolved config's
+
+    @property
+    def budget(self) -> float:
+        return float(self.budget_macs if self.budget_macs is not None else self.budget_ms)
+
+    @property
+    def unit(self) -> str:
+        return "MACs" if self.budget_macs is not None else "ms"
+
+    def identity(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("out", "device_target")}
+
+
+def show_budget(search: Search) -> str:
+    if search.budget_macs is not None:
+        return f"{search.budget_macs / 1e6:g}M MACs"
+    return f"{search.budget_ms:g} ms batch-1 latency ({search.latency_target})"
+
+
+# -- config ---------------------------------------------------------------------------------------------------
+def resolved_config(config: str, overrides: Sequence[str]) -> dict:
+    """The config with ``overrides`` as train.py resolves it (``python -m src.config --dump``): also the check
+    that every override is a known key with a valid value, before anything trains."""
+    done = subprocess.run([sys.executable, "-m", "src.config", config, *overrides, "--dump"], cwd=zoo_root(),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError((done.stderr.strip().splitlines() or ["invalid config"])[-1].removeprefix("error: "))
+    return yaml.safe_load(done.stdout)
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """The user's ``--key value`` pass through to every candidate, except the keys the search sets."""
+    for arg in overrides:
+        name = arg[2:].partition("=")[0] if arg.startswith("--") else ""
+        if name in SEARCH_KEYS:
+            raise UsageError(f"--{name} cannot be given to a cube search: {SEARCH_KEYS[name]}")
+
+
+def candidate_overrides(search: Search, rwd: RWD, run_dir: Path) -> list[str]:
+    r, w, d = rwd
+    return [*search.overrides, "--num_classes", str(search.num_classes), "--model", "tinynet", "--r", f"{r:g}",
+            "--w", f"{w:g}", "--d", f"{d:g}", "--image_size", "0", "--epochs", str(search.epochs),
+            "--output_dir", str(run_dir)]
+
+
+# -- the record -----------------------------------------------------------------------------------------------
+def read_search(out: Path) -> dict | None:
+    path = out / SEARCH_FILE
+    return read_record(path, SEARCH_FORMAT, "python -m tinynet_ms.cube search") if path.exists() else None
+
+
+def write_search(out: Path, record: dict) -> None:
+    with atomic_path(out / SEARCH_FILE) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def new_record(search: Search, candidates: list[dict]) -> dict:
+    record = {"format": SEARCH_FORMAT, "search": search.identity(), "candidates": candidates}
+    if search.budget_macs is not None:
+        record["budget_macs"] = search.budget_macs
+    else:
+        record["budget_ms"] = search.budget_ms
+    return record
+
+
+def describe(index: int, c: Candidate, search: Search) -> dict:
+    """A planned candidate: its point, structure and counts (on the built network), and where it trains."""
+    x = network_design(c.source, search.budget_macs or int(c.cost), c.r, c.w, c.d, search.num_classes)
+    entry = {"index": index, "source": c.source, "r": c.r, "w": c.w, "d": c.d, "image_size": x.image_size,
+             "repeats": x.repeats, "channels": x.channels, "params": x.params, "macs": x.macs,
+             "run_dir": f"candidates/{index:02d}_{c.source}"}
+    if search.budget_ms is not None:
+        entry["latency_ms"] = round(c.cost, 3)
+    return entry
+
+
+def differences(saved: dict, wanted: dict) -> list[str]:
+    return [f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in wanted if saved.get(k) != wanted[k]]
+
+
+# -- planning -------------------------------------------------------------------------------------------------
+def latency_cost(search: Search, work: Path) -> Callable[[RWD], float]:
+    from tinynet_ms import latency
+
+    if search.latency_target == "mindspore":
+        return lambda rwd: latency.mindspore_ms(rwd, search.num_classes, search.latency_runs)
+    harness = build_harness()
+    work.mkdir(parents=True, exist_ok=True)
+    return lambda rwd: latency.harness_ms(rwd, search.num_classes, search.latency_runs, harness, work)
+
+
+def build_harness() -> Path:
+    """The C++ harness (``ascend310_infer/build.sh``), built once; its binary."""
+    root = zoo_root()
+    done = subprocess.run(["bash", str(root / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
+    binary = root / "ascend310_infer" / "out" / "main"
+    if done.returncode != 0 or not binary.is_file():
+        raise RuntimeError("the C++ harness did not build (needs cmake, g++, libopencv-dev and the openvino wheel): "
+                           + (done.stderr or done.stdout).strip()[-300:])
+    return binary
+
+
+def plan_search(search: Search) -> list[dict]:
+    if search.budget_macs is not None:
+        cost, c, tolerance = macs_cost(search.num_classes), search.budget_macs / b0_macs(search.num_classes), \
+            MACS_TOLERANCE
+    else:
+        import mindspore as ms
+
+        ms.set_device(search.device_target)  # latency on the device the config trains on (CPU here)
+        ms.set_context(mode=ms.GRAPH_MODE)  # eval.py's mode
+        cost, c, tolerance = latency_cost(search, search.out / "latency"), None, LATENCY_TOLERANCE
+    cost = per_network(cost)  # each distinct network measured (or counted) once
+    try:
+        found = plan(search.samples, search.budget, cost, c, tolerance, num_classes=search.num_classes,
+                     macs_budget=search.budget_macs is not None)
+    except ValueError as exc:  # a budget out of reach, or more samples than fit: the arguments' fault
+        raise UsageError(str(exc)) from None
+    return [describe(i + 1, x, search) for i, x in enumerate(found)]
+
+
+# -- training -------------------------------------------------------------------------------------------------
+class Stopped(Exception):
+    """The search was asked to stop (SIGINT/SIGTERM/SIGHUP); the training it ran has been stopped too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_candidate(search: Search, entry: dict, lock_fd: int) -> int:
+    """Train one candidate to the end in its own process group (its log in ``run_dir/logs/search.log``); a stop
+    signal to the search is passed on to the whole group. The exit code."""
+    root, run_dir = zoo_root(), search.out / entry["run_dir"]
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    overrides = candidate_overrides(search, (entry["r"], entry["w"], entry["d"]), run_dir)
+    if search.device_num > 1:
+        cmd = ["bash", str(root / "scripts" / "run_distribute_train.sh"), search.data, search.config,
+               str(search.device_num), *overrides]
+    else:
+        cmd = [sys.executable, str(root / "train.py"), "--config_path", search.config, "--data_path", search.data,
+               *overrides]
+    # resume auto continues an interrupted candidate; overwrite true clears what a kill during its first epoch left
+    cmd += ["--resume", "auto", "--overwrite", "true"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(run_dir / "logs" / "search.log", "ab") as console:
+        # the lock fd goes with it: while this training lives, no other search takes the directory
+        child = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+                                 pass_fds=(lock_fd,), env=env)
+        stop: list[int] = []
+
+        def forward(signum: int, _frame) -> None:
+            stop.append(signum)
+            try:
+                os.killpg(child.pid, signal.SIGTERM)  # the launcher and train.py stop their ranks and workers
+            except ProcessLookupError:
+                pass
+
+        handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            code = child.wait()
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+    if stop:
+        raise Stopped(stop[0])
+    return code
+
+
+def read_result(run_dir: Path, epochs: int) -> dict:
+    """A finished candidate's scores from its ``metrics.jsonl``: the best epoch's top-1 (model or EMA weights, as
+    the trainer chose ``best.ckpt``) and that evaluation's top-5; training seconds summed over the epochs."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    if not records or records[-1].get("epoch") != epochs:
+        raise ValueError(f"{run_dir / 'metrics.jsonl'}: the run did not finish its {epochs} epochs")
+    best_epoch = records[-1].get("best_epoch") or 0
+    at = next((r for r in records if r["epoch"] == best_epoch), None)
+    if at is None:  # no finite evaluation at all
+        return {"top1": 0.0, "top5": 0.0, "best_epoch": None, "weights": None,
+                "train_seconds": sum(r.get("epoch_seconds") or 0.0 for r in records)}
+    ema = (at.get("val_top1_ema") or -1.0) > (at.get("val_top1") or -1.0)
+    return {"top1": at["val_top1_ema" if ema else "val_top1"], "top5": at["val_top5_ema" if ema else "val_top5"],
+            "best_epoch": best_epoch, "weights": "ema" if ema else "model",
+            "train_seconds": round(sum(r.get("epoch_seconds") or 0.0 for r in records), 1)}
+
+
+def train_all(search: Search, record: dict, lock_fd: int) -> None:
+    entries = record["candidates"]
+    for entry in entries:
+        where = f"candidate {entry['index']}/{len(entries)} ({entry['source']} r={entry['r']:g} w={entry['w']:g} " \
+                f"d={entry['d']:g}, {entry['image_size']} px, {entry['macs'] / 1e6:.2f}M MACs" + \
+                (f", {entry['latency_ms']:.2f} ms" if "latency_ms" in entry else "") + ")"
+        if entry.get("top1") is not None:
+            print(f"{where}: done before, top-1 {entry['top1']:.4f} (read back from {SEARCH_FILE})", flush=True)
+            continue
+        run_dir = search.out / entry["run_dir"]
+        print(f"{where}: training {search.epochs} epoch(s) in {run_dir} (log: {run_dir / 'logs'})", flush=True)
+        start = time.time()
+        code = run_candidate(search, entry, lock_fd)
+        entry.pop("failed", None)
+        if code == 0:
+            entry.update(read_result(run_dir, search.epochs), wall_seconds=round(time.time() - start, 1))
+            print(f"  top-1 {entry['top1']:.4f} top-5 {entry['top5']:.4f} (epoch {entry['best_epoch']}) in "
+                  f"{entry['wall_seconds']:.0f} s", flush=True)
+        else:  # a failed candidate (e.g. diverged) is recorded and the search goes on; a re-run retries it
+            entry["failed"] = f"train exit code {code}: see {run_dir / 'logs'}"
+            print(f"  failed ({entry['failed']})", file=sys.stderr, flush=True)
+        write_search(search.out, record)
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+def best_entry(record: dict) -> dict | None:
+    """Highest top-1; a tie goes to the candidate nearest the budget."""
+    done = [c for c in record["candidates"] if c.get("top1") is not None]
+    if not done:
+        return None
+    budget, key = (record["budget_macs"], "macs") if "budget_macs" in record else (record["budget_ms"], "latency_ms")
+    return max(done, key=lambda c: (c["top1"], -abs(c[key] - budget)))
+
+
+def table(record: dict) -> str:
+    latency = "budget_ms" in record
+    best = best_entry(record)
+    head = ["#", "source", "r", "w", "d", "input", "repeats", "channels", "params", "MACs"] + \
+        (["latency ms"] if latency else []) + ["top-1", "top-5", "train s", "best epoch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in record["candidates"]:
+        scored = c.get("top1") is not None
+        row = [f"{c['index']}{' *' if c is best else ''}", c["source"], f"{c['r']:g}", f"{c['w']:g}", f"{c['d']:g}",
+               str(c["image_size"]), ",".join(map(str, c["repeats"])), ",".join(map(str, c["channels"])),
+               f"{c['params']:,}", f"{c['macs'] / 1e6:.2f}M"] + ([f"{c['latency_ms']:.2f}"] if latency else [])
+        if scored:
+            row += [f"{c['top1']:.4f}", f"{c['top5']:.4f}", f"{c['train_seconds']:.0f}", str(c["best_epoch"])]
+        else:
+            row += ["failed" if c.get("failed") else "-", "-", "-", "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def plot(record: dict, png: Path) -> Path:
+    """Top-1 against r, d and w (one panel each): which dimension matters, as the paper shows it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [c for c in record["candidates"] if c.get("top1") is not None]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    markers = {"tiny": ("o", "tiny formula"), "giant": ("s", "inverse giant formula"), "sample": ("^", "sampled")}
+    for ax, key, label in zip(axes, ("r", "d", "w"), ("resolution r", "depth d", "width w")):
+        for source, (marker, name) in markers.items():
+            points = [c for c in done if c["source"] == source]
+            ax.plot([c[key] for c in points], [c["top1"] for c in points], marker, ls="", ms=7, label=name)
+        for c in done:
+            ax.annotate(str(c["index"]), (c[key], c["top1"]), textcoords="offset points", xytext=(5, 3))
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("top-1")
+    axes[0].legend(fontsize=8)
+    budget = f"{record['budget_macs'] / 1e6:g}M MACs" if "budget_macs" in record else f"{record['budget_ms']:g} ms"
+    fig.suptitle(f"cube search at {budget}: top-1 of each candidate against r, d and w")
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return png
+
+
+def write_best_config(search: Search, best: dict, path: Path) -> Path:
+    """The best network as a config train.py / eval.py / export.py take unchanged: the search's config and
+    overrides resolved, the network's r/w/d, its trained weights as ``checkpoint_path`` (eval, export), the config's
+    own epochs (the search trained only ``--epochs``)."""
+    run_dir = search.out / best["run_dir"]
+    overrides = candidate_overrides(search, (best["r"], best["w"], best["d"]), search.out / "best")
+    overrides += ["--epochs", str(resolved_config(search.config, search.overrides)["epochs"]), "--data_path",
+                  search.data, "--checkpoint_path", str(run_dir / "checkpoints" / "best.ckpt")]
+    values = resolved_config(search.config, overrides)
+    header = (f"# Best of the cube search in {search.out} ({show_budget(search)}): candidate {best['index']} "
+              f"({best['source']}), top-1 {best['top1']:.4f} after {search.epochs} epoch(s) of search training.\n"
+              f"# Train it fully: python train.py --config_path {path}; checkpoint_path (eval.py, export.py) is "
+              f"the search's weights of it.\n")
+    return write_text_atomic(path, header + yaml.safe_dump(values, sort_keys=False))
+
+
+def report(search: Search, record: dict) -> None:
+    text = table(record)
+    write_text_atomic(search.out / "cube.md", f"cube search at {show_budget(search)}, {search.epochs} epoch(s) "
+                                              f"per candidate ({search.config}; {search.data})\n\n{text}\n")
+    print(text)
+    best = best_entry(record)
+    if best is None:
+        print("no candidate finished training: nothing to plot or recommend", file=sys.stderr)
+        return
+    print(f"wrote {search.out / SEARCH_FILE}, {search.out / 'cube.md'}, {plot(record, search.out / 'cube.png')}, "
+          f"{write_best_config(search, best, search.out / 'best.yaml')} (candidate {best['index']}, "
+          f"{best['source']}: r={best['r']:g} w={best['w']:g} d={best['d']:g})")
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+def lock(out: Path) -> int:
+    """An exclusive lock on ``OUT`` (its fd), or a UsageError when another search or its training holds it."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".search.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"{out} is in use by another cube search (or the training it started is still "
+                         f"running): wait for it, or stop it first") from None
+    return fd
+
+
+def run_search(search: Search) -> dict:
+    if not (Path(search.data) / "train").is_dir() or not (Path(search.data) / "val").is_dir():
+        raise FileNotFoundError(f"{search.data}: expected DATA/train/<class>/* and DATA/val/<class>/*")
+    fd = lock(search.out)
+    try:
+        record = read_search(search.out)
+        if record is None:
+            print(f"planning {search.samples} candidates for {show_budget(search)} ...", flush=True)
+            record = new_record(search, plan_search(search))
+            write_search(search.out, record)
+        else:
+            changed = differences(record.get("search", {}), search.identity())
+            if changed:
+                raise UsageError(f"{search.out / SEARCH_FILE} is another search ({'; '.join(changed)}): give the "
+                                 f"same arguments to continue it, or another --out")
+            print(f"continuing the search in {search.out}", flush=True)
+        train_all(search, record, fd)
+        report(search, record)
+        return record
+    finally:
+        os.close(fd)
