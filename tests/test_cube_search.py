@@ -204,3 +204,32 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
         assert abs(again / e["latency_ms"] - 1) <= 0.10, (e, again)
         assert e["macs"] == count_macs(*rwd, 4).macs  # both reported
     assert abs(entries[2]["latency_ms"] / search.budget_ms - 1) <= 0.05 + 1e-9
+
+
+def test_candidates_train_through_train_py_or_msrun_with_resume_and_the_lock(tmp_path, monkeypatch):
+    import tinynet_ms.search as search_module
+
+    launched = []
+
+    class FakeTraining:  # what run_candidate starts, without training
+        def __init__(self, cmd, **kwargs):
+            launched.append((cmd, kwargs))
+            self.pid = os.getpid()
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(search_module.subprocess, "Popen", FakeTraining)
+    entry = {"index": 3, "source": "sample", "r": 0.3, "w": 0.5, "d": 0.7, "run_dir": "candidates/03_sample"}
+    for devices in (1, 2):
+        search = Search(data="/d", config="/c.yaml", overrides=["--lr", "0.01"], epochs=2, samples=4,
+                        device_num=devices, num_classes=7, budget_macs=5_000_000, out=tmp_path)
+        assert search_module.run_candidate(search, entry, lock_fd=99) == 0
+    (single, single_kw), (multi, _) = launched
+    assert single[1:4] == [str(ROOT / "train.py"), "--config_path", "/c.yaml"]
+    assert multi[:5] == ["bash", str(ROOT / "scripts" / "run_distribute_train.sh"), "/d", "/c.yaml", "2"]
+    for cmd in (single, multi):
+        text = " ".join(cmd)
+        assert "--lr 0.01 --num_classes 7 --model tinynet --r 0.3 --w 0.5 --d 0.7 --image_size 0 --epochs 2" in text
+        assert text.endswith(f"--output_dir {tmp_path / 'candidates' / '03_sample'} --resume auto --overwrite true")
+    assert single_kw["pass_fds"] == (99,) and single_kw["start_new_session"]
