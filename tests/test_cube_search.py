@@ -233,3 +233,14 @@ def test_candidates_train_through_train_py_or_msrun_with_resume_and_the_lock(tmp
         assert "--lr 0.01 --num_classes 7 --model tinynet --r 0.3 --w 0.5 --d 0.7 --image_size 0 --epochs 2" in text
         assert text.endswith(f"--output_dir {tmp_path / 'candidates' / '03_sample'} --resume auto --overwrite true")
     assert single_kw["pass_fds"] == (99,) and single_kw["start_new_session"]
+
+
+@pytest.mark.slow
+def test_a_config_every_candidate_would_refuse_stops_the_search_at_once(tmp_path, demo_data):
+    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), "--macs", "5M",
+                          "--samples", "2", "--epochs", "1", "--out", str(tmp_path / "s"), "--device_target", "GPU"],
+                         cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: candidate 1: device_target GPU is not available") and "pass --device_target CPU" in last
+    assert "candidate 2/2" not in run.stdout  # not tried: it would fail the same way

@@ -29,7 +29,7 @@ import yaml
 
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.candidates import Candidate, plan
-from tinynet_ms.cli import UsageError
+from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.design import RWD, b0_macs, macs_cost, network_design, per_network
 from tinynet_ms.formula import read_record
 
@@ -257,6 +257,12 @@ def read_result(run_dir: Path, epochs: int) -> dict:
             "train_seconds": round(sum(r.get("epoch_seconds") or 0.0 for r in records), 1)}
 
 
+def last_error(log_file: Path) -> str:
+    """The last ``error: ...`` line a training printed (every entry point's one-line failure)."""
+    lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.startswith("error: ")]
+    return lines[-1].removeprefix("error: ") if lines else "the training refused its arguments"
+
+
 def train_all(search: Search, record: dict, lock_fd: int) -> None:
     entries = record["candidates"]
     for entry in entries:
@@ -271,6 +277,9 @@ def train_all(search: Search, record: dict, lock_fd: int) -> None:
         start = time.time()
         code = run_candidate(search, entry, lock_fd)
         entry.pop("failed", None)
+        if code == EXIT_USAGE:  # the config itself is refused (e.g. a device this machine lacks): so would every one
+            raise UsageError(f"candidate {entry['index']}: {last_error(run_dir / 'logs' / 'search.log')} "
+                             f"(log: {run_dir / 'logs'})")
         if code == 0:
             entry.update(read_result(run_dir, search.epochs), wall_seconds=round(time.time() - start, 1))
             print(f"  top-1 {entry['top1']:.4f} top-5 {entry['top5']:.4f} (epoch {entry['best_epoch']}) in "
