@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -65,12 +65,12 @@ class Search:
     samples: int
     device_num: int
     num_classes: int
+    out: Path  # where it writes (not part of its identity: a search directory may move)
     budget_macs: int | None = None
     budget_ms: float | None = None
     latency_target: str | None = None
     latency_runs: int = 50
-    out: Path = field(default=Path("cube_search"), compare=False)
-    device_target: str = field(default="CPU", compare=False)  # the resolved config's
+    device_target: str = "CPU"  # the resolved config's (implied by config and overrides)
 
     @property
     def budget(self) -> float:
