@@ -116,7 +116,8 @@ def test_infer_script_runs_a_dynamic_batch_model_at_its_batch_size(harness, mini
 @pytest.mark.parametrize("batch", [1, 4])
 def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, backend, batch):
     """OpenVINO (the cpu default; f32 forced, split over its throughput streams at batch > 1) and the OpenCV DNN
-    fallback both give the MindSpore network's logits on the same tensors."""
+    fallback both give the MindSpore network's logits on the same tensors, whether the inputs are read all at once
+    and run back to back (the default chunk) or one batch at a time (--input_chunk_mb=0)."""
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
     net.set_train(False)
     model = export_network(net, tmp_path / "m", "ONNX", batch, 48)
@@ -124,13 +125,17 @@ def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, ba
     (tmp_path / "bins").mkdir()
     for i, row in enumerate(x):
         row.tofile(tmp_path / "bins" / f"x{i}.bin")
-    run = _main(f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--batch_size={batch}",
-                f"--input_path={tmp_path / 'bins'}", "--image_size=48", "--output_dir=out", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert ("OpenVINO" in run.stdout and "f32" in run.stdout) if backend == "openvino" else "OpenCV DNN" in run.stdout
-    got = np.stack([np.fromfile(tmp_path / "out" / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(10)])
     expected = net(ms.Tensor(x)).asnumpy()
-    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    for chunk in ("64", "0"):
+        out = f"out{chunk}"
+        run = _main(f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--batch_size={batch}",
+                    f"--input_path={tmp_path / 'bins'}", "--image_size=48", f"--output_dir={out}",
+                    f"--input_chunk_mb={chunk}", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert ("OpenVINO" in run.stdout and "f32" in run.stdout) if backend == "openvino" else \
+            "OpenCV DNN" in run.stdout
+        got = np.stack([np.fromfile(tmp_path / out / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(10)])
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), chunk
 
 
 @pytest.mark.parametrize("backend", ["openvino", "opencv"])
@@ -243,6 +248,8 @@ def test_bad_input_is_a_clear_error(harness, mini_onnx, tmp_path):
     assert run.returncode == 2 and "ascend backend not built" in run.stderr
     run = _main("--bogus=1", cwd=tmp_path)
     assert run.returncode == 2
+    run = _main(*base, "--input_chunk_mb=-1", f"--input_path={good}", "--input_type=image", cwd=tmp_path)
+    assert run.returncode == 2 and "--input_chunk_mb must not be negative" in run.stderr
     no_pre = [f for f in base if not f.startswith(("--crop_pct", "--interpolation"))]
     run = _main(*no_pre, f"--input_path={good}", "--input_type=image", cwd=tmp_path)
     assert run.returncode == 2 and "--crop_pct is required for image inputs" in run.stderr

@@ -19,6 +19,7 @@ struct Options {
   int device_id = 0;
   std::string output_dir = ".";
   std::string save_input_dir;  // empty: do not dump preprocessed inputs
+  int input_chunk_mb = 64;     // inputs read ahead, then run back to back; 0: one batch at a time
   bool help = false;
 };
 

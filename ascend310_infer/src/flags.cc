@@ -9,7 +9,7 @@
 const char kUsage[] =
     "usage: main --model_path=FILE --backend=cpu|openvino|opencv|ascend --input_type=bin|image --input_path=DIR\n"
     "            --image_size=S [--batch_size=1] [--precision=f32] [--device_id=0] [--output_dir=.]\n"
-    "            [--save_input_dir=DIR]\n"
+    "            [--save_input_dir=DIR] [--input_chunk_mb=64]\n"
     "            image inputs: --crop_pct=P --interpolation=bicubic|bilinear --mean=R,G,B --std=R,G,B\n"
     "  --model_path      ONNX model (cpu, openvino, opencv) or MindIR model (ascend)\n"
     "  --backend         cpu: OpenVINO when built with it, else OpenCV DNN; openvino; opencv: OpenCV DNN;\n"
@@ -27,7 +27,9 @@ const char kUsage[] =
     "                    (image inputs; run_infer_310.sh takes all four from the model's sidecar, <model>.json)\n"
     "  --device_id       Ascend device (ascend backend)\n"
     "  --output_dir      writes result_Files/<stem>_0.bin and time_Result/test_perform_static.txt here\n"
-    "  --save_input_dir  also write each preprocessed input as <stem>.bin here\n";
+    "  --save_input_dir  also write each preprocessed input as <stem>.bin here\n"
+    "  --input_chunk_mb  inputs are read this many MB of batches at a time, then those batches run back to back\n"
+    "                    (the timed loop is inference only); 0: read and run one batch at a time\n";
 
 namespace {
 
@@ -104,6 +106,7 @@ Options ParseFlags(int argc, char **argv) {
     else if (key == "precision") opt.precision = value;
     else if (key == "output_dir") opt.output_dir = value;
     else if (key == "save_input_dir") opt.save_input_dir = value;
+    else if (key == "input_chunk_mb") opt.input_chunk_mb = ParseInt(key, value);
     else throw UsageError("unknown flag --" + key);
   }
 
@@ -131,6 +134,7 @@ Options ParseFlags(int argc, char **argv) {
     }
   }
   if (opt.device_id < 0) throw UsageError("--device_id must not be negative");
+  if (opt.input_chunk_mb < 0) throw UsageError("--input_chunk_mb must not be negative");
   if (opt.output_dir.empty()) throw UsageError("--output_dir must not be empty");
   return opt;
 }
