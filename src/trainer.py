@@ -118,7 +118,7 @@ class Trainer:
     # -- pieces ---------------------------------------------------------------------------------------------
     def _fresh_state(self) -> TrainState:
         threads = int(ms.get_context("runtime_num_threads")) if self.ctx.device_target == "CPU" else 0
-        return TrainState(data_workers=self.workers, cpu_threads=threads)
+        return TrainState(data_workers=self.workers, cpu_threads=threads, global_batch=self.global_batch)
 
     def resume(self) -> None:
         path = _resume_path(self.cfg, self.ckpt_dir)
@@ -133,7 +133,8 @@ class Trainer:
         if changed:  # statistically the same training, but not the uninterrupted run's numbers
             log.warning("resuming with other %s: the run goes on exactly as configured, but not bit-identical "
                         "to an uninterrupted one (README, Reproducibility)", "; ".join(changed))
-        self.state = replace(saved, data_workers=now.data_workers, cpu_threads=now.cpu_threads)
+        self.state = replace(saved, data_workers=now.data_workers, cpu_threads=now.cpu_threads,
+                             global_batch=now.global_batch)
         scale = float(self.step.loss_scale.asnumpy())
         if scale != self.cfg.loss_scale:  # not silently: --loss_scale only sets where a fresh run starts
             log.info("loss scale %g continues from the checkpoint (--loss_scale %g sets a fresh run's initial scale)",

@@ -114,7 +114,7 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
     w1 = net.conv_stem.weight.asnumpy()
     np.testing.assert_allclose(ema_net.get_parameters().__next__().asnumpy(), 0.5 * w0 + 0.5 * w1, rtol=1e-5,
                                atol=1e-7)
-    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8)
+    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8, global_batch=64)
     path = save_train_state(tmp_path / "last.ckpt", net, opt, step, saved, ema_net)
     net2, ema2, opt2, step2 = _train_step(ema_decay=0.5)
     state = load_train_state(path, net2, opt2, step2, ema2)
@@ -134,14 +134,16 @@ def test_ema_tracks_weights_and_state_round_trips(tmp_path):
 
 
 def test_resume_names_what_keeps_it_from_being_bit_identical():
-    """A resume is bit-identical only with the same data-worker and CPU-thread counts; a changed one is named,
-    one not recorded (an older checkpoint: 0) is not guessed at."""
-    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8)
-    assert changed_conditions(saved, TrainState(data_workers=4, cpu_threads=8)) == []
-    changed = changed_conditions(saved, TrainState(data_workers=1, cpu_threads=2))
-    assert len(changed) == 2 and "data workers" in changed[0] and "4 then, 1 now" in changed[0]
+    """A resume is bit-identical only with the same data-worker and CPU-thread counts and global batch (another
+    device count also changes the steps per epoch and a linearly scaled lr); a changed one is named, one not
+    recorded (an older checkpoint: 0) is not guessed at."""
+    saved = TrainState(3, 0.5, 2, data_workers=4, cpu_threads=8, global_batch=64)
+    assert changed_conditions(saved, TrainState(data_workers=4, cpu_threads=8, global_batch=64)) == []
+    changed = changed_conditions(saved, TrainState(data_workers=1, cpu_threads=2, global_batch=32))
+    assert len(changed) == 3 and "data workers" in changed[0] and "4 then, 1 now" in changed[0]
     assert "CPU kernel threads" in changed[1] and "8 then, 2 now" in changed[1]
-    assert changed_conditions(TrainState(3, 0.5, 2), TrainState(data_workers=1, cpu_threads=2)) == []
+    assert changed[2].startswith("global batch") and "lr follow it): 64 then, 32 now" in changed[2]
+    assert changed_conditions(TrainState(3, 0.5, 2), TrainState(data_workers=1, cpu_threads=2, global_batch=8)) == []
 
 
 @pytest.mark.slow

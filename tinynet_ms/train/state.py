@@ -26,10 +26,13 @@ class TrainState:
     # draw per data worker, and CPU kernels split their sums by thread.
     data_workers: int = 0
     cpu_threads: int = 0
+    global_batch: int = 0  # devices x batch_size: what lr_scaling linear scales the lr by
 
 
 _CONDITIONS = {"data_workers": "data workers (the C++ crop/flip draws are per worker)",
-               "cpu_threads": "CPU kernel threads (kernels split their sums by thread)"}
+               "cpu_threads": "CPU kernel threads (kernels split their sums by thread)",
+               "global_batch": "global batch (devices x batch_size: the steps per epoch and, with lr_scaling "
+                               "linear, the lr follow it)"}
 
 
 def changed_conditions(saved: TrainState, now: TrainState) -> list[str]:
