@@ -35,10 +35,11 @@ def test_folded_network_gives_the_same_logits_without_batchnorm(graph_mode, cpu_
     assert [p.name for p in folded.get_parameters()] == names  # structural and unique: a graph can hold them
     assert not [n for n in names if "moving_" in n or "gamma" in n]
     kinds = {type(c).__name__ for _, c in folded.cells_and_names()}
-    if cpu_kernels:  # the fused inference kernels are what ran: the dw conv's BN + Swish and each SE in one op
-        assert "blocks.0.0.conv_dw.bias" in names and {"DepthwiseBiasSwish", "FusedSqueezeExcite"} <= kinds
+    fused = {"StemBiasSwish", "DepthwiseBiasSwish", "FusedSqueezeExcite"}
+    if cpu_kernels:  # the fused inference kernels are what ran: the stem's and dw conv's BN + Swish, each SE, one op
+        assert "blocks.0.0.conv_dw.bias" in names and fused <= kinds
     else:
-        assert "blocks.0.0.bn1.bias" in names and not {"DepthwiseBiasSwish", "FusedSqueezeExcite"} & kinds
+        assert "blocks.0.0.bn1.bias" in names and not fused & kinds
     assert all(np.array_equal(before[k], v) for k, v in param_arrays(net).items())  # the original is untouched
     np.testing.assert_array_equal(net(x).asnumpy(), expected)
 

@@ -172,10 +172,8 @@ def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
     ours.weight.set_data(ref.weight.data.copy())
     rng = np.random.default_rng(size)
     x = ms.Tensor(rng.standard_normal((2, 3, size, size)).astype(np.float32))
-    y_ref, y_infer = ref(x).asnumpy(), ours(x).asnumpy()  # inference runs the stock conv (faster there)
-    ours.set_train(True)  # training: the patches
-    y_ours = ours(x).asnumpy()
-    assert y_ref.shape == y_ours.shape and _rel(y_ref, y_ours) <= FWD_RTOL and _rel(y_ref, y_infer) <= FWD_RTOL
+    y_ref, y_ours = ref(x).asnumpy(), ours(x).asnumpy()
+    assert y_ref.shape == y_ours.shape and _rel(y_ref, y_ours) <= FWD_RTOL
     sens = ms.Tensor(rng.standard_normal(y_ref.shape).astype(np.float32))
     (dx_ref,), (dw_ref,) = _Grads(ref, weights=True)(x, sens)
     (dx_ours,), (dw_ours,) = _Grads(ours, weights=True)(x, sens)
@@ -246,6 +244,28 @@ def test_fused_inference_depthwise_bias_swish_matches_stock(graph_mode, kernel, 
         expected = nn.SiLU()(ref(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)).asnumpy()
         got = fused(x).asnumpy()
         assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, (h, w, channels)
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 2), pytest.param(5, 1, marks=pytest.mark.slow)])
+def test_fused_inference_stem_matches_stock(graph_mode, kernel, stride):
+    """The stem's conv over 3 channels + folded BN bias + Swish in one kernel: nn.Conv2d's, odd sizes, batch 1-3, a
+    partial group of output channels (12 = 8 + 4) and a single channel."""
+    from tinynet_ms.kernels.patch_conv import PatchConv2d
+    from tinynet_ms.models.fold import StemBiasSwish
+
+    rng = np.random.default_rng(kernel * stride)
+    pad = ((stride - 1) + (kernel - 1)) // 2
+    for (h, w), (c_in, c_out), batch in [((106, 106), (3, 32), 2), ((13, 9), (3, 12), 1), ((37, 40), (1, 8), 3),
+                                         ((2, 2), (3, 5), 1)]:
+        ref = nn.Conv2d(c_in, c_out, kernel, stride=stride, pad_mode="pad", padding=pad)
+        conv = PatchConv2d(c_in, c_out, kernel, stride=stride, pad_mode="pad", padding=pad)
+        conv.weight.set_data(ref.weight.data.copy())
+        bias = rng.standard_normal(c_out).astype(np.float32)
+        fused = StemBiasSwish(conv, bias)
+        x = ms.Tensor(rng.standard_normal((batch, c_in, h, w)).astype(np.float32))
+        expected = nn.SiLU()(ref(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)).asnumpy()
+        got = fused(x).asnumpy()
+        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, (h, w, c_in, c_out)
 
 
 def test_fused_inference_squeeze_excite_matches_stock(graph_mode):

@@ -5,7 +5,8 @@
 - ``ChannelScale``: squeeze-excite's ``x * gate`` as aot kernels (its gradient w.r.t. the gate in one pass);
 - ``FastBatchNorm2d``: BatchNorm as one aot kernel each way in training, one affine pass in inference;
   ``BatchNormSwish2d``: the same with the Swish after it in the same passes;
-- ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only;
+- ``PatchConv2d``: the stem conv (3 input channels) as im2col + a 1x1 conv, MindSpore ops only (in folded
+  inference graphs the stem's conv + BN + Swish is one aot kernel, ``models.fold.StemBiasSwish``);
 - ``MatMulMean``: global average pooling (head and SE) as a MatMul, MindSpore ops only.
 
 They are chosen per network: ``create_model(..., cpu_kernels=None|True|False)`` (None = on when the device target

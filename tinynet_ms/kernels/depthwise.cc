@@ -9,6 +9,10 @@
 //   DwConvBiasSwishS{1,2}(x, w, t)    -> y   swish(conv + t[c]), t (C,): inference, BatchNorm folded
 //   DwConvGradInputS{1,2}(dy, w, x)   -> dx  (N, C, H, W)   x only supplies the shape; its data is not read
 //   DwConvGradWeightS{1,2}(dy, x, w)  -> dw  (C, 1, K, K)   w only supplies the shape; its data is not read
+//   StemConvBiasSwishS{1,2}(x, w, t)  -> y   (N, O, Ho, Wo) = swish(full conv + t[o]), w (O, C, K, K), C <= 4:
+//                                            the stem (3 -> 32, k3 s2) in inference, BatchNorm folded: the same
+//                                            phase planes, one per input channel, and a C*K*K-tap sum per output
+//                                            channel (MindSpore's own Conv2D over 3 channels misses its fast path)
 //
 // Layout trick: each (n, c) image is copied, zero-padded, into S*S "phase planes" (row parity x column parity
 // for S = 2), each Hq x Wq with Hq = Ho + (K-1)/S and Wq = Wo + (K-1)/S. In those planes every tap (ky, kx)
@@ -167,6 +171,7 @@ void TapSumAny(float *out, int64_t len, const float *const *src, const float *wt
     case 6: return TapSum<6>(out, len, src, wt);
     case 9: return TapSum<9>(out, len, src, wt);
     case 25: return TapSum<25>(out, len, src, wt);
+    case 27: return TapSum<27>(out, len, src, wt);  // the stem: 3 channels x 3 x 3
     default:  // not reached for K in {3, 5}, S in {1, 2}
       for (int64_t i = 0; i < len; ++i) {
         float acc = 0.f;
@@ -197,6 +202,16 @@ inline const float *TapSrc(const Geom &g, const float *planes, int ky, int kx) {
   return planes + ((ky % g.s) * g.s + kx % g.s) * g.stride + (ky / g.s) * g.wq + kx / g.s;
 }
 
+// out (ho x wo) = swish(tmp + shift), tmp being ho rows of wq (readable a whole vector past each row).
+void StoreBiasSwish(const Geom &g, const float *tmp, float shift, float *out) {
+  const Vec t = Splat(shift);
+  for (int64_t oy = 0; oy < g.ho; ++oy)
+    for (int64_t ox = 0; ox < g.wo; ox += kVec) {
+      const Vec v = Load(tmp + oy * g.wq + ox) + t;
+      StorePart(out + oy * g.wo + ox, v * Sigmoid(v), std::min(kVec, g.wo - ox));
+    }
+}
+
 // With `bias` (C,), y = swish(conv + bias[c]) in the same pass: a folded inference BatchNorm and its Swish.
 bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const float *bias = nullptr) {
   const int k = g.k, nt = k * k;
@@ -214,12 +229,38 @@ bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const fl
         for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(out + oy * g.wo, tmp.data() + oy * g.wq, g.wo);
         continue;
       }
-      const Vec shift = Splat(bias[img % g.c]);
-      for (int64_t oy = 0; oy < g.ho; ++oy)
-        for (int64_t ox = 0; ox < g.wo; ox += kVec) {  // tmp is readable a whole vector past each row
-          const Vec v = Load(tmp.data() + oy * g.wq + ox) + shift;
-          StorePart(out + oy * g.wo + ox, v * Sigmoid(v), std::min(kVec, g.wo - ox));
-        }
+      StoreBiasSwish(g, tmp.data(), bias[img % g.c], out);
+    }
+  });
+}
+
+constexpr int64_t kStemGroup = 8;  // output channels per work item: the image's packing is shared by them
+
+// The stem: y (N, O, Ho, Wo) = swish(sum over C input channels of their K x K taps + bias[o]). g describes one
+// input channel's planes (g.c = C); work items are (image, group of output channels), each packing its image.
+bool StemForward(const Geom &g, int64_t out_ch, const float *x, const float *wgt, const float *bias, float *y) {
+  const int k = g.k, nt = static_cast<int>(g.c) * k * k;
+  const int64_t groups = (out_ch + kStemGroup - 1) / kStemGroup, len = (g.ho - 1) * g.wq + g.wo;
+  const int64_t per_channel = g.s * g.s * g.stride;
+  return ParallelFor(g.n * groups, g.n * out_ch * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
+    std::vector<float> planes(g.c * per_channel, 0.f), tmp(g.ho * g.wq + kBlock);
+    std::vector<const float *> src(nt);
+    for (int64_t ci = 0; ci < g.c; ++ci)
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx)
+          src[(ci * k + ky) * k + kx] = TapSrc(g, planes.data() + ci * per_channel, ky, kx);
+    int64_t packed = -1;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / groups, first = (item % groups) * kStemGroup;
+      if (n != packed) {
+        for (int64_t ci = 0; ci < g.c; ++ci)
+          PackInput(g, x + (n * g.c + ci) * g.h * g.w, planes.data() + ci * per_channel);
+        packed = n;
+      }
+      for (int64_t o = first; o < std::min(out_ch, first + kStemGroup); ++o) {
+        TapSumAny(tmp.data(), len, src.data(), wgt + o * nt, nt);
+        StoreBiasSwish(g, tmp.data(), bias[o], y + (n * out_ch + o) * g.ho * g.wo);
+      }
     }
   });
 }
@@ -365,6 +406,32 @@ int BiasSwishEntry(const char *entry, int nparam, void **params, int *ndims, int
   return ForwardEntry<S, true>(entry, nparam, params, ndims, shapes, dtypes);
 }
 
+// StemConvBiasSwish's (x, w, t) -> y: w (O, C, K, K) with C <= kMaxStemChannels, K in {3, 5}.
+constexpr int64_t kMaxStemChannels = 4;
+
+template <int S>
+int StemEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4) return Fail(entry, "expects 3 inputs (x, w, t) and 1 output");
+  for (int i : {0, 1, 3}) {
+    if (ndims[i] != 4) return Fail(entry, "x, w and y must be 4-D (NCHW, weight O x C x K x K)");
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (!IsF32(dtypes[i])) return Fail(entry, "only float32 is supported (cast float16 inputs first)");
+  }
+  const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[3];
+  if (ws[1] != xs[1] || xs[1] > kMaxStemChannels || ws[2] != ws[3] || (ws[2] != 3 && ws[2] != 5))
+    return Fail(entry, "weight must be (O, C, K, K) with K 3 or 5, C the input channels, at most 4");
+  if (ndims[2] != 1 || shapes[2][0] != ws[0]) return Fail(entry, "t must be (O,) with O the output channels");
+  Geom g;
+  if (ys[0] != xs[0] || ys[1] != ws[0] ||
+      !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(ws[2]), S, &g))
+    return Fail(entry, "output shape does not match input, kernel, stride and padding");
+  if (!StemForward(g, ws[0], static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                   static_cast<const float *>(params[2]), static_cast<float *>(params[3])))
+    return Fail(entry, "out of memory for the kernel's scratch buffers");
+  return 0;
+}
+
 template <int S>
 int GradInputEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   if (nparam != 4) return Fail(entry, "expects 3 inputs (dy, w, x) and 1 output");
@@ -405,6 +472,8 @@ TINYNET_DW_ENTRY(DwConvForwardS1, ForwardEntry, 1)
 TINYNET_DW_ENTRY(DwConvForwardS2, ForwardEntry, 2)
 TINYNET_DW_ENTRY(DwConvBiasSwishS1, BiasSwishEntry, 1)
 TINYNET_DW_ENTRY(DwConvBiasSwishS2, BiasSwishEntry, 2)
+TINYNET_DW_ENTRY(StemConvBiasSwishS1, StemEntry, 1)
+TINYNET_DW_ENTRY(StemConvBiasSwishS2, StemEntry, 2)
 TINYNET_DW_ENTRY(DwConvGradInputS1, GradInputEntry, 1)
 TINYNET_DW_ENTRY(DwConvGradInputS2, GradInputEntry, 2)
 TINYNET_DW_ENTRY(DwConvGradWeightS1, GradWeightEntry, 1)

@@ -1,5 +1,6 @@
 """Depthwise conv as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``depthwise.cc``, compiled by
-``tinynet_ms.kernels.build``): the ops and the ``DepthwiseConv2d`` cell."""
+``tinynet_ms.kernels.build``): the ops and the ``DepthwiseConv2d`` cell; also the inference stem (a full conv over
+3 channels on the same phase planes)."""
 from __future__ import annotations
 
 from mindspore import nn, ops
@@ -11,7 +12,7 @@ KERNELS = (3, 5)
 STRIDES = (1, 2)
 
 _ops: dict[tuple[str, int], tuple[ops.Custom, ops.Custom, ops.Custom]] = {}
-_bias_swish: dict[tuple[str, int], ops.Custom] = {}
+_bias_swish_ops: dict[tuple[str, str, int], ops.Custom] = {}
 
 
 def supported(kernel, stride) -> bool:
@@ -55,18 +56,29 @@ def depthwise_ops(stride: int) -> tuple[ops.Custom, ops.Custom, ops.Custom]:
     return _ops[lib, stride]
 
 
+def _bias_swish(entry: str, stride: int) -> ops.Custom:
+    if stride not in STRIDES:
+        raise ValueError(f"kernel stride must be one of {STRIDES}, got {stride}")
+    lib = str(build_library())
+    if (lib, entry, stride) not in _bias_swish_ops:
+        def out_shape(x, w, t):  # (N, weight's out channels, Ho, Wo): the depthwise weight's are x's
+            return (x[0], w[0], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+
+        _bias_swish_ops[lib, entry, stride] = ops.Custom(f"{lib}:{entry}S{stride}", out_shape, lambda x, w, t: x,
+                                                         "aot")
+    return _bias_swish_ops[lib, entry, stride]
+
+
 def bias_swish_op(stride: int) -> ops.Custom:
     """``y = op(x, w, t)``: ``swish(depthwise(x, w) + t[c])`` with (C,) ``t``, one pass; no gradient (inference:
     a BatchNorm folded into the conv, then its Swish)."""
-    if stride not in STRIDES:
-        raise ValueError(f"depthwise kernel stride must be one of {STRIDES}, got {stride}")
-    lib = str(build_library())
-    if (lib, stride) not in _bias_swish:
-        def out_shape(x, w, t):
-            return (x[0], x[1], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+    return _bias_swish("DwConvBiasSwish", stride)
 
-        _bias_swish[lib, stride] = ops.Custom(f"{lib}:DwConvBiasSwishS{stride}", out_shape, lambda x, w, t: x, "aot")
-    return _bias_swish[lib, stride]
+
+def stem_bias_swish_op(stride: int) -> ops.Custom:
+    """``y = op(x, w, t)``: ``swish(conv2d(x, w) + t[o])``, ``w`` (O, C, K, K) over at most 4 input channels
+    (the stem), timm's padding, one pass; no gradient (inference, BatchNorm folded)."""
+    return _bias_swish("StemConvBiasSwish", stride)
 
 
 class DepthwiseConv2d(nn.Conv2d):

@@ -1,8 +1,8 @@
 """BatchNorm folded into the conv before it, for inference graphs: conv(x; w) → BN becomes conv(x; w·s) + b with
 s = γ / sqrt(σ² + ε) and b = β − μ·s, the per-channel add being one op (BN at inference is ~6 small ops per
 layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels, a BN followed by Swish
-becomes one bias + Swish pass — inside the depthwise conv's kernel when it follows one — and each squeeze-excite
-(8 ops and 7 cells) one op: at batch 1 MindSpore's per-op and per-cell overhead, not arithmetic, is most of the time.
+becomes one bias + Swish pass — inside the depthwise conv's or the stem conv's kernel when it follows one — and each
+squeeze-excite (8 ops and 7 cells) one op: at batch 1 MindSpore's per-op and per-cell overhead, not arithmetic, is most of the time.
 
     fast = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
@@ -16,7 +16,8 @@ from mindspore import Parameter, Tensor, nn
 
 from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
 from tinynet_ms.kernels.channel import affine_op, squeeze_excite_op
-from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op
+from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op, stem_bias_swish_op
+from tinynet_ms.kernels.patch_conv import PatchConv2d
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
@@ -69,6 +70,20 @@ class DepthwiseBiasSwish(nn.Cell):
         return in_float32(self.op, x, self.weight, self.bias)
 
 
+class StemBiasSwish(nn.Cell):
+    """``swish(conv(x) + bias[o])`` of the stem (a ``PatchConv2d`` over 3 channels) as one CPU-kernel pass, instead
+    of im2col patches, a 1x1 conv and a bias + Swish pass; it keeps the conv's ``weight``."""
+
+    def __init__(self, conv: PatchConv2d, bias: np.ndarray) -> None:
+        super().__init__()
+        self.weight = conv.weight
+        self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
+        self.op = stem_bias_swish_op(conv.stride[0])
+
+    def construct(self, x):
+        return in_float32(self.op, x, self.weight, self.bias)
+
+
 class FusedSqueezeExcite(nn.Cell):
     """A ``SqueezeExcite`` as one CPU-kernel op, with the same parameter names (``conv_reduce.weight`` ...)."""
 
@@ -92,6 +107,8 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> 
     bias = beta - mean * scale
     if swish and isinstance(conv, DepthwiseConv2d):
         return DepthwiseBiasSwish(conv, bias), nn.Identity()
+    if swish and isinstance(conv, PatchConv2d):
+        return StemBiasSwish(conv, bias), nn.Identity()
     return conv, ChannelBias(bias, fast, swish)
 
 
