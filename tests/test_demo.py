@@ -23,12 +23,14 @@ def test_run_demo_end_to_end(tmp_path):
     # decoding and resizing the images in C++ agrees closely.
     assert rows["eval.py (best.ckpt)"][1:3] == rows["C++ harness, cpu, bin input"][1:3]
     assert abs(float(rows["C++ harness, cpu, image input"][1]) - evaluated["top1"]) <= 0.05
-    for fmt in ("MINDIR", "ONNX"):
+    for fmt in ("MINDIR", "ONNX", "ONNX, dynamic batch"):
         diff = re.search(r"max abs diff ([0-9.e+-]+)", rows[f"export {fmt}"][3])
         assert diff and float(diff[1]) < 1e-3
-    # INT8 (calibrated on the training images): the harness runs it and it still predicts (a broken file scores
-    # chance, 0.10). Its accuracy cost on this small 32-px demo is far above issue 14's 1 point (README).
-    int8 = rows["C++ harness, cpu, INT8 ONNX, bin input"]
+    # INT8 (calibrated on the training images): the harness runs it as an int8 model and it still predicts (a
+    # broken file scores chance, 0.10); its accuracy against float is measured in the README, not asserted here.
+    int8 = rows["C++ harness, cpu, INT8 ONNX, batch 32"]
     assert float(int8[1]) > 0.15, int8
+    assert "f32 + int8" in (out / "infer_int8" / "time_Result" / "test_perform_static.txt").read_text()
+    assert rows["C++ harness, cpu, ONNX, batch 32"][1:3] == rows["eval.py (best.ckpt)"][1:3]  # the float file
     assert "| tinynet_demo_int8.onnx |" in summary and "INT8 - float top-1" in summary
     assert (out / "tinynet_demo.mindir").is_file() and (out / "infer_bin" / "acc.log").is_file()
