@@ -91,6 +91,7 @@ def test_bin_path_matches_eval(harness, mini_run, mini_onnx, tmp_path):
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
     timing = (tmp_path / "time_Result" / "test_perform_static.txt").read_text()
     assert re.search(r"NN inference cost average time: [0-9.]+ ms of infer_count 39", timing)
+    assert re.search(r"NN inference cost median time: [0-9.]+ ms", timing)
     assert "top1:" in (tmp_path / "acc.log").read_text()
 
 

@@ -136,10 +136,10 @@ def solve(budget: float, point: Callable[[float], RWD], lo: float, hi: float,
     first_valid = next(((t, s) for t in grid if (s := structure(t)) is not None), None)
     if first_valid is None:
         raise ValueError("no valid network in the search range")
-    last_valid = next((t, s) for t in reversed(grid) if (s := structure(t)) is not None)
-    smallest, largest = cost_at(*first_valid), cost_at(*last_valid)
-    if budget < smallest:
+    smallest = cost_at(*first_valid)
+    if budget < smallest:  # before the largest is measured: most unreachable points fail here
         raise ValueError(f"budget {show(budget)} is below the smallest network this formula builds ({show(smallest)})")
+    largest = cost_at(*next((t, s) for t in reversed(grid) if (s := structure(t)) is not None))
     if budget > largest:
         raise ValueError(f"budget {show(budget)} is above the largest network this formula builds ({show(largest)})")
     runs: list[tuple[float, float, tuple]] = []  # (first t, last t, structure) of each distinct network

@@ -30,7 +30,7 @@ import yaml
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
-from tinynet_ms.design import RWD, b0_macs, macs_cost, network_design, per_network
+from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_design, per_network
 from tinynet_ms.formula import read_record
 
 SEARCH_FORMAT = "tinynet_ms.cube/1"
@@ -138,7 +138,9 @@ def new_record(search: Search, candidates: list[dict]) -> dict:
 
 def describe(index: int, c: Candidate, search: Search) -> dict:
     """A planned candidate: its point, structure and counts (on the built network), and where it trains."""
-    x = network_design(c.source, search.budget_macs or int(c.cost), c.r, c.w, c.d, search.num_classes)
+    # a latency candidate has no MACs budget: its record is taken against its own count
+    budget = search.budget_macs or count_macs(c.r, c.w, c.d, search.num_classes).macs
+    x = network_design(c.source, budget, c.r, c.w, c.d, search.num_classes)
     entry = {"index": index, "source": c.source, "r": c.r, "w": c.w, "d": c.d, "image_size": x.image_size,
              "repeats": x.repeats, "channels": x.channels, "params": x.params, "macs": x.macs,
              "run_dir": f"candidates/{index:02d}_{c.source}"}
