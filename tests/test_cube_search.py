@@ -184,8 +184,8 @@ def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["mindspore", "harness"])
-def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path, demo_data, target):
+@pytest.mark.parametrize("target, samples", [("mindspore", 3), ("harness", 2)])  # harness: an export per network
+def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path, demo_data, target, samples):
     import mindspore as ms
 
     from tinynet_ms import latency
@@ -196,15 +196,15 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
             build_harness()
         except RuntimeError as exc:
             pytest.skip(str(exc))
-    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=3, device_num=1,
-                    num_classes=4, budget_ms=None, latency_target=target, latency_runs=30, out=tmp_path)
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=samples,
+                    device_num=1, num_classes=4, budget_ms=None, latency_target=target, latency_runs=30, out=tmp_path)
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
     smallest = latency.mindspore_ms((0.2, 0.25, 0.2), 4, 30) if target == "mindspore" else \
         latency.harness_ms((0.2, 0.25, 0.2), 4, 30, build_harness(), tmp_path / "m")
     search.budget_ms = round(3.0 * smallest, 2)  # a budget most sampled (r, d) can reach
     entries = plan_search(search)
-    assert [e["source"] for e in entries] == ["tiny", "giant", "sample"]
+    assert [e["source"] for e in entries] == ["tiny", "giant", "sample"][:samples]
     for e in entries:
         rwd = (e["r"], e["w"], e["d"])
         again = latency.mindspore_ms(rwd, 4, 30) if target == "mindspore" else \
@@ -214,7 +214,7 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
         # something else (another batch, the stock cells' 5-7x slower stem, another network) is off by far more
         assert abs(again / e["latency_ms"] - 1) <= 0.35, (e, again)
         assert e["macs"] == count_macs(*rwd, 4).macs  # both reported
-    assert abs(entries[2]["latency_ms"] / search.budget_ms - 1) <= 0.05 + 1e-9
+    assert all(abs(e["latency_ms"] / search.budget_ms - 1) <= 0.05 + 1e-9 for e in entries[2:])
 
 
 def test_candidates_train_through_train_py_or_msrun_with_resume_and_the_lock(tmp_path, monkeypatch):

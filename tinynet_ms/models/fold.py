@@ -56,32 +56,32 @@ class ChannelBias(nn.Cell):
         return x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))  # a plain Add: every exporter knows it
 
 
-class DepthwiseBiasSwish(nn.Cell):
-    """``swish(depthwise_conv(x) + bias[c])`` as one CPU-kernel pass: a ``DepthwiseConv2d`` whose BatchNorm (and
-    the Swish after it) was folded; it keeps the conv's ``weight``."""
+class _ConvBiasSwish(nn.Cell):
+    """``swish(conv(x) + bias)`` as one CPU-kernel ``op``; it keeps the conv's ``weight``."""
+
+    def __init__(self, conv: nn.Cell, bias: np.ndarray, op) -> None:
+        super().__init__()
+        self.weight = conv.weight
+        self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
+        self.op = op
+
+    def construct(self, x):
+        return in_float32(self.op, x, self.weight, self.bias)
+
+
+class DepthwiseBiasSwish(_ConvBiasSwish):
+    """A ``DepthwiseConv2d`` whose BatchNorm (and the Swish after it) was folded, as one pass."""
 
     def __init__(self, conv: DepthwiseConv2d, bias: np.ndarray) -> None:
-        super().__init__()
-        self.weight = conv.weight
-        self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
-        self.op = bias_swish_op(conv.stride[0])
-
-    def construct(self, x):
-        return in_float32(self.op, x, self.weight, self.bias)
+        super().__init__(conv, bias, bias_swish_op(conv.stride[0]))
 
 
-class StemBiasSwish(nn.Cell):
-    """``swish(conv(x) + bias[o])`` of the stem (a ``PatchConv2d`` over 3 channels) as one CPU-kernel pass, instead
-    of im2col patches, a 1x1 conv and a bias + Swish pass; it keeps the conv's ``weight``."""
+class StemBiasSwish(_ConvBiasSwish):
+    """The stem (a ``PatchConv2d`` over 3 channels) with its BatchNorm and Swish folded, as one pass instead of
+    im2col patches, a 1x1 conv and a bias + Swish pass."""
 
     def __init__(self, conv: PatchConv2d, bias: np.ndarray) -> None:
-        super().__init__()
-        self.weight = conv.weight
-        self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
-        self.op = stem_bias_swish_op(conv.stride[0])
-
-    def construct(self, x):
-        return in_float32(self.op, x, self.weight, self.bias)
+        super().__init__(conv, bias, stem_bias_swish_op(conv.stride[0]))
 
 
 class FusedSqueezeExcite(nn.Cell):
