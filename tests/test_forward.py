@@ -61,3 +61,23 @@ def test_drop_path_rate_grows_with_block_index():
     rates = [blk.drop_path.p for stage in net.blocks for blk in stage]
     assert rates[0] == 0.0 and rates == sorted(rates)
     assert rates[-1] == pytest.approx(0.2 * (len(rates) - 1) / len(rates))
+
+
+def test_a_compiled_graph_is_called_without_re_walking_its_cells_and_a_new_phase_reaches_them(graph_mode):
+    net = create_model("tinynet", r=0.2, w=0.25, d=0.2, num_classes=4)
+    net.set_train(False)
+    leaf = net.blocks[0][0].conv_dw
+
+    def call(size):
+        net(ms.Tensor(np.zeros((1, 3, size, size), np.float32))).asnumpy()
+
+    call(32)
+    assert leaf.compile_phase == net.compile_phase
+    leaf.compile_phase = "marker"
+    call(32)  # compiled for this phase: the call leaves the sub-cells alone
+    assert leaf.compile_phase == "marker"
+    call(48)  # a new input shape compiles a new phase, which every sub-cell must carry while it is parsed
+    assert leaf.compile_phase == net.compile_phase != "marker"
+    net.set_train(True)
+    call(48)
+    assert leaf.compile_phase == net.compile_phase and "train" in net.compile_phase
