@@ -64,7 +64,6 @@ def sgemm_gflops(n: int = 2048, runs: int = 5) -> float:
     CNN's FLOP/s is put against, its convolutions being matrix multiplies. The better of NumPy's BLAS and
     onnxruntime's MatMul (MLAS): NumPy's OpenBLAS 0.3.23 does not know every CPU (on a Sapphire Rapids VM it
     falls back to its SSE3 'Prescott' kernels, 40 of ~100 GFLOP/s), MLAS picks AVX-512 where there is one."""
-    import onnx
     import onnxruntime
     from onnx import TensorProto, helper
 

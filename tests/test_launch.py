@@ -54,7 +54,7 @@ def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode,
     code, seconds, err, pids = _run(tmp_path, how, flags, capsys)
     assert code == 1
     ending = "was killed by SIGKILL" if how == "kill" else "exited with code 1"
-    assert f"error: rank 1 (pid " in err and ending in err, err
+    assert "error: rank 1 (pid " in err and ending in err, err
     assert err.index("rank 1 FAILED") < err.index("rank 0 did not finish")  # the cause first
     if how == "exit":
         assert "rank 1: [rank 1] error: ValueError: something the user can fix" in err
