@@ -85,7 +85,7 @@ def _check_after_kill(out: Path, when: str) -> None:
     epochs = [r["epoch"] for r in _records(out)] if (out / "metrics.jsonl").is_file() else []
     assert epochs == list(range(1, len(epochs) + 1)), (when, epochs)
     ckpts = out / "checkpoints"
-    done = int(read_checkpoint(ckpts / "last.ckpt")["train_state.epoch"]) if (ckpts / "last.ckpt").is_file() else 0
+    done = int(read_checkpoint(ckpts / "last.ckpt")["train_state.epoch"].item()) if (ckpts / "last.ckpt").is_file() else 0
     assert len(epochs) in (done, done + 1), (when, epochs, done)
     for path in ckpts.glob("[!.]*.ckpt") if ckpts.is_dir() else ():
         assert read_checkpoint(path), (when, path)
