@@ -214,8 +214,8 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
         # 3.0 and 5.5 ms within one process (slow stretches of the host lasting up to ~25 s), and CI saw 76%, so
         # this re-measures up to 5 times and allows 50%. What is measured (eval.py's network, batch 1, the
         # export the harness runs) is pinned exactly by test_latency_times_what_eval_py_and_the_harness_run.
-        agains = []
-        while len(agains) < 5 and not any(abs(a / e["latency_ms"] - 1) <= 0.5 for a in agains):
+        agains = [measure(rwd)]
+        while len(agains) < 5 and abs(agains[-1] / e["latency_ms"] - 1) > 0.5:
             agains.append(measure(rwd))
         assert abs(agains[-1] / e["latency_ms"] - 1) <= 0.5, (e, agains)
         assert e["macs"] == count_macs(*rwd, 4).macs  # both reported

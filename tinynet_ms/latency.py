@@ -4,8 +4,9 @@ latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harn
 
 A cube point's latency is the best of repeated medians (``best_median_ms``): on a shared machine the median of 50
 back-to-back runs moves by up to 40% from one second to the next (measured on a 2-core VM: 3.8 vs 5.3 ms for the
-same network), while the smallest of the medians taken over 3 seconds repeats within ~10%; as timeit takes the
-best of its repeats, the fastest stretch is the network's own speed, the slower ones other work's.
+same network), while the smallest of the medians taken over 3 seconds repeats within 10-15% in most windows; as
+timeit takes the best of its repeats, the fastest stretch is the network's own speed, the slower ones other work's.
+A slow stretch of the host that outlasts the window still moves it (3.0-5.5 ms for one network on that VM).
 """
 from __future__ import annotations
 

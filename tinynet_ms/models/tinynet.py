@@ -57,11 +57,7 @@ class TinyNetTrunk(nn.Cell):
         self.num_blocks = idx
         self.trunk_channels = in_ch
 
-    @property
-    def compile_phase(self) -> str | None:  # redefined with its setter below
-        return self._compile_phase
-
-    @compile_phase.setter
+    @nn.Cell.compile_phase.setter  # Cell's getter, this setter
     def compile_phase(self, value: str) -> None:
         # MindSpore sets the phase on every sub-cell at every graph-mode call: ~0.5 ms of Python per call for
         # TinyNet-E's 135 cells, 15% of its batch-1 inference. A graph already compiled for this phase is not parsed
