@@ -52,3 +52,19 @@ def test_plan_refuses_what_cannot_be_built():
         plan(1, 5.0, _cost, c=0.1, tolerance=0.02, macs_budget=False)
     with pytest.raises(ValueError, match="only 2 candidates fit"):  # c so small no (r, d) in the box can build it
         plan(3, 5.0, _cost, c=1e-4, tolerance=0.02, macs_budget=False)
+
+
+def test_plan_reports_each_candidate_by_its_report_cost_and_drops_one_that_misses_the_budget_there():
+    # a latency search solves widths with quick probes and reports a longer measurement, which can disagree
+    budget, reported = 5.0, []
+
+    def report(rwd):
+        reported.append(rwd)
+        return _cost(rwd) * (0.8 if len(reported) in (2, 3) else 1.0)  # giant and first sample: 20% below the probe
+
+    found = plan(4, budget, _cost, c=0.1, tolerance=0.02, macs_budget=False, report=report)
+    assert [x.source for x in found] == ["tiny", "giant", "sample", "sample"]
+    assert found[1].cost == pytest.approx(0.8 * _cost((found[1].r, found[1].w, found[1].d)))  # formula points stay
+    assert (reported[2][0], reported[2][2]) not in {(x.r, x.d) for x in found}  # the missed sample is dropped
+    assert len(reported) == 5
+    assert all(abs(x.cost / budget - 1) <= 0.02 for x in found[2:])

@@ -15,8 +15,8 @@ from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms.candidates import Candidate, nudged
 from tinynet_ms.cli import UsageError
 from tinynet_ms.design import count_macs, formula_rd, macs_cost
-from tinynet_ms.search import (SEARCH_FILE, Search, best_entry, check_overrides, describe, lock, read_result,
-                               run_search, table)
+from tinynet_ms.search import (LATENCY_TOLERANCE, SEARCH_FILE, Search, best_entry, check_overrides, describe, lock,
+                               read_result, run_search, table)
 
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
@@ -210,16 +210,17 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
     assert [e["source"] for e in entries] == ["tiny", "giant", "sample"][:samples]
     for e in entries:
         rwd = (e["r"], e["w"], e["d"])
-        # issue 15 asks for 10%; on these shared 2-core VMs the same network's best median over 3 s moved between
-        # 3.0 and 5.5 ms within one process (slow stretches of the host lasting up to ~25 s), and CI saw 76%, so
-        # this re-measures up to 5 times and allows 50%. What is measured (eval.py's network, batch 1, the
-        # export the harness runs) is pinned exactly by test_latency_times_what_eval_py_and_the_harness_run.
+        # issue 15 asks for 10%: a re-measurement samples as long as the report did (latency.REPORT_SECONDS), and on
+        # a quiet machine that repeats within 5-15%; these shared 2-core VMs also slow down for minutes at a time
+        # (2026-12-06: one network 3.6 ms, then 4.8 and 5.0 ms in the next 30 s; CI once saw 76%), so this
+        # re-measures up to 5 times and allows 50%. What is measured (eval.py's network, batch 1, the export the
+        # harness runs) is pinned exactly by test_latency_times_what_eval_py_and_the_harness_run.
         agains = [measure(rwd)]
         while len(agains) < 5 and abs(agains[-1] / e["latency_ms"] - 1) > 0.5:
             agains.append(measure(rwd))
         assert abs(agains[-1] / e["latency_ms"] - 1) <= 0.5, (e, agains)
         assert e["macs"] == count_macs(*rwd, 4).macs  # both reported
-    assert all(abs(e["latency_ms"] / search.budget_ms - 1) <= 0.05 + 1e-9 for e in entries[2:])
+    assert all(abs(e["latency_ms"] / search.budget_ms - 1) <= LATENCY_TOLERANCE + 1e-9 for e in entries[2:])
 
 
 def test_latency_times_what_eval_py_and_the_harness_run(tmp_path, monkeypatch, graph_mode):

@@ -107,10 +107,13 @@ def nudged(budget: float, r: float, d: float, cost: Callable[[RWD], float], tole
 
 
 def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | None, tolerance: float,
-         knots: list[Knot] | None = None, num_classes: int = 1000, macs_budget: bool = True) -> list[Candidate]:
+         knots: list[Knot] | None = None, num_classes: int = 1000, macs_budget: bool = True,
+         report: Callable[[RWD], float] | None = None) -> list[Candidate]:
     """``count`` candidates (at least the two formula points) for ``budget`` in ``cost``'s unit. ``c``: the budget
     as a fraction of B0's MACs; None (a latency budget): estimated from the tiny-formula point's counted MACs (it
-    only places the sampled points)."""
+    only places the sampled points). ``report``: what a found network's cost is reported as and held to the
+    tolerance with (default ``cost``; a latency search solves with quick probes and reports a longer measurement)."""
+    report = report or cost
     if count < 2:
         raise ValueError(f"a search needs at least 2 candidates (the tiny and giant formula points), got {count}")
     unit = "MACs" if macs_budget else "ms"
@@ -122,7 +125,7 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | Non
         else:  # walk the formula's curve (r, w, d all from c) until the measured cost meets the budget
             curve = _formula_curve(method, knots)
             r, w, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
-        found.append(Candidate(method, r, w, d, cost((r, w, d))))
+        found.append(Candidate(method, r, w, d, report((r, w, d))))
     if c is None:
         c = count_macs(found[0].r, found[0].w, found[0].d, num_classes).macs / b0_macs(num_classes)
     taken = [(x.r, x.d) for x in found]
@@ -133,7 +136,7 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | Non
             w = solve(budget, lambda t: (r, t, d), *W_RANGE, cost, unit)
         except ValueError:  # the budget is outside what this (r, d) builds over W_RANGE
             continue
-        spent = cost((r, w, d))
+        spent = report((r, w, d))
         if abs(spent / budget - 1) <= tolerance:  # w is in W_RANGE: solved there
             found.append(Candidate("sample", r, w, d, spent))
             taken.append((r, d))

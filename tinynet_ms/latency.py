@@ -2,11 +2,13 @@
 repeated calls, the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs, and the batch-1
 latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harness runs its ONNX export.
 
-A cube point's latency is the best of repeated medians (``best_median_ms``): on a shared machine the median of 50
-back-to-back runs moves by up to 40% from one second to the next (measured on a 2-core VM: 3.8 vs 5.3 ms for the
-same network), while the smallest of the medians taken over 3 seconds repeats within 10-15% in most windows; as
-timeit takes the best of its repeats, the fastest stretch is the network's own speed, the slower ones other work's.
-A slow stretch of the host that outlasts the window still moves it (3.0-5.5 ms for one network on that VM).
+A cube point's latency is the best of repeated medians (``best_median_ms``): as timeit takes the best of its
+repeats, the fastest stretch is the network's own speed, the slower ones other work's. How long to sample is the
+whole question on a shared machine. On a 2-core VM (2026-12-06, one network, 50-call medians) the host moved
+between speed levels (3.3, 4.6, 5.5 ms) that lasted seconds, up to ~12 s: the best median over 3 s windows spread
+35-43% across windows, over 10 s windows 5-15%, except when a slow stretch outlasted the window. So a search
+*probes* with ``PROBE_SECONDS`` (finding a width takes ~10 measurements per candidate) and *reports* each
+candidate over ``REPORT_SECONDS`` more; a measurement on its own (a re-measurement) takes ``REPORT_SECONDS``.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ RWD = tuple[float, float, float]
 LATENCY_TARGETS = ("mindspore", "harness")
 
 _HARNESS_REPORT = {statistic: re.compile(rf"{statistic} time: ([0-9.]+) ms") for statistic in ("average", "median")}
-MIN_SECONDS = 3.0  # how long a cube point's latency is sampled for
+PROBE_SECONDS = 3.0  # how long a search samples a network while it looks for a width
+REPORT_SECONDS = 10.0  # how long a reported (or re-measured) latency is sampled for
 
 
 def interleaved_ms(calls: Sequence[Callable[[], object]], runs: int, warmup: int = 1) -> list[float]:
@@ -46,7 +49,7 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 1) -> float:
     return interleaved_ms([call], runs, warmup)[0]
 
 
-def best_median_ms(block: Callable[[], float], min_blocks: int = 3, min_seconds: float = MIN_SECONDS) -> float:
+def best_median_ms(block: Callable[[], float], min_blocks: int = 3, min_seconds: float = REPORT_SECONDS) -> float:
     """The smallest of the medians ``block()`` returns, called at least ``min_blocks`` times and for at least
     ``min_seconds``."""
     medians: list[float] = []
@@ -90,10 +93,10 @@ def _random_input(image_size: int, batch: int = 1) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size)).astype(np.float32)
 
 
-def mindspore_ms(rwd: RWD, num_classes: int, runs: int) -> float:
+def mindspore_ms(rwd: RWD, num_classes: int, runs: int, seconds: float = REPORT_SECONDS) -> float:
     """Batch-1 milliseconds of ``tinynet(r, w, d)`` as eval.py runs it (BatchNorm folded, the CPU kernels where
     MindSpore's device is the CPU, in the current execution mode: graph mode, as eval.py): the best median of
-    ``runs`` calls over ``MIN_SECONDS``. Random weights, which take the time trained ones do."""
+    ``runs`` calls over ``seconds``. Random weights, which take the time trained ones do."""
     import mindspore as ms
 
     from tinynet_ms.models import create_model
@@ -106,12 +109,13 @@ def mindspore_ms(rwd: RWD, num_classes: int, runs: int) -> float:
     x = ms.Tensor(_random_input(net.spec.image_size))
     for _ in range(3):  # the first call compiles the graph
         net(x).asnumpy()
-    return best_median_ms(lambda: median_ms(lambda: net(x).asnumpy(), runs, warmup=0))
+    return best_median_ms(lambda: median_ms(lambda: net(x).asnumpy(), runs, warmup=0), min_seconds=seconds)
 
 
-def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path) -> float:
+def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path,
+               seconds: float = REPORT_SECONDS) -> float:
     """Batch-1 milliseconds the C++ harness (OpenVINO backend) takes for the ONNX export of ``tinynet(r, w, d)``:
-    the best of its median over ``runs`` inferences, the harness run repeatedly for ``MIN_SECONDS`` (files in
+    the best of its median over ``runs`` inferences, the harness run repeatedly for ``seconds`` (files in
     ``work``)."""
     from tinynet_ms.export import export_network
     from tinynet_ms.models import create_model
@@ -122,4 +126,5 @@ def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path)
     model = export_network(net, work / "latency", "ONNX", 1, size)
     x = _random_input(size)
     inputs = _write_inputs(x, runs, work)  # once: every repeat reads the same files
-    return 1000 * best_median_ms(lambda: _run_harness(harness, model, inputs, x.shape, work, "openvino", "median"))
+    return 1000 * best_median_ms(lambda: _run_harness(harness, model, inputs, x.shape, work, "openvino", "median"),
+                                 min_seconds=seconds)
