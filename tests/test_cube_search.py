@@ -113,6 +113,21 @@ def test_bad_arguments_are_one_line(demo_data, tmp_path, args, expect):
     assert expect in run.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("budget", [["--macs", "5M"], ["--latency_ms", "3"]])
+def test_a_device_this_mindspore_cannot_run_is_one_line_before_planning(demo_data, tmp_path, budget):
+    import mindspore as ms
+
+    device = next((d for d in ("Ascend", "GPU") if not getattr(ms.device_context, d.lower()).is_available()), None)
+    if device is None:
+        pytest.skip("this MindSpore runs every device")
+    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), *budget, "--out",
+                          str(tmp_path / "s"), "--config", str(DEMO_CONFIG), "--device_target", device], cwd=ROOT,
+                         env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert f"device_target {device} (the config's) is not available" in run.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "s" / SEARCH_FILE).exists()
+
+
 def _search_cmd(data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "tinynet_ms.cube", "search", str(data), "--macs", "5M", "--samples", "4",
             "--epochs", "1", "--config", str(DEMO_CONFIG), "--out", str(out), "--batch_size", "8",

@@ -402,9 +402,20 @@ def lock(out: Path) -> int:
     return fd
 
 
+def check_device(device: str) -> None:
+    """A one-line error, before any planning or training, when this MindSpore cannot run ``device`` (the config's
+    device_target): every candidate would fail, and a latency search would fail with MindSpore's 40-line report."""
+    import mindspore as ms
+
+    if not getattr(ms.device_context, device.lower()).is_available():
+        raise UsageError(f"device_target {device} (the config's) is not available in this MindSpore installation: "
+                         f"pass --device_target CPU, or a config for this machine (e.g. --config configs/demo.yaml)")
+
+
 def run_search(search: Search) -> dict:
     if not (Path(search.data) / "train").is_dir() or not (Path(search.data) / "val").is_dir():
         raise FileNotFoundError(f"{search.data}: expected DATA/train/<class>/* and DATA/val/<class>/*")
+    check_device(search.device_target)
     fd = lock(search.out)
     try:
         record = read_search(search.out)
