@@ -404,7 +404,8 @@ def lock(out: Path) -> int:
 
 def check_device(device: str) -> None:
     """A one-line error, before any planning or training, when this MindSpore cannot run ``device`` (the config's
-    device_target): every candidate would fail, and a latency search would fail with MindSpore's 40-line report."""
+    device_target): otherwise a latency search fails with MindSpore's 40-line report, and a MACs search plans only
+    for its first candidate's train.py to refuse the device."""
     import mindspore as ms
 
     if not getattr(ms.device_context, device.lower()).is_available():
