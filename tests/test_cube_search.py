@@ -15,8 +15,8 @@ from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms.candidates import Candidate, nudged
 from tinynet_ms.cli import UsageError
 from tinynet_ms.design import count_macs, formula_rd, macs_cost
-from tinynet_ms.search import (LATENCY_TOLERANCE, SEARCH_FILE, Search, best_entry, check_overrides, describe, lock,
-                               read_result, run_search, table)
+from tinynet_ms.search import (LATENCY_TOLERANCE, REMEASURE_FILE, SEARCH_FILE, Search, best_entry, check_overrides,
+                               describe, lock, new_record, read_result, remeasure, run_search, table, write_search)
 
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
@@ -198,6 +198,72 @@ def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_
     assert (tmp_path / "retrain" / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_best_medians_time_several_networks_in_turn_and_keep_each_ones_fastest():
+    from tinynet_ms.latency import best_medians
+
+    calls = []
+
+    def block(name, medians):
+        left = iter(medians)
+        return lambda: calls.append(name) or next(left)
+    assert best_medians([block("a", [3, 1, 2]), block("b", [4, 6, 2.5])], seconds=0) == [1, 2.5]
+    assert calls == ["a", "b"] * 3  # in turn, each at least min_blocks times
+    start = time.perf_counter()
+    best_medians([lambda: time.sleep(0.01) or 1.0] * 2, seconds=0.05)
+    assert time.perf_counter() - start >= 0.1  # the span is seconds for each block
+
+
+def _latency_search(out: Path, demo_data: Path, reported: list[float]) -> Search:
+    """A latency search directory as the search leaves it after planning, candidates reported at ``reported`` ms."""
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=len(reported),
+                    device_num=1, num_classes=4, budget_ms=2.0, latency_target="mindspore", latency_runs=7, out=out)
+    points = [("tiny", 0.3, 0.5, 0.4), ("giant", 0.25, 0.6, 0.3), ("sample", 0.4, 0.3, 0.5)]
+    write_search(out, new_record(search, [describe(i + 1, Candidate(*point, ms), search)
+                                          for i, (point, ms) in enumerate(zip(points, reported))]))
+    return search
+
+
+def test_remeasure_times_every_candidate_as_the_search_did_and_reports_the_difference(tmp_path, demo_data,
+                                                                                      monkeypatch, capsys):
+    from tinynet_ms import latency
+    from tinynet_ms.cube import main
+
+    _latency_search(tmp_path, demo_data, [2.0, 1.9, 2.1])
+    timed = []
+
+    def fake_timer(rwd, num_classes, runs):
+        timed.append((rwd, num_classes, runs))
+        return lambda: {0.3: 2.1, 0.25: 2.3, 0.4: 2.05}[rwd[0]]
+    monkeypatch.setattr(latency, "mindspore_timer", fake_timer)
+    assert main(["remeasure", str(tmp_path), "--seconds", "0.01"]) == 0
+    assert timed == [((0.3, 0.5, 0.4), 4, 7), ((0.25, 0.6, 0.3), 4, 7), ((0.4, 0.3, 0.5), 4, 7)]
+    out = capsys.readouterr().out
+    assert "| 1 | tiny | 0.3 | 0.5 | 0.4 | 2.000 | 2.100 | +5.0% |" in out
+    assert "| 2 | giant | 0.25 | 0.6 | 0.3 | 1.900 | 2.300 | +21.1% |" in out
+    assert "2 of 3 within 10% of their reported latency (0.01 s each" in out
+    saved = json.loads((tmp_path / REMEASURE_FILE).read_text())
+    assert [c["remeasured_ms"] for c in saved["candidates"]] == [2.1, 2.3, 2.05] and saved["seconds"] == 0.01
+
+
+def test_remeasure_refuses_a_macs_search_a_missing_one_and_one_in_use(tmp_path, demo_data, capsys):
+    from tinynet_ms.cube import main
+
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=2, device_num=1,
+                    num_classes=4, budget_macs=5_000_000, out=tmp_path / "macs")
+    write_search(search.out, new_record(search, []))
+    assert main(["remeasure", str(search.out)]) == 2
+    assert "is a MACs-budget search: only a latency search" in capsys.readouterr().err
+    assert main(["remeasure", str(tmp_path / "nothing")]) == 1
+    assert "cube.json not found: give the directory of a cube search" in capsys.readouterr().err
+    _latency_search(tmp_path / "busy", demo_data, [2.0, 2.0])
+    fd = lock(tmp_path / "busy")  # a search (or its training) runs there: measuring now would share the cores
+    try:
+        assert main(["remeasure", str(tmp_path / "busy")]) == 2
+        assert "in use by another cube search" in capsys.readouterr().err
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target, samples", [("mindspore", 3), ("harness", 2)])  # harness: an export per network
 def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path, demo_data, target, samples):
@@ -216,25 +282,25 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)
 
-    def measure(rwd):
-        return latency.mindspore_ms(rwd, 4, 30) if target == "mindspore" else \
-            latency.harness_ms(rwd, 4, 30, build_harness(), tmp_path / "m")
-
-    search.budget_ms = round(3.0 * measure((0.2, 0.25, 0.2)), 2)  # a budget most sampled (r, d) can reach
+    small = (0.2, 0.25, 0.2)
+    quick = latency.mindspore_ms(small, 4, 30, latency.PROBE_SECONDS) if target == "mindspore" else \
+        latency.harness_ms(small, 4, 30, build_harness(), tmp_path / "m", latency.PROBE_SECONDS)
+    search.budget_ms = round(3.0 * quick, 2)  # a budget most sampled (r, d) can reach
     entries = plan_search(search)
     assert [e["source"] for e in entries] == ["tiny", "giant", "sample"][:samples]
-    for e in entries:
-        rwd = (e["r"], e["w"], e["d"])
-        # issue 15 asks for 10%: a re-measurement samples as long as the report did (latency.REPORT_SECONDS), and on
-        # a quiet machine that repeats within 5-15%; these shared 2-core VMs also slow down for minutes at a time
-        # (2026-12-06: one network 3.6 ms, then 4.8 and 5.0 ms in the next 30 s; CI once saw 76%), so this
-        # re-measures up to 5 times and allows 50%. What is measured (eval.py's network, batch 1, the export the
-        # harness runs) is pinned exactly by test_latency_times_what_eval_py_and_the_harness_run.
-        agains = [measure(rwd)]
-        while len(agains) < 5 and abs(agains[-1] / e["latency_ms"] - 1) > 0.5:
-            agains.append(measure(rwd))
-        assert abs(agains[-1] / e["latency_ms"] - 1) <= 0.5, (e, agains)
-        assert e["macs"] == count_macs(*rwd, 4).macs  # both reported
+    assert all(e["macs"] == count_macs(e["r"], e["w"], e["d"], 4).macs for e in entries)  # both reported
+    write_search(tmp_path, new_record(search, entries))
+    # issue 15 asks for 10%: `cube remeasure` times every candidate again as long as its report (30 s, the candidates
+    # in turn), which on this 2-core VM agreed within 10% 89-94% of the time in a 6-min trace (2026-12-06). These
+    # shared VMs also slow down for minutes at a time (CI once saw 76% with 10 s windows), so this re-measures up
+    # to 3 times and allows 50%. What is measured (eval.py's network, batch 1, the export the harness runs) is
+    # pinned exactly by test_latency_times_what_eval_py_and_the_harness_run.
+    for _ in range(3):
+        again = remeasure(tmp_path)["candidates"]
+        if all(abs(c["difference"]) <= 0.5 for c in again):
+            break
+    assert [c["index"] for c in again] == [e["index"] for e in entries]
+    assert all(abs(c["difference"]) <= 0.5 for c in again), again
     assert all(abs(e["latency_ms"] / search.budget_ms - 1) <= LATENCY_TOLERANCE + 1e-9 for e in entries[2:])
 
 
@@ -263,7 +329,7 @@ def test_latency_times_what_eval_py_and_the_harness_run(tmp_path, monkeypatch, g
     monkeypatch.setattr(fold, "fold_batchnorm", fold_spy)
     monkeypatch.setattr(export, "export_network", export_spy)
     monkeypatch.setattr(latency, "_random_input", input_spy)
-    monkeypatch.setattr(latency, "best_median_ms", lambda block, **_: block())
+    monkeypatch.setattr(latency, "best_medians", lambda blocks, seconds, **_: [block() for block in blocks])
     monkeypatch.setattr(latency, "median_ms", lambda call, runs, warmup=1: (call(), 2.5)[1])
     rwd = (0.3, 0.4, 0.35)
     assert latency.mindspore_ms(rwd, 4, 30) == 2.5

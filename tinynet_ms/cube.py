@@ -4,13 +4,15 @@ formula's r(c) and d(c) from the best networks found at several budgets.
     python -m tinynet_ms.cube search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
                                           [--out DIR] [--key value ...]
     python -m tinynet_ms.cube search DATA --latency_ms 8 --latency_target mindspore|harness [...]
+    python -m tinynet_ms.cube remeasure SEARCH_DIR [--seconds 30]    # a latency search's candidates, again
     python -m tinynet_ms.cube fit SEARCH_DIR [SEARCH_DIR ...] --out formula.json
     python -m tinynet_ms.cube fit --published --out formula.json      # TinyNet-A…E themselves
     python -m tinynet_ms.design --macs 40M --formula formula.json
 
 ``search`` (``tinynet_ms.search``) writes ``OUT/cube.json``: the budget and its candidates (r, w, d, structure,
 counted MACs, measured latency for a latency budget, top-1, top-5, ...), then ``cube.md`` (the table),
-``cube.png`` (top-1 against r, d and w) and ``best.yaml`` (the best network as a config). ``fit`` takes the best
+``cube.png`` (top-1 against r, d and w) and ``best.yaml`` (the best network as a config). ``remeasure`` times a
+latency search's candidates again on this machine, all in turn, and writes ``OUT/remeasure.json``. ``fit`` takes the best
 candidate of each search directory (highest top-1; ties: the one nearest the budget) as one point (c = its counted
 MACs / EfficientNet-B0's, r, d); ``tinynet_ms.formula.fit_knots`` makes r and d monotone in c.
 
@@ -28,8 +30,8 @@ from pathlib import Path
 from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.design import b0_macs, parse_macs, published_knots
 from tinynet_ms.formula import Knot, fit_knots, read_record, write_formula
-from tinynet_ms.latency import LATENCY_TARGETS
-from tinynet_ms.search import SEARCH_FILE, SEARCH_FORMAT, Stopped, best_entry
+from tinynet_ms.latency import LATENCY_TARGETS, REPORT_SECONDS
+from tinynet_ms.search import SEARCH_FILE, SEARCH_FORMAT, Stopped, best_entry, remeasure, remeasure_table
 
 
 def best_candidate(search_dir: str | Path) -> dict:
@@ -130,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
                             help="devices per candidate; > 1 trains data-parallel with msrun (default 1)")
     search_cmd.add_argument("--config", default="", help="training config (default configs/base.yaml)")
     search_cmd.add_argument("--out", default="output/cube_search", help="search directory (default output/cube_search)")
+    again_cmd = commands.add_parser(
+        "remeasure", help="measure a latency search's candidates again, on this machine, now",
+        description="Time every candidate of a latency search again as the search did (its target, runs, device), "
+                    "the candidates in turn so a slow stretch of the machine falls on all alike, and print each "
+                    "reported latency beside its re-measurement; writes SEARCH_DIR/remeasure.json. Run it with "
+                    "nothing else on the machine.")
+    again_cmd.add_argument("search_dir", help="the directory of a latency search (its --out)")
+    again_cmd.add_argument("--seconds", type=argument_type(_positive_float), default=None,
+                           help=f"how long each candidate is sampled (default {REPORT_SECONDS:g}, as long as a "
+                                f"search reports each)")
     fit_cmd = commands.add_parser("fit", help="fit r(c), d(c) through the best candidates of searches")
     fit_cmd.add_argument("search_dirs", nargs="*", help="directories holding a cube search's cube.json")
     fit_cmd.add_argument("--published", action="store_true", help="add the published TinyNet-A..E points")
@@ -141,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> None:
         if args.command == "search":
             search_command(args, overrides)
+            return
+        if args.command == "remeasure":
+            print(remeasure_table(remeasure(Path(args.search_dir).resolve(), args.seconds)))
             return
         if not args.search_dirs and not args.published:
             raise UsageError("give search directories and/or --published")

@@ -2,13 +2,14 @@
 repeated calls, the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs, and the batch-1
 latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harness runs its ONNX export.
 
-A cube point's latency is the best of repeated medians (``best_median_ms``): as timeit takes the best of its
-repeats, the fastest stretch is the network's own speed, the slower ones other work's. How long to sample is the
-whole question on a shared machine. On a 2-core VM (2026-12-06, one network, 50-call medians) the host moved
-between speed levels (3.3, 4.6, 5.5 ms) that lasted seconds, up to ~12 s: the best median over 3 s windows spread
-35-43% across windows, over 10 s windows 5-15%, except when a slow stretch outlasted the window. So a search
-*probes* with ``PROBE_SECONDS`` (finding a width takes ~10 measurements per candidate) and *reports* each
-candidate over ``REPORT_SECONDS`` more; a measurement on its own (a re-measurement) takes ``REPORT_SECONDS``.
+A cube point's latency is the best of repeated medians (``best_medians``): as timeit takes the best of its repeats,
+the fastest stretch is the network's own speed, the slower ones other work's. How long to sample is the whole
+question on a shared machine. On a 2-core VM (2026-12-06, three networks timed in turn for 6 min, 30-call medians)
+the host moved between speed levels (e.g. 1.6, 1.9 and 2.4 ms for one network) lasting seconds to ~20 s: two
+best medians over separate 10 s windows agreed within 10% 73-76% of the time, over 30 s windows 89-94%. So a
+search *probes* with ``PROBE_SECONDS`` (finding a width takes ~10 measurements per candidate) and *reports* each
+candidate over ``REPORT_SECONDS`` more, and a re-measurement samples as long. Several networks measured together
+are timed in turn over the whole span (``best_medians``), so a slow stretch falls on all of them alike.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ LATENCY_TARGETS = ("mindspore", "harness")
 
 _HARNESS_REPORT = {statistic: re.compile(rf"{statistic} time: ([0-9.]+) ms") for statistic in ("average", "median")}
 PROBE_SECONDS = 3.0  # how long a search samples a network while it looks for a width
-REPORT_SECONDS = 10.0  # how long a reported (or re-measured) latency is sampled for
+REPORT_SECONDS = 30.0  # how long a reported (or re-measured) latency is sampled for
 
 
 def interleaved_ms(calls: Sequence[Callable[[], object]], runs: int, warmup: int = 1) -> list[float]:
@@ -49,14 +50,15 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 1) -> float:
     return interleaved_ms([call], runs, warmup)[0]
 
 
-def best_median_ms(block: Callable[[], float], min_blocks: int = 3, min_seconds: float = REPORT_SECONDS) -> float:
-    """The smallest of the medians ``block()`` returns, called at least ``min_blocks`` times and for at least
-    ``min_seconds``."""
-    medians: list[float] = []
-    end = time.perf_counter() + min_seconds
-    while len(medians) < min_blocks or time.perf_counter() < end:
-        medians.append(block())
-    return min(medians)
+def best_medians(blocks: Sequence[Callable[[], float]], seconds: float, min_blocks: int = 3) -> list[float]:
+    """The smallest of the medians each ``block()`` returns, the blocks called in turn (1, 2, ..., 1, ...) for
+    ``seconds`` each, so every one samples the whole span, and each at least ``min_blocks`` times."""
+    medians: list[list[float]] = [[] for _ in blocks]
+    end = time.perf_counter() + seconds * len(blocks)
+    while min(map(len, medians)) < min_blocks or time.perf_counter() < end:
+        for block, got in zip(blocks, medians):
+            got.append(block())
+    return [min(got) for got in medians]
 
 
 def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: Path, backend: str,
@@ -93,10 +95,10 @@ def _random_input(image_size: int, batch: int = 1) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((batch, 3, image_size, image_size)).astype(np.float32)
 
 
-def mindspore_ms(rwd: RWD, num_classes: int, runs: int, seconds: float = REPORT_SECONDS) -> float:
-    """Batch-1 milliseconds of ``tinynet(r, w, d)`` as eval.py runs it (BatchNorm folded, the CPU kernels where
-    MindSpore's device is the CPU, in the current execution mode: graph mode, as eval.py): the best median of
-    ``runs`` calls over ``seconds``. Random weights, which take the time trained ones do."""
+def mindspore_timer(rwd: RWD, num_classes: int, runs: int) -> Callable[[], float]:
+    """A block for ``best_medians``: the median batch-1 milliseconds of ``runs`` calls of ``tinynet(r, w, d)`` as
+    eval.py runs it (BatchNorm folded, the CPU kernels where MindSpore's device is the CPU, in the current execution
+    mode: graph mode, as eval.py), built and compiled once. Random weights, which take the time trained ones do."""
     import mindspore as ms
 
     from tinynet_ms.models import create_model
@@ -109,14 +111,13 @@ def mindspore_ms(rwd: RWD, num_classes: int, runs: int, seconds: float = REPORT_
     x = ms.Tensor(_random_input(net.spec.image_size))
     for _ in range(3):  # the first call compiles the graph
         net(x).asnumpy()
-    return best_median_ms(lambda: median_ms(lambda: net(x).asnumpy(), runs, warmup=0), min_seconds=seconds)
+    return lambda: median_ms(lambda: net(x).asnumpy(), runs, warmup=0)
 
 
-def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path,
-               seconds: float = REPORT_SECONDS) -> float:
-    """Batch-1 milliseconds the C++ harness (OpenVINO backend) takes for the ONNX export of ``tinynet(r, w, d)``:
-    the best of its median over ``runs`` inferences, the harness run repeatedly for ``seconds`` (files in
-    ``work``)."""
+def harness_timer(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path) -> Callable[[], float]:
+    """A block for ``best_medians``: the median batch-1 milliseconds the C++ harness (OpenVINO backend) reports
+    over ``runs`` inferences of the ONNX export of ``tinynet(r, w, d)``, exported and its inputs written once into
+    ``work`` (one directory per timer alive at a time)."""
     from tinynet_ms.export import export_network
     from tinynet_ms.models import create_model
 
@@ -126,5 +127,17 @@ def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path,
     model = export_network(net, work / "latency", "ONNX", 1, size)
     x = _random_input(size)
     inputs = _write_inputs(x, runs, work)  # once: every repeat reads the same files
-    return 1000 * best_median_ms(lambda: _run_harness(harness, model, inputs, x.shape, work, "openvino", "median"),
-                                 min_seconds=seconds)
+    return lambda: 1000 * _run_harness(harness, model, inputs, x.shape, work, "openvino", "median")
+
+
+def mindspore_ms(rwd: RWD, num_classes: int, runs: int, seconds: float = REPORT_SECONDS) -> float:
+    """Batch-1 milliseconds of ``tinynet(r, w, d)`` in MindSpore (``mindspore_timer``), the best median over
+    ``seconds``."""
+    return best_medians([mindspore_timer(rwd, num_classes, runs)], seconds)[0]
+
+
+def harness_ms(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Path,
+               seconds: float = REPORT_SECONDS) -> float:
+    """Batch-1 milliseconds of ``tinynet(r, w, d)`` in the C++ harness (``harness_timer``), the best median over
+    ``seconds``."""
+    return best_medians([harness_timer(rwd, num_classes, runs, harness, work)], seconds)[0]

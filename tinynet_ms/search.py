@@ -154,23 +154,37 @@ def differences(saved: dict, wanted: dict) -> list[str]:
 
 
 # -- planning -------------------------------------------------------------------------------------------------
+def latency_timers(search: Search, work: Path) -> Callable[[RWD, str], Callable[[], float]]:
+    """``timer(rwd, name)``: a timing block (``tinynet_ms.latency``) for a network of this search, at its latency
+    target, runs and classes; ``name`` keeps apart the harness files of timers alive together (under ``work``)."""
+    from tinynet_ms import latency
+
+    if search.latency_target == "mindspore":
+        return lambda rwd, name: latency.mindspore_timer(rwd, search.num_classes, search.latency_runs)
+    harness = build_harness()
+    return lambda rwd, name: latency.harness_timer(rwd, search.num_classes, search.latency_runs, harness, work / name)
+
+
 def latency_costs(search: Search, work: Path) -> tuple[Callable[[RWD], float], Callable[[RWD], float]]:
     """A latency search's probe (what the width solver measures, ``PROBE_SECONDS`` per network) and report (what a
     found candidate is reported and held to the budget with: the best of its probe and ``REPORT_SECONDS`` more,
     as long as a re-measurement), each asked once per distinct network."""
-    from tinynet_ms import latency
+    from tinynet_ms.latency import PROBE_SECONDS, REPORT_SECONDS, best_medians
 
-    if search.latency_target == "mindspore":
-        def measure(rwd: RWD, seconds: float) -> float:
-            return latency.mindspore_ms(rwd, search.num_classes, search.latency_runs, seconds)
-    else:
-        harness = build_harness()
-        work.mkdir(parents=True, exist_ok=True)
+    timer = latency_timers(search, work)
 
-        def measure(rwd: RWD, seconds: float) -> float:
-            return latency.harness_ms(rwd, search.num_classes, search.latency_runs, harness, work, seconds)
-    probe = per_network(lambda rwd: measure(rwd, latency.PROBE_SECONDS))
-    return probe, per_network(lambda rwd: min(probe(rwd), measure(rwd, latency.REPORT_SECONDS)))
+    def measure(rwd: RWD, seconds: float) -> float:
+        return best_medians([timer(rwd, "probe")], seconds)[0]
+    probe = per_network(lambda rwd: measure(rwd, PROBE_SECONDS))
+    return probe, per_network(lambda rwd: min(probe(rwd), measure(rwd, REPORT_SECONDS)))
+
+
+def latency_context(device: str) -> None:
+    """MindSpore set up as eval.py runs: latency on the device the config trains on (the CPU here), graph mode."""
+    import mindspore as ms
+
+    ms.set_device(device)
+    ms.set_context(mode=ms.GRAPH_MODE)
 
 
 def build_harness() -> Path:
@@ -189,10 +203,7 @@ def plan_search(search: Search) -> list[dict]:
         cost = report = per_network(macs_cost(search.num_classes))  # each distinct network counted once
         c, tolerance = search.budget_macs / b0_macs(search.num_classes), MACS_TOLERANCE
     else:
-        import mindspore as ms
-
-        ms.set_device(search.device_target)  # latency on the device the config trains on (CPU here)
-        ms.set_context(mode=ms.GRAPH_MODE)  # eval.py's mode
+        latency_context(search.device_target)
         cost, report = latency_costs(search, search.out / "latency")
         c, tolerance = None, LATENCY_TOLERANCE
     try:
@@ -435,3 +446,59 @@ def run_search(search: Search) -> dict:
         return record
     finally:
         os.close(fd)
+
+
+# -- re-measuring a latency search ------------------------------------------------------------------------------
+REMEASURE_FILE = "remeasure.json"
+
+
+def remeasure(out: Path, seconds: float | None = None) -> dict:
+    """Every candidate of the latency search in ``out`` measured again on this machine, now, as the search measured
+    it (target, runs, device), all timed in turn for ``seconds`` each (default ``latency.REPORT_SECONDS``, as long
+    as each was reported over); written to ``OUT/remeasure.json`` and returned. Holds the search's lock: a training
+    running in ``out`` would share the cores."""
+    from tinynet_ms.latency import REPORT_SECONDS, best_medians
+
+    seconds = seconds or REPORT_SECONDS
+    path = out / SEARCH_FILE
+    record = read_search(out)
+    if record is None:
+        raise FileNotFoundError(f"{path} not found: give the directory of a cube search (its --out)")
+    if "budget_ms" not in record:
+        raise UsageError(f"{path} is a MACs-budget search: only a latency search (--latency_ms) has latencies to "
+                         f"re-measure")
+    try:
+        search = Search(**record["search"], out=out)
+    except TypeError:
+        raise ValueError(f"{path}: its 'search' entry is not a cube search's (written by another version?)") from None
+    search.device_target = resolved_config(search.config, search.overrides)["device_target"]
+    entries = [e for e in record["candidates"] if isinstance(e.get("latency_ms"), (int, float))]
+    check_device(search.device_target)
+    fd = lock(out)
+    try:
+        latency_context(search.device_target)
+        timer = latency_timers(search, out / "latency" / "remeasure")
+        blocks = [timer((e["r"], e["w"], e["d"]), f"{e['index']:02d}") for e in entries]
+        print(f"re-measuring {len(blocks)} candidates in turn, {seconds:g} s each ...", flush=True)
+        again = best_medians(blocks, seconds)
+    finally:
+        os.close(fd)
+    result = {"format": "tinynet_ms.remeasure/1", "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "seconds": seconds, "budget_ms": record["budget_ms"],
+              "candidates": [{"index": e["index"], "source": e["source"], "r": e["r"], "w": e["w"], "d": e["d"],
+                              "latency_ms": e["latency_ms"], "remeasured_ms": round(t, 3),
+                              "difference": round(t / e["latency_ms"] - 1, 4)} for e, t in zip(entries, again)]}
+    write_text_atomic(out / REMEASURE_FILE, json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def remeasure_table(result: dict) -> str:
+    head = ["#", "source", "r", "w", "d", "reported ms", "re-measured ms", "difference"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in result["candidates"]:
+        lines.append(f"| {c['index']} | {c['source']} | {c['r']:g} | {c['w']:g} | {c['d']:g} | {c['latency_ms']:.3f} "
+                     f"| {c['remeasured_ms']:.3f} | {100 * c['difference']:+.1f}% |")
+    within = sum(abs(c["difference"]) <= LATENCY_TOLERANCE for c in result["candidates"])
+    lines.append(f"\n{within} of {len(result['candidates'])} within {LATENCY_TOLERANCE:.0%} of their reported "
+                 f"latency ({result['seconds']:g} s each, {result['measured']})")
+    return "\n".join(lines)
