@@ -189,3 +189,22 @@ def test_data_workers_are_capped_to_the_ranks_share_of_cpus(monkeypatch, caplog,
         got = context.data_workers(SimpleNamespace(num_parallel_workers=asked), context.RunContext("CPU", 0, local))
     assert got == expected
     assert ("capped to" in caplog.text) == (asked > expected)
+
+
+def test_ema_of_a_deep_network_compiles_and_averages_every_parameter():
+    # d = 2: ~620 parameters; a Python loop over them unrolled past MindSpore's call-depth limit (1000) in graph
+    # mode (a cube-search candidate at d = 1.56 failed to compile its train step that way)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    deep = dict(r=0.2, w=0.25, d=2.0, num_classes=4)
+    net, ema_net = create_model("tinynet", **deep), create_model("tinynet", **deep)
+    for p in ema_net.get_parameters():  # one graph holds both networks: unique names, as a train step's cells get
+        p.name = "ema." + p.name
+    ema = EMA(net, ema_net, 0.75)  # starts as a copy of the network
+    params = list(net.get_parameters())
+    assert len(params) > 500
+    start = [p.asnumpy().copy() for p in params]
+    for p in params:
+        p.set_data(ms.Tensor(np.full(p.shape, 4.0, np.float32)))
+    ema()
+    for before, average in zip(start, ema_net.get_parameters()):
+        np.testing.assert_allclose(average.asnumpy(), 0.75 * before + 0.25 * 4.0, rtol=1e-6, atol=1e-6)

@@ -22,12 +22,12 @@ class EMA(nn.Cell):
             d.requires_grad = False
         self.src = ms.ParameterTuple(src.values())
         self.dst = ms.ParameterTuple(dst.values())
+        self.hyper_map = ops.HyperMap()
 
     def construct(self):
-        ok = True
-        for s, d in zip(self.src, self.dst):
-            ok = ops.depend(ok, ops.assign(d, d * self.decay + s.astype(d.dtype) * (1.0 - self.decay)))
-        return ok
+        # HyperMap, not a Python loop: graph mode unrolls a loop into nested calls, and a deep network's ~500
+        # parameters exceeded MindSpore's call-depth limit (1000) when compiling the train step
+        return self.hyper_map(ops.partial(_ema_update, self.decay), self.dst, self.src)
 
 
 class TrainStep(nn.Cell):
@@ -103,6 +103,10 @@ class TrainStep(nn.Cell):
         value = float(self.loss_sum.asnumpy())
         self.loss_sum.set_data(Tensor(0.0, ms.float32))
         return value
+
+
+def _ema_update(decay, average, param):
+    return ops.assign(average, average * decay + param.astype(average.dtype) * (1.0 - decay))
 
 
 def _keep_if(finite, param, before):
