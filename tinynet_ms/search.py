@@ -473,6 +473,8 @@ def remeasure(out: Path, seconds: float | None = None) -> dict:
         raise ValueError(f"{path}: its 'search' entry is not a cube search's (written by another version?)") from None
     search.device_target = resolved_config(search.config, search.overrides)["device_target"]
     entries = [e for e in record["candidates"] if isinstance(e.get("latency_ms"), (int, float))]
+    if not entries:
+        raise ValueError(f"{path}: no candidate with a latency_ms to re-measure")
     check_device(search.device_target)
     fd = lock(out)
     try:
