@@ -323,12 +323,10 @@ class AssignParameters(nn.Cell):
     def __init__(self, params: list[ms.Parameter]) -> None:
         super().__init__()
         self.params = ms.ParameterTuple(params)
+        self.hyper_map = ops.HyperMap()  # not a Python loop: graph mode nests one call per item (depth limit 1000)
 
     def construct(self, values):
-        done = True
-        for p, v in zip(self.params, values):
-            done = ops.depend(done, ops.assign(p, v))
-        return done
+        return self.hyper_map(ops.assign, self.params, values)
 
 
 def weights_digest(net: nn.Cell) -> str:
