@@ -16,7 +16,9 @@ the table shows where the point ended up.
 The budget is counted MACs (``tinynet_ms.design.count_macs``, at the search's number of classes) or a measured
 latency (any ``cost(r, w, d)`` that grows with w, e.g. ``tinynet_ms.latency``). Under a latency budget the formula
 points walk their formula's curve (r, d and the paper's w, all functions of c) until the measured latency meets
-the budget; the sampled points solve w as under a MACs budget.
+the budget; the sampled points solve w as under a MACs budget. The solver's quick probes and a candidate's longer
+report can disagree (the report is the best of more samples): when the report misses the budget, the point is
+solved once more for the budget scaled by how far they disagreed, and the nearer report kept.
 """
 from __future__ import annotations
 
@@ -122,10 +124,11 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | Non
         if macs_budget:
             r, d, _ = formula_rd(int(budget), method, knots, num_classes)
             r, w, d = nudged(budget, r, d, cost, tolerance)
+            found.append(Candidate(method, r, w, d, report((r, w, d))))
         else:  # walk the formula's curve (r, w, d all from c) until the measured cost meets the budget
-            curve = _formula_curve(method, knots)
-            r, w, d = curve(solve(budget, curve, *_LOG_C_RANGE, cost, unit))
-        found.append(Candidate(method, r, w, d, report((r, w, d))))
+            (r, w, d), spent = _solve_reported(budget, _formula_curve(method, knots), _LOG_C_RANGE, cost, report,
+                                               tolerance, unit)
+            found.append(Candidate(method, r, w, d, spent))
     if c is None:
         c = count_macs(found[0].r, found[0].w, found[0].d, num_classes).macs / b0_macs(num_classes)
     taken = [(x.r, x.d) for x in found]
@@ -133,16 +136,36 @@ def plan(count: int, budget: float, cost: Callable[[RWD], float], c: float | Non
         if len(found) == count:
             break
         try:
-            w = solve(budget, lambda t: (r, t, d), *W_RANGE, cost, unit)
+            (_, w, _), spent = _solve_reported(budget, lambda t, r=r, d=d: (r, t, d), W_RANGE, cost, report,
+                                               tolerance, unit)
         except ValueError:  # the budget is outside what this (r, d) builds over W_RANGE
             continue
-        spent = report((r, w, d))
         if abs(spent / budget - 1) <= tolerance:  # w is in W_RANGE: solved there
             found.append(Candidate("sample", r, w, d, spent))
             taken.append((r, d))
     if len(found) < count:
         raise ValueError(f"only {len(found)} candidates fit the budget within {tolerance:.0%}: ask for fewer samples")
     return found
+
+
+def _solve_reported(budget: float, point: Callable[[float], RWD], span: tuple[float, float],
+                    cost: Callable[[RWD], float], report: Callable[[RWD], float], tolerance: float,
+                    unit: str) -> tuple[RWD, float]:
+    """The network ``point(t)`` solved for ``budget`` on ``cost``, and its ``report``ed cost. When the report misses
+    the budget by more than ``tolerance`` (a latency probe read the network slower or faster than the longer
+    report does), t is solved once more for the budget scaled by that disagreement, and the nearer of the two
+    reports is kept. ``ValueError`` when the budget is out of the point's reach."""
+    rwd = point(solve(budget, point, *span, cost, unit))
+    spent = report(rwd)
+    if abs(spent / budget - 1) > tolerance and spent != cost(rwd):  # (a count: no other width lands nearer)
+        try:
+            again = point(solve(budget * cost(rwd) / spent, point, *span, cost, unit))
+        except ValueError:  # the corrected aim is out of reach: keep the first
+            return rwd, spent
+        spent_again = report(again)
+        if abs(spent_again / budget - 1) < abs(spent / budget - 1):
+            return again, spent_again
+    return rwd, spent
 
 
 def _formula_curve(method: str, knots: list[Knot] | None) -> Callable[[float], RWD]:
