@@ -12,9 +12,9 @@ formula's r(c) and d(c) from the best networks found at several budgets.
 ``search`` (``tinynet_ms.search``) writes ``OUT/cube.json``: the budget and its candidates (r, w, d, structure,
 counted MACs, measured latency for a latency budget, top-1, top-5, ...), then ``cube.md`` (the table),
 ``cube.png`` (top-1 against r, d and w) and ``best.yaml`` (the best network as a config). ``remeasure`` times a
-latency search's candidates again on this machine, all in turn, and writes ``OUT/remeasure.json``. ``fit`` takes the best
-candidate of each search directory (highest top-1; ties: the one nearest the budget) as one point (c = its counted
-MACs / EfficientNet-B0's, r, d); ``tinynet_ms.formula.fit_knots`` makes r and d monotone in c.
+latency search's candidates again on this machine, all in turn, and writes ``OUT/remeasure.json``. ``fit`` takes
+the best candidate of each search directory (highest top-1; ties: the one nearest the budget) as one point (c =
+its counted MACs / EfficientNet-B0's, r, d); ``tinynet_ms.formula.fit_knots`` makes r and d monotone in c.
 
     {"format": "tinynet_ms.cube/1", "budget_macs": 50000000, "search": {...},
      "candidates": [{"index": 1, "source": "tiny", "r": 0.6, "w": 0.7, "d": 0.6, "macs": 49800000,
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     "reported latency beside its re-measurement; writes SEARCH_DIR/remeasure.json. Run it with "
                     "nothing else on the machine.")
     again_cmd.add_argument("search_dir", help="the directory of a latency search (its --out)")
-    again_cmd.add_argument("--seconds", type=argument_type(_positive_float), default=None,
+    again_cmd.add_argument("--seconds", type=argument_type(_positive_float), default=REPORT_SECONDS,
                            help=f"how long each candidate is sampled (default {REPORT_SECONDS:g}, as long as a "
                                 f"search reports each)")
     fit_cmd = commands.add_parser("fit", help="fit r(c), d(c) through the best candidates of searches")

@@ -32,6 +32,7 @@ from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_design, per_network
 from tinynet_ms.formula import read_record
+from tinynet_ms.latency import PROBE_SECONDS, REPORT_SECONDS, best_medians
 
 SEARCH_FORMAT = "tinynet_ms.cube/1"
 SEARCH_FILE = "cube.json"
@@ -169,8 +170,6 @@ def latency_costs(search: Search, work: Path) -> tuple[Callable[[RWD], float], C
     """A latency search's probe (what the width solver measures, ``PROBE_SECONDS`` per network) and report (what a
     found candidate is reported and held to the budget with: the best of its probe and ``REPORT_SECONDS`` more,
     as long as a re-measurement), each asked once per distinct network."""
-    from tinynet_ms.latency import PROBE_SECONDS, REPORT_SECONDS, best_medians
-
     timer = latency_timers(search, work)
 
     def measure(rwd: RWD, seconds: float) -> float:
@@ -327,7 +326,7 @@ def table(record: dict) -> str:
     best = best_entry(record)
     head = ["#", "source", "r", "w", "d", "input", "repeats", "channels", "params", "MACs"] + \
         (["latency ms"] if latency else []) + ["top-1", "top-5", "train s", "best epoch"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for c in record["candidates"]:
         scored = c.get("top1") is not None
         row = [f"{c['index']}{' *' if c is best else ''}", c["source"], f"{c['r']:g}", f"{c['w']:g}", f"{c['d']:g}",
@@ -337,8 +336,13 @@ def table(record: dict) -> str:
             row += [f"{c['top1']:.4f}", f"{c['top5']:.4f}", f"{c['train_seconds']:.0f}", str(c["best_epoch"])]
         else:
             row += ["failed" if c.get("failed") else "-", "-", "-", "-"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(head, rows)
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(cells) + " |" for cells in [head, *rows]]
+    return "\n".join([lines[0], "|" + "---|" * len(head), *lines[1:]])
 
 
 def plot(record: dict, png: Path) -> Path:
@@ -452,14 +456,11 @@ def run_search(search: Search) -> dict:
 REMEASURE_FILE = "remeasure.json"
 
 
-def remeasure(out: Path, seconds: float | None = None) -> dict:
+def remeasure(out: Path, seconds: float = REPORT_SECONDS) -> dict:
     """Every candidate of the latency search in ``out`` measured again on this machine, now, as the search measured
-    it (target, runs, device), all timed in turn for ``seconds`` each (default ``latency.REPORT_SECONDS``, as long
-    as each was reported over); written to ``OUT/remeasure.json`` and returned. Holds the search's lock: a training
+    it (target, runs, device), all timed in turn for ``seconds`` each (default ``REPORT_SECONDS``, as long as
+    each was reported over); written to ``OUT/remeasure.json`` and returned. Holds the search's lock: a training
     running in ``out`` would share the cores."""
-    from tinynet_ms.latency import REPORT_SECONDS, best_medians
-
-    seconds = seconds or REPORT_SECONDS
     path = out / SEARCH_FILE
     record = read_search(out)
     if record is None:
@@ -496,11 +497,8 @@ def remeasure(out: Path, seconds: float | None = None) -> dict:
 
 def remeasure_table(result: dict) -> str:
     head = ["#", "source", "r", "w", "d", "reported ms", "re-measured ms", "difference"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in result["candidates"]:
-        lines.append(f"| {c['index']} | {c['source']} | {c['r']:g} | {c['w']:g} | {c['d']:g} | {c['latency_ms']:.3f} "
-                     f"| {c['remeasured_ms']:.3f} | {100 * c['difference']:+.1f}% |")
+    rows = [[str(c["index"]), c["source"], f"{c['r']:g}", f"{c['w']:g}", f"{c['d']:g}", f"{c['latency_ms']:.3f}",
+             f"{c['remeasured_ms']:.3f}", f"{100 * c['difference']:+.1f}%"] for c in result["candidates"]]
     within = sum(abs(c["difference"]) <= LATENCY_TOLERANCE for c in result["candidates"])
-    lines.append(f"\n{within} of {len(result['candidates'])} within {LATENCY_TOLERANCE:.0%} of their reported "
-                 f"latency ({result['seconds']:g} s each, {result['measured']})")
-    return "\n".join(lines)
+    return (f"{markdown_table(head, rows)}\n\n{within} of {len(rows)} within {LATENCY_TOLERANCE:.0%} of their reported "
+            f"latency ({result['seconds']:g} s each, {result['measured']})")
