@@ -42,8 +42,9 @@ def batchnorm_train_op(swish: bool) -> ops.Custom:
 
 class FastBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same parameters and updates) run by the custom kernels, in float32 (float16 inputs
-    under AMP are cast and the result cast back). Only batch statistics in training, moving ones in inference
-    (``use_batch_statistics=None``, the default)."""
+    under AMP are cast and the result cast back). Batch statistics in training, moving ones in inference
+    (``use_batch_statistics=None``, the only value the constructor takes); set to ``False`` afterwards, the moving
+    statistics always (a frozen backbone: ``tinynet_ms.train.freeze_backbone``)."""
 
     swish = False  # BatchNormSwish2d: Swish applied to the output, in the same passes
 
@@ -61,7 +62,7 @@ class FastBatchNorm2d(nn.BatchNorm2d):
         dtype = x.dtype
         x = ops.cast(x, ms.float32)
         gamma, beta = ops.cast(self.gamma, ms.float32), ops.cast(self.beta, ms.float32)
-        if self.training:
+        if self.training and self.use_batch_statistics is None:
             y, mean, var = self.train_op(x, gamma, beta, ops.cast(self.eps_tensor, ms.float32))
             count = x.shape[0] * x.shape[2] * x.shape[3]
             unbiased = ops.stop_gradient(var) * (count / max(count - 1, 1))

@@ -85,6 +85,9 @@ class TinyNetTrunk(nn.Cell):
 class TinyNet(TinyNetTrunk):
     """The classifier: the trunk → conv_head → bn2 → Swish → mean → dropout → classifier."""
 
+    # What depends on the class count: weights of another one load with these left as initialised (fine-tuning)
+    classifier_names = ("classifier.weight", "classifier.bias")
+
     def __init__(self, spec: TinyNetSpec, num_classes: int = 1000, drop_rate: float = 0.2,
                  drop_path_rate: float = 0.0, cpu_kernels: bool = False,
                  preprocessing: Preprocessing = DEFAULT_PREPROCESSING) -> None:

@@ -106,7 +106,9 @@ class TrainStep(nn.Cell):
 
 
 def _ema_update(decay, average, param):
-    return ops.assign(average, average * decay + param.astype(average.dtype) * (1.0 - decay))
+    # average + (1 - decay)(param - average), as timm's ModelEmaV3 lerp: a parameter that does not move (a frozen
+    # backbone) keeps its average bit-identical, where decay·a + (1 - decay)·a rounds
+    return ops.assign(average, average + (param.astype(average.dtype) - average) * (1.0 - decay))
 
 
 def _keep_if(finite, param, before):
