@@ -213,3 +213,42 @@ def test_scripts_resolve_relative_paths_against_the_callers_directory(mini_run, 
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert (tmp_path / "r.json").is_file() and (tmp_path / "o" / "logs" / "eval.log").is_file()
     assert not (ROOT / "o").exists() and not (ROOT / "r.json").exists()
+
+
+def _op_types(path) -> set[str]:
+    """The operator types of an exported file (MindIR's ``REF::Custom:25`` read as ``Custom``)."""
+    if str(path).endswith(".onnx"):
+        import onnx
+        return {node.op_type for node in onnx.load(str(path)).graph.node}
+    from mindspore.train import mind_ir_pb2
+    model = mind_ir_pb2.ModelProto()
+    model.ParseFromString(path.read_bytes())
+    nodes = [*model.graph.node, *(n for f in model.functions for n in f.node)]
+    return {n.op_type.removeprefix("REF::").split(":")[0] for n in nodes}
+
+
+@pytest.mark.parametrize("kind", ["classifier", "backbone", "folded"])
+def test_library_export_of_a_default_network_is_portable(tmp_path, kind):
+    """create_model's default on CPU builds the fast kernels' custom ops (a .so of this host's cache); whatever is
+    handed to export_and_verify — that network, its backbone, or the folded network eval runs — the written files
+    hold stock operators only, so they run on any machine and runtime."""
+    from tinynet_ms.models.fold import fold_batchnorm
+
+    net = create_model("tinynet", features_only=kind == "backbone", **({} if kind == "backbone" else MINI),
+                       **({"w": 0.25, "d": 0.35} if kind == "backbone" else {}))
+    assert net.cpu_kernels, "the default network on CPU should be the fast one (kernels did not compile?)"
+    if kind == "folded":
+        net = fold_batchnorm(net)
+        assert "Custom" in _op_types(_raw_mindir(net, tmp_path)), "the folded fast network itself holds custom ops"
+    for fmt in ("MINDIR", "ONNX"):
+        result = export_and_verify(net, tmp_path / f"{kind}", fmt, batch_size=1, image_size=32)
+        ops = _op_types(result.path)
+        assert ops and "Custom" not in ops and not any(op.startswith("Im2Col") for op in ops), (fmt, sorted(ops))
+
+
+def _raw_mindir(net, tmp_path):
+    """``net`` exported by MindSpore as it is (no stock twin): what export_and_verify must not write."""
+    net.set_train(False)
+    ms.export(net, ms.Tensor(np.zeros((1, 3, 32, 32), np.float32)), file_name=str(tmp_path / "raw"),
+              file_format="MINDIR")
+    return tmp_path / "raw.mindir"

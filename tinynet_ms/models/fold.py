@@ -97,14 +97,17 @@ class FusedSqueezeExcite(nn.Cell):
                           self.conv_expand.bias)
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool) -> tuple[nn.Cell, nn.Cell]:
-    """The cells replacing ``conv`` and ``bn``."""
-    gamma, beta = bn.gamma.asnumpy().astype(np.float64), bn.beta.asnumpy().astype(np.float64)
-    mean, var = bn.moving_mean.asnumpy().astype(np.float64), bn.moving_variance.asnumpy().astype(np.float64)
-    scale = gamma / np.sqrt(var + bn.eps)
-    weight = conv.weight.asnumpy().astype(np.float64)
-    conv.weight.set_data(Tensor((weight * scale[:, None, None, None]).astype(np.float32)))
-    bias = beta - mean * scale
+def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool,
+               bias: np.ndarray | None = None) -> tuple[nn.Cell, nn.Cell]:
+    """The cells replacing ``conv`` and ``bn``; with ``bias`` (re-folding a folded network) the conv already holds
+    the BN's scale and ``bias`` is what remains of it."""
+    if bias is None:
+        gamma, beta = bn.gamma.asnumpy().astype(np.float64), bn.beta.asnumpy().astype(np.float64)
+        mean, var = bn.moving_mean.asnumpy().astype(np.float64), bn.moving_variance.asnumpy().astype(np.float64)
+        scale = gamma / np.sqrt(var + bn.eps)
+        weight = conv.weight.asnumpy().astype(np.float64)
+        conv.weight.set_data(Tensor((weight * scale[:, None, None, None]).astype(np.float32)))
+        bias = beta - mean * scale
     if swish and isinstance(conv, DepthwiseConv2d):
         return DepthwiseBiasSwish(conv, bias), nn.Identity()
     if swish and isinstance(conv, PatchConv2d):
@@ -118,14 +121,29 @@ def _pairs(cell: nn.Cell) -> dict[str, str]:
 
 def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNetTrunk:
     """An inference-only twin of ``net`` (a classifier or a backbone: same configuration; CPU kernels as ``net``,
-    or as ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` is left as it is."""
+    or as ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` is left as it is; it
+    may itself be folded (re-folded into another layer set: its stock twin for export)."""
     fast = net.cpu_kernels if cpu_kernels is None else cpu_kernels
     twin = net.rebuilt(fast)
-    load_arrays_into(twin, param_arrays(net), net.label)
-    for _, cell in list(twin.cells_and_names()):
+    source = param_arrays(net)
+    # A folded ``net`` (e.g. the fast network eval ran, exported through its stock twin): its convs hold the BN
+    # scales already, and each BN's remaining bias sits in its ChannelBias (``bn1.bias``) or, fused, in its conv
+    # (``conv_dw.bias``); the twin's BatchNorms stay as built, placeholders replaced below.
+    refold, biases = bool(getattr(net, "folded", False)), {}
+    if refold:
+        own = param_arrays(twin)
+        biases = {k: v for k, v in source.items() if k not in own}
+        source = {**own, **{k: v for k, v in source.items() if k in own}}
+    load_arrays_into(twin, source, net.label)
+    for path, cell in list(twin.cells_and_names()):
+        prefix = f"{path}." if path else ""
         for bn_name, conv_name in _pairs(cell).items():
             bn = getattr(cell, bn_name)
-            conv, rest = _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d))
+            bias = None
+            if refold:
+                bias = biases.pop(f"{prefix}{bn_name}.bias", None)
+                bias = biases.pop(f"{prefix}{conv_name}.bias") if bias is None else bias
+            conv, rest = _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d), bias)
             setattr(cell, conv_name, conv)
             setattr(cell, bn_name, rest)
         if fast and isinstance(getattr(cell, "se", None), SqueezeExcite):
@@ -133,8 +151,8 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
-    if left:
-        raise AssertionError(f"FOLD_PAIRS does not cover {left}")
+    if left or biases:
+        raise AssertionError(f"FOLD_PAIRS does not cover {left or sorted(biases)}")
     twin.folded = True
     twin.set_train(False)
     return twin
