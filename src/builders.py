@@ -10,7 +10,8 @@ from src.config import ConfigError
 from tinynet_ms import TinyNet, TinyNetFeatures, create_model
 from tinynet_ms.models.tinynet import select_levels
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
-from tinynet_ms.models import GENERIC_NAME, Preprocessing, known_model, model_spec
+from tinynet_ms.hub import pretrained_checkpoint
+from tinynet_ms.models import GENERIC_NAME, VARIANTS, Preprocessing, known_model, model_spec
 from tinynet_ms.weights import load_weights
 
 log = logging.getLogger("tinynet")
@@ -27,6 +28,8 @@ def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, trai
                           "evaluated here; export it (export.py --features_only true) or build it in your own "
                           "code with tinynet_ms.create_model(..., features_only=True)")
     backbone = dict(features_only=True, out_indices=out_indices(cfg)) if cfg.features_only else {}
+    if training and not checkpoint_path:
+        checkpoint_path = official_weights(cfg)  # fine-tuning from ImageNet (the EMA copy takes the net's weights)
     net = create_model(cfg.model, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate if training else 0.0,
                        drop_path_rate=cfg.drop_path_rate if training else 0.0,
                        cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **backbone,
@@ -59,10 +62,23 @@ def out_indices(cfg: SimpleNamespace) -> tuple[int, ...]:
     return indices
 
 
+def official_weights(cfg: SimpleNamespace) -> str | None:
+    """With ``pretrained: true``, the official ImageNet weights of ``model`` (the cached .ckpt, downloaded and
+    converted on first use by tinynet_ms.hub), else None."""
+    if not cfg.pretrained:
+        return None
+    if cfg.model not in VARIANTS:
+        raise ConfigError(f"config key 'pretrained': official weights exist for {', '.join(sorted(VARIANTS))}, not "
+                          f"for '{cfg.model}'; pass --pretrained_checkpoint / --checkpoint_path instead")
+    return str(pretrained_checkpoint(cfg.model))
+
+
 def require_checkpoint(cfg: SimpleNamespace) -> str:
+    if not cfg.checkpoint_path and cfg.pretrained:
+        return official_weights(cfg)
     if not cfg.checkpoint_path:
         raise ConfigError("no weights given: pass --checkpoint_path (a .ckpt from train.py, or a converted / timm "
-                         "pretrained file)")
+                         "pretrained file) or --pretrained true (the official ImageNet weights)")
     if not Path(cfg.checkpoint_path).is_file():
         raise FileNotFoundError(f"checkpoint_path '{cfg.checkpoint_path}' does not exist")
     return cfg.checkpoint_path

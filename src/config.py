@@ -39,6 +39,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "num_classes": Key(1000, "number of classes", bounds="[1, inf)"),
         "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", bounds="[0, inf)"),
         "pretrained_checkpoint": Key("", "train: start from these weights (.ckpt, timm .pth/.safetensors)"),
+        "pretrained": Key(False, "start from the official ImageNet weights of model (tinynet_a..e), downloaded on "
+                                 "first use; a pretrained_checkpoint (train) / checkpoint_path (eval, export) wins"),
         "features_only": Key(False, "export: the backbone (feature maps at out_indices, no classifier head)"),
         "out_indices": Key("1,2,3,4", "features_only: comma-separated feature levels 0..4 (reductions 2, 4, 8, "
                                       "16, 32)"),

@@ -154,7 +154,8 @@ def test_checkpoint_errors(tmp_path):
 
 def test_pretrained_without_cache_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYNET_MS_HOME", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match=r"tinynet_b\.pth.*python -m tinynet_ms\.convert"):
+    monkeypatch.setenv("TINYNET_MS_WEIGHTS_URL", "http://127.0.0.1:9")  # offline: nothing listens (test_download.py)
+    with pytest.raises(OSError, match=r"tinynet_b\.pth.*python -m tinynet_ms\.convert"):
         create_model("tinynet_b", pretrained=True)
     save_checkpoint_atomic(create_model("tinynet_b"), tmp_path / "tinynet_b.ckpt")
     assert create_model("tinynet_b", pretrained=True).num_classes == 1000

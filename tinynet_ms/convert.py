@@ -14,16 +14,15 @@ import sys
 from pathlib import Path
 
 from tinynet_ms.cli import argument_type, run_main
+from tinynet_ms.hub import convert_weights
 from tinynet_ms.models import create_model, known_model
-from tinynet_ms.weights import read_torch_weights, save_checkpoint_atomic, timm_to_mindspore
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, model: str, num_classes: int = 1000,
             **model_kwargs: float) -> Path:
     """Convert ``src`` for ``model`` and write ``dst`` (.ckpt) atomically; returns ``dst``."""
     net = create_model(model, num_classes=num_classes, cpu_kernels=False, **model_kwargs)
-    label = f"{src} (for {model}, {num_classes} classes)"
-    return save_checkpoint_atomic(timm_to_mindspore(read_torch_weights(src), net, label), dst)
+    return convert_weights(src, dst, net, f"{src} (for {model}, {num_classes} classes)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,12 @@ from tinynet_ms.models.variants import VARIANTS, model_spec, preprocessing_of
 from tinynet_ms.weights import load_weights
 
 
-def pretrained_dir() -> Path:
-    return Path(os.environ.get("TINYNET_MS_HOME", Path.home() / ".cache" / "tinynet_ms"))
-
-
 def _pretrained_path(name: str) -> Path:
-    if name not in VARIANTS:
-        raise ValueError(f"pretrained weights exist for {sorted(VARIANTS)} only, not '{name}'")
-    path = pretrained_dir() / f"{name}.ckpt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no pretrained weights at {path}; download {VARIANTS[name].url} and run: "
-            f"python -m tinynet_ms.convert {name}.pth {path} --model {name}")
-    return path
+    """The cached official weights of ``name``, downloaded and converted on first use (tinynet_ms.hub)."""
+    # Imported here, not at the top: the package imports this module, and `python -m tinynet_ms.hub` must not find
+    # the hub already imported (runpy warns and runs a second copy).
+    from tinynet_ms.hub import pretrained_checkpoint
+    return pretrained_checkpoint(name)
 
 
 def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
@@ -34,7 +27,8 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
     """Build a TinyNet; optionally load weights (MindSpore ``.ckpt``, or timm ``.pth``/``.safetensors``).
 
     ``pretrained=True`` loads the converted official weights from ``$TINYNET_MS_HOME/<name>.ckpt``
-    (default ``~/.cache/tinynet_ms``); nothing is downloaded at run time. ``cpu_kernels``: ``None`` (auto) builds
+    (default ``~/.cache/tinynet_ms``), downloading and converting them on first use (``tinynet_ms.hub``: an
+    offline machine gets one line saying where to put the file). ``cpu_kernels``: ``None`` (auto) builds
     tinynet_ms.kernels' fast cells when the device target is CPU and the kernels compile (a log line says
     which), ``False`` MindSpore's stock cells (what export uses), ``True`` the fast cells or an error.
     ``drop_path_rate`` defaults to 0 as in timm: training recipes (the configs) set it.

@@ -55,6 +55,8 @@ class Variant:
     macs: int
     top1: float
     preprocessing: Preprocessing = field(default=DEFAULT_PREPROCESSING)
+    num_classes: int = 1000  # the released weights' classifier (ImageNet-1k): tinynet_ms.hub converts for it
+    sha256: str | None = None  # of the file at ``url``, checked by tinynet_ms.hub when known (not recorded yet)
 
     @property
     def image_size(self) -> int:
