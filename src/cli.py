@@ -12,10 +12,11 @@ from tinynet_ms.cli import EXIT_USAGE, run_main
 
 
 def run_app(fn: Callable[[SimpleNamespace], object], argv: list[str], doc: str, prog: str,
-            aliases: dict[str, str] | None = None) -> int:
-    """Parse ``argv`` (``--config_path C`` and ``--key value`` / ``--key=value`` for every config key), load the
-    config and run ``fn(cfg)``. No arguments: the usage and exit code 2; ``--help``: every key, exit code 0."""
-    command_line = CommandLine(prog, doc, aliases)
+            aliases: dict[str, str] | None = None, positional: str = "") -> int:
+    """Parse ``argv`` (``--config_path C`` and ``--key value`` / ``--key=value`` for every config key; with
+    ``positional``, words besides them: ``cfg.inputs``), load the config and run ``fn(cfg)``. No arguments: the
+    usage and exit code 2; ``--help``: every key, exit code 0."""
+    command_line = CommandLine(prog, doc, aliases, positional)
     if not argv:
         command_line.parser.print_usage()
         print(doc.strip())
@@ -23,9 +24,11 @@ def run_app(fn: Callable[[SimpleNamespace], object], argv: list[str], doc: str, 
     state: dict = {}
 
     def run() -> None:
-        config_path, values = command_line.parse(argv)
+        config_path, values, inputs = command_line.parse_all(argv)
         state["cfg"] = cfg = load_config(config_path, values)
         model_args(cfg)  # an unknown model is a config error, found before any data is read
+        if command_line.positional:
+            cfg.inputs = inputs
         fn(cfg)
 
     def log_error(exc: BaseException) -> None:  # the run's log file gets the reason too, once logging is set up

@@ -108,6 +108,12 @@ GROUPS: dict[str, dict[str, Key]] = {
         "dynamic_batch": Key(False, "export: a symbolic batch axis instead of the fixed batch (ONNX, MINDIR); "
                                     "re-load checked at export_batch_size and export_batch_size + 6"),
     },
+    "predict": {
+        "topk": Key(5, "predict: the most probable classes listed per image", bounds="[1, inf)"),
+        "output": Key("", "predict: also write the predictions here: .csv (a row per image) or .json"),
+        "model_path": Key("", "predict: run this exported .mindir/.onnx instead of the checkpoint (its sidecar "
+                              "gives the preprocessing and class names)"),
+    },
 }
 KEYS: dict[str, Key] = {name: key for group in GROUPS.values() for name, key in group.items()}
 BASE_KEY = "_base_"  # in a YAML file: the file (relative to this one) whose values this one overrides
@@ -175,14 +181,17 @@ class CommandLine:
 
     ``aliases`` maps another option name onto a key on this command (export.py: ``batch_size`` →
     ``export_batch_size``); the aliased name then no longer means its own key there. Values stay text here:
-    ``load_config`` types them with the same rules as YAML values, so both report errors alike.
+    ``load_config`` types them with the same rules as YAML values, so both report errors alike. ``positional``
+    names the words a command takes besides its options (predict.py: ``IMAGE_OR_DIR``; ``parse_all``).
     """
 
-    def __init__(self, prog: str, description: str = "", aliases: dict[str, str] | None = None) -> None:
-        self.aliases = dict(aliases or {})
+    def __init__(self, prog: str, description: str = "", aliases: dict[str, str] | None = None,
+                 positional: str = "") -> None:
+        self.aliases, self.positional = dict(aliases or {}), positional
+        words = f" [--] {positional} [{positional} ...]" if positional else ""
         self.parser = argparse.ArgumentParser(
             prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-            usage="%(prog)s [--config_path YAML] [--key value | --key=value ...]", allow_abbrev=False, epilog="Values: --key value or --key=value. Exit codes: 0 ok, 1 bad input file or "
+            usage=f"%(prog)s [--config_path YAML] [--key value | --key=value ...]{words}", allow_abbrev=False, epilog="Values: --key value or --key=value. Exit codes: 0 ok, 1 bad input file or "
                                        "failed run, 2 usage or config error.")
         self.parser.add_argument("--config_path", metavar="YAML",
                                  help="config file (configs/*.yaml); the options below override its keys")
@@ -201,14 +210,27 @@ class CommandLine:
     def parse(self, args: list[str]) -> tuple[str | None, dict[str, Any]]:
         """(config_path, {key: typed value}); an unknown key, a key without a value or a stray word, a wrong type
         or value is a ConfigError naming the option as typed."""
+        config_path, values, _ = self.parse_all(args)
+        return config_path, values
+
+    def parse_all(self, args: list[str]) -> tuple[str | None, dict[str, Any], list[str]]:
+        """``parse``, plus the words that are neither an option nor its value: the positional arguments of a
+        command that takes them (after ``--`` every word is one: file names starting with --), else an error."""
         if "-h" in args or "--help" in args:
             self.parser.print_help()
             raise SystemExit(0)
-        config_path, values, i = None, {}, 0
+        config_path, values, words, i = None, {}, [], 0
         while i < len(args):  # by hand, not argparse: it takes "-1e-6" for an option and names no key in errors
             arg = args[i]
+            if self.positional and arg == "--":
+                words += args[i + 1:]
+                break
             if not arg.startswith("--") or arg == "--":
-                raise ConfigError(f"expected --key value, got '{arg}'")
+                if not self.positional:
+                    raise ConfigError(f"expected --key value, got '{arg}'")
+                words.append(arg)
+                i += 1
+                continue
             name, has_value, value = arg[2:].partition("=")
             if name not in self.names:
                 raise _unknown(name, f"--{name}")
@@ -222,7 +244,7 @@ class CommandLine:
             else:
                 key = self.aliases.get(name, name)
                 values[key] = _coerce(key, value, f"--{name}")
-        return config_path, values
+        return config_path, values, words
 
 
 def parse_overrides(args: list[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from src.builders import build_network, image_size, preprocessing, require_checkpoint
 from src.context import setup_context, setup_logging
+from tinynet_ms.classes import checkpoint_class_names
 from tinynet_ms.export import DYNAMIC, ExportResult, export_and_verify, output_names
 
 log = logging.getLogger("tinynet")
@@ -15,10 +16,14 @@ log = logging.getLogger("tinynet")
 def run_export(cfg: SimpleNamespace) -> ExportResult:
     ctx = setup_context(cfg)
     setup_logging(ctx)
-    net = build_network(cfg, require_checkpoint(cfg), for_export=True)  # stock cells: standard ops only
+    checkpoint = require_checkpoint(cfg)
+    net = build_network(cfg, checkpoint, for_export=True)  # stock cells: standard ops only
     size = image_size(cfg, net)
+    # the sidecar names the outputs (predict.py reads them); a backbone's outputs are feature maps, not classes
+    names = None if cfg.features_only else checkpoint_class_names(checkpoint, net.num_classes)
     result = export_and_verify(net, cfg.file_name, cfg.file_format, cfg.export_batch_size, size,
-                               preprocessing=preprocessing(cfg, net), dynamic_batch=cfg.dynamic_batch)
+                               preprocessing=preprocessing(cfg, net), dynamic_batch=cfg.dynamic_batch,
+                               class_names=names)
     shape = "x".join("N" if d == DYNAMIC else str(d) for d in result.input_shape)
     outputs = ", ".join(output_names(net))
     if result.max_abs_diff is None:

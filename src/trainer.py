@@ -260,9 +260,11 @@ class Trainer:
         if not self.ctx.is_main:
             return
         self.metrics.append(record)
-        save_train_state(self.ckpt_dir / "last.ckpt", self.net, self.optimizer, self.step, self.state, self.ema_net)
+        classes = self.train_set.classes  # stored with the weights: predict.py and export name the outputs
+        save_train_state(self.ckpt_dir / "last.ckpt", self.net, self.optimizer, self.step, self.state, self.ema_net,
+                         class_names=classes)
         if self.cfg.keep_checkpoint_max > 0:
-            save_checkpoint_atomic(self.net, self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt")
+            save_checkpoint_atomic(self.net, self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt", class_names=classes)
             epoch_files = sorted(self.ckpt_dir.glob("epoch_*.ckpt"))
             for old in epoch_files[:-self.cfg.keep_checkpoint_max]:
                 old.unlink()
@@ -300,7 +302,8 @@ class Trainer:
                 if best1 > self.state.best_top1:
                     self.state.best_top1, self.state.best_epoch = best1, epoch + 1
                     if self.ctx.is_main:
-                        save_checkpoint_atomic(best_net, self.ckpt_dir / "best.ckpt")
+                        save_checkpoint_atomic(best_net, self.ckpt_dir / "best.ckpt",
+                                               class_names=self.train_set.classes)
                         log.info("new best top-1 %.4f (%s weights) -> %s", best1, source,
                                  self.ckpt_dir / "best.ckpt")
             self.state.epoch = epoch + 1

@@ -4,7 +4,8 @@
 
 The command line of ``tinynet_ms.weights``: a rename (BatchNorm weight/bias/running_mean/running_var →
 gamma/beta/moving_mean/moving_variance; num_batches_tracked dropped), checked name-by-name and shape-by-shape in
-both directions; nothing is written on a mismatch. Exit codes: see ``tinynet_ms.cli``.
+both directions; nothing is written on a mismatch. A 1000-class file gets the ImageNet-1k class names stored with
+its weights (``tinynet_ms.classes``), so predict.py names its outputs. Exit codes: see ``tinynet_ms.cli``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Beside each model file goes ``<file>.json``: the network's identity and eval preprocessing (its variant record's
 crop_pct, interpolation, mean/std), so whatever runs the file later (preprocess.py, the C++ harness) feeds it
-exactly what the network was evaluated on.
+exactly what the network was evaluated on; and, when the exporter knows them, the class names (predict.py reads them).
 
 ``dynamic_batch`` writes a symbolic batch axis (shown as -1 in shapes), re-load checked at two batches. Multi-output
 files (``stride4``, ``stride8``, ... per backbone level) are written and read the same way.
@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +77,9 @@ def output_names(net: nn.Cell) -> list[str]:
 
 
 def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, image_size: int,
-                  preprocessing: Preprocessing | None = None) -> Path:
+                  preprocessing: Preprocessing | None = None, class_names: Sequence[str] | None = None) -> Path:
     """Record what a model file needs to be fed: its input shape (batch ``DYNAMIC`` for a dynamic batch), its
-    outputs and the network's eval preprocessing."""
+    outputs and the network's eval preprocessing; with ``class_names`` what its outputs mean (index order)."""
     preprocessing = preprocessing or getattr(net, "preprocessing", DEFAULT_PREPROCESSING)
     info = {"model": getattr(net, "label", type(net).__name__), "num_classes": getattr(net, "num_classes", None),
             "input_shape": [batch_size, 3, image_size, image_size], "outputs": output_names(net),
@@ -87,6 +87,8 @@ def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, 
     if isinstance(net, TinyNetFeatures):
         info["feature_info"] = [{"index": lv.index, "module": lv.module, "num_chs": lv.channels,
                                  "reduction": lv.reduction} for lv in net.feature_info]
+    if class_names is not None:
+        info["class_names"] = list(class_names)
     return write_text_atomic(sidecar_path(model_path), json.dumps(info, indent=1) + "\n")
 
 
@@ -101,6 +103,21 @@ def read_preprocessing(model_path: str | os.PathLike) -> tuple[Preprocessing, st
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{sidecar} is not a model sidecar written by export ({type(exc).__name__}: {exc}); "
                          f"delete it to use the TinyNet default preprocessing, or export again") from None
+
+
+def sidecar_class_names(model_path: str | os.PathLike) -> list[str] | None:
+    """The class names a model file's sidecar records (index order); None without a sidecar or names in it."""
+    sidecar = sidecar_path(model_path)
+    if not sidecar.is_file():
+        return None
+    try:
+        names = json.loads(sidecar.read_text()).get("class_names")
+        if names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            return names
+    except (ValueError, AttributeError):  # not JSON, or not a JSON object
+        pass
+    raise ValueError(f"{sidecar}: no readable list of class names in it; fix or delete its 'class_names', or export "
+                     f"again")
 
 
 class DistinctOutputs(nn.Cell):
@@ -130,9 +147,10 @@ def exportable(net: nn.Cell) -> nn.Cell:
 
 
 def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
-                   image_size: int, preprocessing: Preprocessing | None = None, dynamic_batch: bool = False) -> Path:
+                   image_size: int, preprocessing: Preprocessing | None = None, dynamic_batch: bool = False,
+                   class_names: Sequence[str] | None = None) -> Path:
     """Write ``file_name`` + the format's extension for a (batch, 3, S, S) float32 input — the batch fixed, or
-    with ``dynamic_batch`` any — and its sidecar (``preprocessing``, default the network's own)."""
+    with ``dynamic_batch`` any — and its sidecar (``preprocessing``, default the network's own; ``class_names``)."""
     fmt = file_format.upper()
     if fmt not in FORMATS:
         raise ValueError(f"file_format '{file_format}' is not one of {', '.join(FORMATS)}")
@@ -170,7 +188,7 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
             raise RuntimeError(f"MindSpore reported no error but {path} was not written")
         with atomic_path(path) as tmp:
             shutil.copyfile(out, tmp)
-    write_sidecar(path, net, DYNAMIC if dynamic_batch else batch_size, image_size, preprocessing)
+    write_sidecar(path, net, DYNAMIC if dynamic_batch else batch_size, image_size, preprocessing, class_names)
     return path
 
 
@@ -216,11 +234,13 @@ def as_arrays(outputs: ms.Tensor | tuple | list) -> list[np.ndarray]:
 
 def export_and_verify(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
                       image_size: int, tolerance: float = DEFAULT_TOLERANCE,
-                      preprocessing: Preprocessing | None = None, dynamic_batch: bool = False) -> ExportResult:
+                      preprocessing: Preprocessing | None = None, dynamic_batch: bool = False,
+                      class_names: Sequence[str] | None = None) -> ExportResult:
     """Export, re-load, run both on the same input; raise if the relative max abs diff of any output exceeds
     ``tolerance``. The reference is ``net`` itself, so the check covers what ``exportable`` changed (stock cells,
     folded BN). A dynamic-batch file is run with two batch sizes (``batch_size`` and ``batch_size + 6``)."""
-    path = export_network(net, file_name, file_format, batch_size, image_size, preprocessing, dynamic_batch)
+    path = export_network(net, file_name, file_format, batch_size, image_size, preprocessing, dynamic_batch,
+                          class_names)
     batches = (batch_size, batch_size + 6) if dynamic_batch else (batch_size,)
     shape = (DYNAMIC if dynamic_batch else batch_size, 3, image_size, image_size)
     net.set_train(False)

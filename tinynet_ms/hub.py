@@ -42,6 +42,7 @@ from typing import TextIO
 from mindspore import nn
 
 from tinynet_ms.atomic import atomic_path, remove_temporaries
+from tinynet_ms.classes import IMAGENET_NUM_CLASSES, imagenet_class_names
 from tinynet_ms.cli import run_main
 from tinynet_ms.models.tinynet import TinyNet
 from tinynet_ms.models.variants import VARIANTS, Variant
@@ -155,8 +156,11 @@ def download(url: str, dst: str | os.PathLike, sha256: str | None = None, progre
 
 def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, net: nn.Cell, label: str | None = None) -> Path:
     """A timm ``.pth`` / ``.safetensors`` renamed to ``net``'s names, every name and shape checked, written to
-    ``dst`` (.ckpt) atomically. The one conversion: ``python -m tinynet_ms.convert`` runs it too."""
-    return save_checkpoint_atomic(timm_to_mindspore(read_torch_weights(src), net, label or str(src)), dst)
+    ``dst`` (.ckpt) atomically. The one conversion: ``python -m tinynet_ms.convert`` runs it too. A 1000-class
+    network's file gets the ImageNet-1k class names stored (what timm's / huawei-noah's weights were trained on)."""
+    names = imagenet_class_names() if getattr(net, "num_classes", None) == IMAGENET_NUM_CLASSES else None
+    return save_checkpoint_atomic(timm_to_mindspore(read_torch_weights(src), net, label or str(src)), dst,
+                                  class_names=names)
 
 
 @contextmanager

@@ -7,9 +7,10 @@ This is the one module that knows weight files. ``create_model(checkpoint_path=.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import mindspore as ms
@@ -81,8 +82,8 @@ def check_compatible(expected: Mapping[str, tuple[int, ...]], given: Mapping[str
 
 # --- reading ------------------------------------------------------------------------------------------------
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a MindSpore ``.ckpt`` as NumPy arrays; a clear error for anything else."""
+def _load_checkpoint(path: str | os.PathLike) -> dict:
+    """MindSpore's dict of a ``.ckpt``: tensors and metadata entries (plain ``str`` values, ``CLASS_NAMES_KEY``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -93,7 +94,34 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         params = ms.load_checkpoint(str(path))
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError variants for bad files
         raise ValueError(f"{path} is not a readable MindSpore checkpoint ({type(exc).__name__}: {exc})") from exc
-    return {name: p.asnumpy() for name, p in params.items()}
+    return params
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a MindSpore ``.ckpt`` as NumPy arrays; a clear error for anything else. Metadata entries
+    (the class names: ``read_class_names``) are not tensors and are left out, so every value loads into a network."""
+    return {name: p.asnumpy() for name, p in _load_checkpoint(path).items() if isinstance(p, ms.Tensor)}
+
+
+# The checkpoint entry holding the class names (a JSON list, index order): what the outputs mean travels with the
+# weights, so eval/export/predict can name classes without the dataset at hand.
+CLASS_NAMES_KEY = "class_names"
+
+
+def read_class_names(path: str | os.PathLike) -> list[str] | None:
+    """The class names a ``.ckpt`` stores (``save_checkpoint_atomic(..., class_names=...)``), in index order; None
+    when it stores none (written before names were kept, or by another tool)."""
+    value = _load_checkpoint(path).get(CLASS_NAMES_KEY)
+    if value is None:
+        return None
+    try:
+        names = json.loads(value)
+    except (TypeError, ValueError):
+        names = None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{path}: its '{CLASS_NAMES_KEY}' entry is not a JSON list of names; store them again with "
+                         f"tinynet_ms.classes.write_class_names")
+    return names
 
 
 def read_torch_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -217,9 +245,16 @@ def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:
 CHECKPOINT_TEMPORARIES = (".ckpt", ".tmp")
 
 
-def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike) -> Path:
+def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str | os.PathLike,
+                           class_names: Sequence[str] | None = None) -> Path:
     """Write a ``.ckpt`` so that a crash never leaves a torn file; a non-finite tensor is refused (nothing is
-    written), so every checkpoint on disk is one a run can return to."""
+    written), so every checkpoint on disk is one a run can return to. ``class_names`` (index order) are stored
+    beside the tensors (``read_class_names``), so the file itself says what its outputs mean."""
+    metadata = None
+    if class_names is not None:
+        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
+            raise TypeError(f"not writing {path}: class_names must be a sequence of strings, got {class_names!r:.80}")
+        metadata = {CLASS_NAMES_KEY: json.dumps(list(class_names), ensure_ascii=False)}
     if isinstance(arrays, nn.Cell):
         arrays = param_arrays(arrays)
     bad = non_finite(arrays)
@@ -228,7 +263,7 @@ def save_checkpoint_atomic(arrays: Mapping[str, np.ndarray] | nn.Cell, path: str
     payload = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in arrays.items()]
     with atomic_path(path, suffix=".ckpt") as tmp:  # save_checkpoint appends .ckpt to a name without it
         try:
-            ms.save_checkpoint(payload, str(tmp))
+            ms.save_checkpoint(payload, str(tmp), append_dict=metadata)
         finally:
             tmp.with_suffix(".tmp").unlink(missing_ok=True)  # save_checkpoint's own temporary, if it failed
     return Path(path)

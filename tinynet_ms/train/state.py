@@ -6,6 +6,7 @@ lives under ``ema.``, ``optimizer.`` and ``train_state.``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,10 @@ def _optimizer_slots(optimizer: nn.Optimizer, net: nn.Cell) -> dict:
 
 
 def save_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, step: TrainStep,
-                     state: TrainState, ema_net: nn.Cell | None = None) -> Path:
+                     state: TrainState, ema_net: nn.Cell | None = None,
+                     class_names: Sequence[str] | None = None) -> Path:
+    """Everything a run needs to continue exactly, plus ``class_names`` (what the outputs mean: the weights are
+    usable on their own, by eval, export and predict)."""
     arrays = param_arrays(net)
     if ema_net is not None:
         arrays.update({f"ema.{k}": v for k, v in param_arrays(ema_net).items()})
@@ -61,7 +65,7 @@ def save_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
     arrays["train_state.best_epoch"] = np.array(state.best_epoch, np.int32)
     for key in _CONDITIONS:
         arrays[f"train_state.{key}"] = np.array(getattr(state, key), np.int32)
-    return save_checkpoint_atomic(arrays, path)
+    return save_checkpoint_atomic(arrays, path, class_names=class_names)
 
 
 def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, step: TrainStep,
