@@ -35,7 +35,9 @@ def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, trai
                        cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **backbone,
                        **model_args(cfg))
     if checkpoint_path:
-        load_weights(net, checkpoint_path, use_ema=cfg.use_ema and not training)
+        # training starts from them (fine-tuning: a classifier of another class count is initialised afresh);
+        # eval and export need the weights' own head
+        load_weights(net, checkpoint_path, use_ema=cfg.use_ema and not training, new_head=training)
     return net
 
 

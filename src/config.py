@@ -88,6 +88,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "drop_rate": Key(0.2, "dropout before the classifier", bounds="[0, 1)"),
         "drop_path_rate": Key(0.0, "stochastic depth rate of the last block (the recipe: 0.2)", bounds="[0, 1)"),
         "ema_decay": Key(0.9999, "EMA of the weights; 0 = off", bounds="[0, 1)"),
+        "freeze_backbone": Key(False, "train the classifier only (a linear probe): every other weight and the "
+                                      "BatchNorm statistics stay as loaded, drop-path off"),
     },
     "run": {
         "seed": Key(42, "random seed (data order, augmentation, dropout, init)"),

@@ -23,7 +23,7 @@ from src.evaluation import evaluate_samples
 from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
-                              load_train_state, plot_curves, save_train_state, scaled_lr,
+                              freeze_backbone, load_train_state, plot_curves, save_train_state, scaled_lr,
                               step_lr_schedule)
 from tinynet_ms.weights import (CHECKPOINT_TEMPORARIES, batchnorm_statistics, non_finite, param_arrays,
                                 save_checkpoint_atomic)
@@ -83,6 +83,11 @@ class Trainer:
         self.val_set = scan_dataset(cfg, "val", classes)
 
         self.net = build_network(cfg, cfg.pretrained_checkpoint, training=True)
+        if cfg.freeze_backbone:
+            if not (cfg.pretrained_checkpoint or cfg.pretrained):
+                log.warning("freeze_backbone without pretrained weights: the classifier learns on random features")
+            log.info("freeze_backbone: training %s only; the rest stays as loaded",
+                     ", ".join(freeze_backbone(self.net)))
         self.image_size = image_size(cfg, self.net)
         per_shard = math.ceil(len(self.train_set) / ctx.world)
         self.steps_per_epoch = per_shard // cfg.batch_size

@@ -181,9 +181,37 @@ def without_unused(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) 
     return kept
 
 
-def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str = "weights") -> dict[str, np.ndarray]:
-    """Rename a timm state dict to ``net``'s parameter names and verify every name and shape (tensors ``net``
-    declares unused left out)."""
+def with_fresh_head(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """``arrays`` with ``net``'s own, freshly initialised classifier in place of one of another class count (or
+    of none): fine-tuning pretrained weights on new classes, as timm's and MindCV's ``load_pretrained`` do. One log
+    line says what was replaced. ``net``'s ``classifier_names`` (a TinyNet's ``classifier.weight``/``.bias``) are
+    the tensors that may be replaced; every other tensor is left to the strict checks."""
+    names = tuple(getattr(net, "classifier_names", ()))
+    expected = param_shapes(net)
+    if all(n in arrays and tuple(np.shape(arrays[n])) == expected[n] for n in names):
+        return dict(arrays)
+    old = arrays.get(names[0])
+    what = f"its {np.shape(old)[0]}-class classifier" if old is not None else "no classifier"
+    log.info("%s has %s: %s starts from a freshly initialised %d-class one (%s)", source, what, _label(net),
+             expected[names[0]][0], ", ".join(names))
+    own = named_params(net)
+    return {**{k: v for k, v in arrays.items() if k not in names}, **{n: own[n].asnumpy() for n in names}}
+
+
+def fit_to(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str, new_head: bool = False) -> dict[str, np.ndarray]:
+    """``arrays`` (under ``net``'s names) made ready to load into ``net``: tensors it declares unused left out, with
+    ``new_head`` a classifier of another class count replaced by ``net``'s fresh one; then every name and shape
+    checked both ways."""
+    arrays = without_unused(net, arrays, source)
+    if new_head:
+        arrays = with_fresh_head(net, arrays, source)
+    check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source, _label(net))
+    return arrays
+
+
+def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str = "weights",
+                      new_head: bool = False) -> dict[str, np.ndarray]:
+    """Rename a timm state dict to ``net``'s parameter names, then ``fit_to`` ``net``."""
     expected = param_shapes(net)
     bn_modules = {name.rsplit(".", 1)[0] for name in expected if name.endswith(".moving_mean")}
     out = {}
@@ -193,19 +221,20 @@ def timm_to_mindspore(state: Mapping[str, np.ndarray], net: nn.Cell, source: str
         module, _, leaf = key.rpartition(".")
         name = f"{module}.{TIMM_BN_RENAME.get(leaf, leaf)}" if module in bn_modules else key
         out[name] = np.asarray(value, dtype=np.float32)
-    out = without_unused(net, out, source)
-    check_compatible(expected, {k: v.shape for k, v in out.items()}, source, _label(net))
-    return out
+    return fit_to(net, out, source, new_head)
 
 
-def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -> dict[str, np.ndarray]:
+def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False,
+                new_head: bool = False) -> dict[str, np.ndarray]:
     """The tensors of ``path`` that ``net`` should load, under its names, verified: a ``.ckpt`` (a training
-    checkpoint's optimizer/EMA entries skipped, or with ``use_ema`` its EMA weights taken) or a timm file."""
+    checkpoint's optimizer/EMA entries skipped, or with ``use_ema`` its EMA weights taken) or a timm file.
+    ``new_head``: weights of another class count keep ``net``'s fresh classifier (fine-tuning; see
+    ``with_fresh_head``); without it they are a mismatch."""
     if Path(path).suffix.lower() in TORCH_SUFFIXES:
         if use_ema:
             raise ValueError(f"{path}: use_ema applies to training checkpoints (last.ckpt); a timm file holds one "
                              f"set of weights (its state_dict_ema is taken when present)")
-        return timm_to_mindspore(read_torch_weights(path), net, str(path))
+        return timm_to_mindspore(read_torch_weights(path), net, str(path), new_head)
     arrays = read_checkpoint(path)
     if use_ema:
         arrays = ema_weights(arrays)
@@ -215,9 +244,7 @@ def weights_for(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) ->
         source = f"{path} (EMA)"
     else:
         arrays, source = network_weights(arrays), str(path)
-    arrays = without_unused(net, arrays, source)
-    check_compatible(param_shapes(net), {k: v.shape for k, v in arrays.items()}, source, _label(net))
-    return arrays
+    return fit_to(net, arrays, source, new_head)
 
 
 # --- loading and writing ------------------------------------------------------------------------------------
@@ -229,9 +256,9 @@ def load_arrays_into(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str
         p.set_data(ms.Tensor(np.asarray(arrays[name]), p.dtype))
 
 
-def load_weights(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False) -> None:
+def load_weights(net: nn.Cell, path: str | os.PathLike, use_ema: bool = False, new_head: bool = False) -> None:
     """Load ``path`` (see ``weights_for``) into ``net``; every name and shape is verified first."""
-    load_arrays_into(net, weights_for(net, path, use_ema), f"{path} (EMA)" if use_ema else str(path))
+    load_arrays_into(net, weights_for(net, path, use_ema, new_head), f"{path} (EMA)" if use_ema else str(path))
 
 
 def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:

@@ -28,7 +28,9 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
 
     ``pretrained=True`` loads the converted official weights from ``$TINYNET_MS_HOME/<name>.ckpt``
     (default ``~/.cache/tinynet_ms``), downloading and converting them on first use (``tinynet_ms.hub``: an
-    offline machine gets one line saying where to put the file). ``cpu_kernels``: ``None`` (auto) builds
+    offline machine gets one line saying where to put the file). Weights of another class count (ImageNet's 1000 for
+    ``num_classes=10``, or none at all) load with the classifier left freshly initialised, one log line saying so —
+    fine-tuning, as timm's ``pretrained=True, num_classes=N``; every other tensor must fit. ``cpu_kernels``: ``None`` (auto) builds
     tinynet_ms.kernels' fast cells when the device target is CPU and the kernels compile (a log line says
     which), ``False`` MindSpore's stock cells (what export uses), ``True`` the fast cells or an error.
     ``drop_path_rate`` defaults to 0 as in timm: training recipes (the configs) set it.
@@ -46,5 +48,5 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
     if pretrained and checkpoint_path is None:
         checkpoint_path = _pretrained_path(name)
     if checkpoint_path is not None:
-        load_weights(net, checkpoint_path)
+        load_weights(net, checkpoint_path, new_head=True)
     return net
