@@ -253,3 +253,35 @@ def test_train_py_checkpoints_store_the_dataset_class_names(demo_data, tmp_path)
     classes = sorted(p.name for p in (demo_data / "train").iterdir())
     for name in ("last.ckpt", "best.ckpt", "epoch_0001.ckpt"):
         assert read_class_names(out / "checkpoints" / name) == classes, name
+
+
+def test_converted_imagenet_weights_name_each_images_own_argmax(mini_run, tmp_path, capsys):
+    """The acceptance path: a converted 1000-class timm file, predict.py on a folder of held-out images: ImageNet
+    names, and each image's top-1 is the network's argmax on its load_eval_image. The classifier is scaled up so
+    that the top-1 differs between images (with the fixture's near-constant logits any order would pass)."""
+    from safetensors.numpy import save_file
+
+    from tinynet_ms.convert import convert
+    from tinynet_ms.weights import TIMM_BN_RENAME
+
+    rwd = dict(w=0.25, d=0.35)
+    arrays = param_arrays(create_model("tinynet", num_classes=1000, cpu_kernels=False, **rwd))
+    arrays["classifier.weight"] = arrays["classifier.weight"] * 300
+    back = {v: k for k, v in TIMM_BN_RENAME.items()}
+    save_file({f"{m}.{back.get(leaf, leaf)}": v for m, leaf, v in ((*k.rsplit(".", 1), v) for k, v in arrays.items())},
+              str(tmp_path / "imagenet.safetensors"))
+    ckpt = convert(tmp_path / "imagenet.safetensors", tmp_path / "imagenet.ckpt", "tinynet", num_classes=1000, **rwd)
+    out = tmp_path / "p.csv"
+    code = _predict(["--config_path", str(mini_run["config"]), "--checkpoint_path", str(ckpt), "--num_classes",
+                     "1000", "--output", str(out), str(mini_run["data"] / "val")])
+    assert code == 0, capsys.readouterr().err
+    with out.open(newline="") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    net = create_model("tinynet", num_classes=1000, checkpoint_path=ckpt, cpu_kernels=False, **rwd)
+    net.set_train(False)
+    files = sorted(rows)
+    top1 = net(ms.Tensor(np.stack([load_eval_image(f, 48) for f in files]))).asnumpy().argmax(1)
+    names = imagenet_class_names()
+    assert [int(rows[f]["index1"]) for f in files] == top1.tolist()
+    assert [rows[f]["top1"] for f in files] == [names[i] for i in top1]
+    assert len(set(top1.tolist())) >= 3, "too few distinct top-1 classes for the check to mean anything"
