@@ -155,6 +155,40 @@ def test_library_never_imports_app_layer():
             assert not any(n == "src" or n.startswith("src.") for n in names), f"{path} imports src"
 
 
+# A path to the model zoo's application (its entry points, scripts/, src, the C++ harness' build), as a whole string
+APP_PATH = re.compile(r"^(.*[/\\])?((train|eval|export|predict|preprocess|postprocess|cube)\.py|run_\w+\.sh|build\.sh)$"
+                      r"|^(scripts|ascend310_infer)([/\\].*)?$|^src\.\w+")
+
+
+def app_reaches(source: str) -> list[str]:
+    """Where library code reaches the application around it, not through an import: a string naming an app path
+    among a call's arguments (a subprocess running train.py, ``-m src.config``), or a climb out of the package from
+    ``__file__`` (``.parent.parent``, ``.parents[...]``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                found += [f"line {c.lineno}: {c.value!r}" for c in ast.walk(arg) if isinstance(c, ast.Constant)
+                          and isinstance(c.value, str) and APP_PATH.match(c.value)]
+        if isinstance(node, ast.Attribute) and node.attr in ("parent", "parents") and "__file__" in ast.unparse(node) \
+                and (node.attr == "parents" or ast.unparse(node).count(".parent") > 1):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return sorted(set(found))
+
+
+def test_library_never_reaches_the_app_layer_through_a_process_or_a_path():
+    """The library runs without the checkout around it (an installed wheel has no train.py, scripts/ or src/)."""
+    offending = {str(p.relative_to(ROOT)): app_reaches(p.read_text()) for p in _library_sources()}
+    assert not {k: v for k, v in offending.items() if v}
+    # what the rule catches: the cube search as it was when it lived in the library
+    old = "import subprocess, sys\nfrom pathlib import Path\nroot = Path(__file__).resolve().parent.parent\n" \
+          "subprocess.run([sys.executable, '-m', 'src.config', 'c.yaml'])\n" \
+          "subprocess.Popen([sys.executable, str(root / 'train.py')])\n" \
+          "subprocess.run(['bash', str(root / 'scripts' / 'run_distribute_train.sh')])\n"
+    assert len(app_reaches(old)) == 5, app_reaches(old)  # the climb, src.config, train.py, scripts, run_...sh
+    assert not app_reaches("log.info('run train.py with --resume auto'); Path(__file__).parent / 'data'")
+
+
 def test_no_device_or_mode_set_at_import():
     """Module-level statements of the library never configure MindSpore (only functions may)."""
     forbidden = {"set_device", "set_context", "init", "set_auto_parallel_context"}

@@ -1,4 +1,4 @@
-"""Fitting the tiny formula (tinynet_ms.formula, python -m tinynet_ms.cube fit) and designing from a fitted file."""
+"""Fitting the tiny formula (tinynet_ms.formula, python cube.py fit) and designing from a fitted file."""
 import json
 import subprocess
 import sys
@@ -30,7 +30,7 @@ def test_formula_file_round_trips_and_bad_files_name_the_problem(tmp_path):
     knots = [(0.05, 0.4, 0.5), (0.2, 0.7, 0.8)]
     path = write_formula(tmp_path / "f.json", knots, ["here"])
     assert read_formula(path) == knots and json.loads(path.read_text())["format"] == FORMAT
-    with pytest.raises(FileNotFoundError, match="cube fit"):
+    with pytest.raises(FileNotFoundError, match="python cube.py fit"):
         read_formula(tmp_path / "missing.json")
     for text, message in (("{", "not JSON"), ('{"format": "x"}', "not a tinynet_ms.formula"),
                           (json.dumps({"format": FORMAT, "knots": [{"c": 1}]}), "list of {c, r, d}"),
@@ -52,7 +52,7 @@ def _search(path, budget, candidates):
 
 
 def test_best_candidate_is_the_highest_top1_and_unfinished_searches_are_refused(tmp_path):
-    from tinynet_ms.cube import best_candidate
+    from src.cube import best_candidate
 
     search = _search(tmp_path / "s", 50e6, [
         {"r": 0.5, "w": 1.0, "d": 0.5, "macs": 49e6, "top1": 0.6},
@@ -68,7 +68,7 @@ def test_best_candidate_is_the_highest_top1_and_unfinished_searches_are_refused(
 
 @pytest.mark.slow
 def test_fit_on_the_published_points_reproduces_designs_default_formula(tmp_path):
-    from tinynet_ms.cube import fit
+    from src.cube import fit
     from tinynet_ms.design import design, published_knots
     from tinynet_ms.models import VARIANTS
     from tinynet_ms.profile import profile_model
@@ -92,7 +92,7 @@ def test_design_cli_uses_a_fitted_formula(tmp_path):
     search = _search(tmp_path / "s", 0.25 * b0, [{"r": 0.95, "w": 0.5, "d": 0.5, "macs": 0.25 * b0, "top1": 0.8},
                                                   {"r": 0.6, "w": 0.9, "d": 0.9, "macs": 0.25 * b0, "top1": 0.5}])
     out = tmp_path / "f.json"
-    fit_run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "fit", str(search), "--out", str(out)],
+    fit_run = subprocess.run([sys.executable, "cube.py", "fit", str(search), "--out", str(out)],
                              cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
     assert fit_run.returncode == 0, fit_run.stderr
     assert read_formula(out) == [(pytest.approx(0.25), 0.95, 0.5)]
@@ -108,4 +108,4 @@ def test_design_cli_uses_a_fitted_formula(tmp_path):
     assert abs(ours["error"]) <= 0.02  # w still solved for the budget on the built network
     bad = subprocess.run([sys.executable, "-m", "tinynet_ms.design", "--macs", "50M", "--formula",
                           str(tmp_path / "none.json")], cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True)
-    assert bad.returncode != 0 and "none.json not found (written by python -m tinynet_ms.cube fit)" in bad.stderr
+    assert bad.returncode != 0 and "none.json not found (written by python cube.py fit)" in bad.stderr

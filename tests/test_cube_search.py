@@ -1,4 +1,4 @@
-"""python -m tinynet_ms.cube search: candidates trained through train.py, resumable, with its table, plot and best
+"""python cube.py search: candidates trained through train.py, resumable, with its table, plot and best
 config; latency budgets measured and re-measurable."""
 import json
 import os
@@ -15,7 +15,7 @@ from helpers import ROOT, SCRIPT_ENV
 from tinynet_ms.candidates import Candidate, nudged
 from tinynet_ms.cli import UsageError
 from tinynet_ms.design import count_macs, formula_rd, macs_cost
-from tinynet_ms.search import (LATENCY_TOLERANCE, REMEASURE_FILE, SEARCH_FILE, Search, best_entry, check_overrides,
+from src.search import (LATENCY_TOLERANCE, REMEASURE_FILE, SEARCH_FILE, Search, best_entry, check_overrides,
                                describe, lock, new_record, read_result, remeasure, run_search, table, write_search)
 
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
@@ -106,7 +106,7 @@ def test_a_directory_holding_another_search_is_refused(tmp_path, demo_data):
     (["--macs", "5G"], "above EfficientNet-B0"),
 ])
 def test_bad_arguments_are_one_line(demo_data, tmp_path, args, expect):
-    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), "--out",
+    run = subprocess.run([sys.executable, "cube.py", "search", str(demo_data), "--out",
                           str(tmp_path / "s"), "--config", str(DEMO_CONFIG), *args], cwd=ROOT, env=SCRIPT_ENV,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr
@@ -120,7 +120,7 @@ def test_a_device_this_mindspore_cannot_run_is_one_line_before_planning(demo_dat
     device = next((d for d in ("Ascend", "GPU") if not getattr(ms.device_context, d.lower()).is_available()), None)
     if device is None:
         pytest.skip("this MindSpore runs every device")
-    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), *budget, "--out",
+    run = subprocess.run([sys.executable, "cube.py", "search", str(demo_data), *budget, "--out",
                           str(tmp_path / "s"), "--config", str(DEMO_CONFIG), "--device_target", device], cwd=ROOT,
                          env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr
@@ -129,7 +129,7 @@ def test_a_device_this_mindspore_cannot_run_is_one_line_before_planning(demo_dat
 
 
 def _search_cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "tinynet_ms.cube", "search", str(data), "--macs", "5M", "--samples", "4",
+    return [sys.executable, "cube.py", "search", str(data), "--macs", "5M", "--samples", "4",
             "--epochs", "1", "--config", str(DEMO_CONFIG), "--out", str(out), "--batch_size", "8",
             "--num_parallel_workers", "1", "--ema_decay", "0"]
 
@@ -226,7 +226,7 @@ def _latency_search(out: Path, demo_data: Path, reported: list[float]) -> Search
 def test_remeasure_times_every_candidate_as_the_search_did_and_reports_the_difference(tmp_path, demo_data,
                                                                                       monkeypatch, capsys):
     from tinynet_ms import latency
-    from tinynet_ms.cube import main
+    from src.cube import main
 
     _latency_search(tmp_path, demo_data, [2.0, 1.9, 2.1])
     timed = []
@@ -246,7 +246,7 @@ def test_remeasure_times_every_candidate_as_the_search_did_and_reports_the_diffe
 
 
 def test_remeasure_refuses_a_macs_search_a_missing_one_and_one_in_use(tmp_path, demo_data, capsys):
-    from tinynet_ms.cube import main
+    from src.cube import main
 
     search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=2, device_num=1,
                     num_classes=4, budget_macs=5_000_000, out=tmp_path / "macs")
@@ -270,7 +270,7 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
     import mindspore as ms
 
     from tinynet_ms import latency
-    from tinynet_ms.search import build_harness, plan_search
+    from src.search import build_harness, plan_search
 
     if target == "harness" and not os.environ.get("TINYNET_REQUIRE_HARNESS"):
         try:
@@ -350,7 +350,7 @@ def test_latency_times_what_eval_py_and_the_harness_run(tmp_path, monkeypatch, g
 
 
 def test_candidates_train_through_train_py_or_msrun_with_resume_and_the_lock(tmp_path, monkeypatch):
-    import tinynet_ms.search as search_module
+    import src.search as search_module
 
     launched = []
 
@@ -381,7 +381,7 @@ def test_candidates_train_through_train_py_or_msrun_with_resume_and_the_lock(tmp
 @pytest.mark.slow
 def test_a_config_every_candidate_would_refuse_stops_the_search_at_once(tmp_path, demo_data):
     # a value only train.py can refuse (the device itself is checked before planning, test above)
-    run = subprocess.run([sys.executable, "-m", "tinynet_ms.cube", "search", str(demo_data), "--macs", "5M",
+    run = subprocess.run([sys.executable, "cube.py", "search", str(demo_data), "--macs", "5M",
                           "--samples", "2", "--epochs", "1", "--out", str(tmp_path / "s"), "--config",
                           str(DEMO_CONFIG), "--data_sink", "on"],
                          cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=600)

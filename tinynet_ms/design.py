@@ -4,7 +4,7 @@
     python -m tinynet_ms.design --plot cube.png          # MACs vs r/d/w for both formulas, A…E marked
 
 Tiny formula: c = budget / B0's MACs; r(c) and d(c) from the published TinyNet-A…E points
-(``scaling.tiny_rd``), or from your own fitted formula (``--formula``, written by ``python -m tinynet_ms.cube fit``); then w is solved so that the *built* network's counted MACs come closest to the
+(``scaling.tiny_rd``), or from your own fitted formula (``--formula``, written by ``python cube.py fit``); then w is solved so that the *built* network's counted MACs come closest to the
 budget after channel and depth rounding. Giant formula: phi solved the same way, with d = 1.2^phi,
 w = 1.1^phi, r = 1.15^phi; r and d are kept and w is then solved as above (it stays near 1.1^phi). The solver counts
 from the architecture table (``profile.count_spec``, thousands of networks per design); the result's params and
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--macs", type=argument_type(parse_macs), help="budget, e.g. 40M, 0.3G, 24000000")
     parser.add_argument("--method", choices=METHODS, default="tiny")
     parser.add_argument("--formula", metavar="JSON", default="",
-                        help="tiny formula: r(c), d(c) from this file (python -m tinynet_ms.cube fit) instead of "
+                        help="tiny formula: r(c), d(c) from this file (python cube.py fit) instead of "
                              "the published TinyNet-A..E points")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="plot both formulas over --plot_range instead")

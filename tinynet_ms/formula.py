@@ -80,7 +80,7 @@ def read_record(path: str | Path, fmt: str, written_by: str) -> dict:
 
 def read_formula(path: str | Path) -> list[Knot]:
     """The knots of a formula file, checked: ``ValueError`` naming the file and what is wrong."""
-    record = read_record(path, FORMAT, "python -m tinynet_ms.cube fit")
+    record = read_record(path, FORMAT, "python cube.py fit")
     try:
         knots = [(float(k["c"]), float(k["r"]), float(k["d"])) for k in record["knots"]]
     except (KeyError, TypeError, ValueError):

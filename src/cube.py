@@ -1,15 +1,15 @@
 """Twist the cube for your own data: search the best network for a budget by training candidates, and fit the tiny
 formula's r(c) and d(c) from the best networks found at several budgets.
 
-    python -m tinynet_ms.cube search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
-                                          [--out DIR] [--key value ...]
-    python -m tinynet_ms.cube search DATA --latency_ms 8 --latency_target mindspore|harness [...]
-    python -m tinynet_ms.cube remeasure SEARCH_DIR [--seconds 30]    # a latency search's candidates, again
-    python -m tinynet_ms.cube fit SEARCH_DIR [SEARCH_DIR ...] --out formula.json
-    python -m tinynet_ms.cube fit --published --out formula.json      # TinyNet-A…E themselves
+    python cube.py search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
+                              [--out DIR] [--key value ...]
+    python cube.py search DATA --latency_ms 8 --latency_target mindspore|harness [...]
+    python cube.py remeasure SEARCH_DIR [--seconds 30]    # a latency search's candidates, again
+    python cube.py fit SEARCH_DIR [SEARCH_DIR ...] --out formula.json
+    python cube.py fit --published --out formula.json      # TinyNet-A…E themselves
     python -m tinynet_ms.design --macs 40M --formula formula.json
 
-``search`` (``tinynet_ms.search``) writes ``OUT/cube.json``: the budget and its candidates (r, w, d, structure,
+``search`` (``src/search.py``) writes ``OUT/cube.json``: the budget and its candidates (r, w, d, structure,
 counted MACs, measured latency for a latency budget, top-1, top-5, ...), then ``cube.md`` (the table),
 ``cube.png`` (top-1 against r, d and w) and ``best.yaml`` (the best network as a config). ``remeasure`` times a
 latency search's candidates again on this machine, all in turn, and writes ``OUT/remeasure.json``. ``fit`` takes
@@ -31,7 +31,7 @@ from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.design import b0_macs, parse_macs, published_knots
 from tinynet_ms.formula import Knot, fit_knots, read_record, write_formula
 from tinynet_ms.latency import LATENCY_TARGETS, REPORT_SECONDS
-from tinynet_ms.search import SEARCH_FILE, SEARCH_FORMAT, Stopped, best_entry, remeasure, remeasure_table
+from src.search import SEARCH_FILE, SEARCH_FORMAT, Stopped, best_entry, remeasure, remeasure_table
 
 
 def best_candidate(search_dir: str | Path) -> dict:
@@ -81,7 +81,7 @@ def _positive_float(text: str) -> float:
 
 def search_command(args: argparse.Namespace, overrides: list[str]) -> None:
     from tinynet_ms.data import list_classes
-    from tinynet_ms.search import Search, check_overrides, resolved_config, run_search, zoo_root
+    from src.search import ROOT, Search, check_overrides, resolved_config, run_search
 
     if (args.macs is None) == (args.latency_ms is None):
         raise UsageError("give the budget as --macs M or as --latency_ms L (not both)")
@@ -89,7 +89,7 @@ def search_command(args: argparse.Namespace, overrides: list[str]) -> None:
         raise UsageError("--latency_target goes with --latency_ms")
     check_overrides(overrides)
     data = Path(args.data).resolve()
-    config = Path(args.config) if args.config else zoo_root() / "configs" / "base.yaml"
+    config = Path(args.config) if args.config else ROOT / "configs" / "base.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"--config {config} not found")
     # num_classes: the class folders of DATA/train, unless given
@@ -106,7 +106,7 @@ def search_command(args: argparse.Namespace, overrides: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinynet_ms.cube", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python cube.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     search_cmd = commands.add_parser(

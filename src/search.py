@@ -2,15 +2,15 @@
 with the model zoo's own training (``train.py``, or ``scripts/run_distribute_train.sh`` for data parallel), record
 everything in ``OUT/cube.json`` as it goes, and report the table, a plot and the best network as a config.
 
-    python -m tinynet_ms.cube search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
-                                          [--out DIR] [--key value ...]
+    python cube.py search DATA --macs 50M [--samples 8] [--epochs 5] [--device_num N] [--config C]
+                              [--out DIR] [--key value ...]
 
 Resumable: ``cube.json`` holds the plan and every finished candidate; a re-run with the same arguments reads
 those back and trains the rest, an interrupted candidate resuming from its last epoch (``--resume auto``). A lock
 on ``OUT`` (held by the search and the training it runs) keeps two searches from writing one directory.
 
-The training is the model zoo's (a checkout's ``train.py`` and ``scripts/``), run as a separate process per
-candidate: the library does not import the application layer, it runs it the way a user does.
+The training is the model zoo's (``train.py`` and ``scripts/`` of this checkout), run as a separate process per
+candidate, the way a user runs it; the planning (``tinynet_ms.candidates``, ``tinynet_ms.latency``) is the library's.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from src.config import load_config
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
@@ -34,7 +35,7 @@ from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_desig
 from tinynet_ms.formula import read_record
 from tinynet_ms.latency import PROBE_SECONDS, REPORT_SECONDS, best_medians
 
-SEARCH_FORMAT = "tinynet_ms.cube/1"
+SEARCH_FORMAT = "tinynet_ms.cube/1"  # the record format's name since the first search: kept so old records read
 SEARCH_FILE = "cube.json"
 MACS_TOLERANCE = 0.02  # every candidate's counted MACs within 2% of a MACs budget
 LATENCY_TOLERANCE = 0.10  # a measured latency repeats within ~10% at best (latency.py): a tighter band drops good points
@@ -46,13 +47,7 @@ SEARCH_KEYS = {"model": "the search trains model: tinynet", "r": "the search set
                "epochs": "use the search's own --epochs", "config_path": "use --config"}
 
 
-def zoo_root() -> Path:
-    """The model-zoo checkout this library sits in (``train.py`` and ``scripts/`` beside ``tinynet_ms/``)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "train.py").is_file() or not (root / "scripts" / "run_distribute_train.sh").is_file():
-        raise FileNotFoundError(f"the cube search trains with the model zoo's train.py and scripts/, which are not "
-                                f"beside {Path(__file__).parent}: run it from a checkout of tinynet_ms")
-    return root
+ROOT = Path(__file__).resolve().parent.parent  # the model-zoo checkout: train.py, scripts/, ascend310_infer/
 
 
 @dataclass
@@ -93,13 +88,9 @@ def show_budget(search: Search) -> str:
 
 # -- config ---------------------------------------------------------------------------------------------------
 def resolved_config(config: str, overrides: Sequence[str]) -> dict:
-    """The config with ``overrides`` as train.py resolves it (``python -m src.config --dump``): also the check
-    that every override is a known key with a valid value, before anything trains."""
-    done = subprocess.run([sys.executable, "-m", "src.config", config, *overrides, "--dump"], cwd=zoo_root(),
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise UsageError((done.stderr.strip().splitlines() or ["invalid config"])[-1].removeprefix("error: "))
-    return yaml.safe_load(done.stdout)
+    """The config with ``overrides`` as train.py resolves it: also the check that every override is a known key
+    with a valid value, before anything trains."""
+    return vars(load_config(config, list(overrides)))
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
@@ -120,7 +111,7 @@ def candidate_overrides(search: Search, rwd: RWD, run_dir: Path) -> list[str]:
 # -- the record -----------------------------------------------------------------------------------------------
 def read_search(out: Path) -> dict | None:
     path = out / SEARCH_FILE
-    return read_record(path, SEARCH_FORMAT, "python -m tinynet_ms.cube search") if path.exists() else None
+    return read_record(path, SEARCH_FORMAT, "python cube.py search") if path.exists() else None
 
 
 def write_search(out: Path, record: dict) -> None:
@@ -188,9 +179,8 @@ def latency_context(device: str) -> None:
 
 def build_harness() -> Path:
     """The C++ harness (``ascend310_infer/build.sh``), built once; its binary."""
-    root = zoo_root()
-    done = subprocess.run(["bash", str(root / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
-    binary = root / "ascend310_infer" / "out" / "main"
+    done = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True)
+    binary = ROOT / "ascend310_infer" / "out" / "main"
     if done.returncode != 0 or not binary.is_file():
         raise RuntimeError("the C++ harness did not build (needs cmake, g++, libopencv-dev and the openvino wheel): "
                            + (done.stderr or done.stdout).strip()[-300:])
@@ -225,14 +215,14 @@ class Stopped(Exception):
 def run_candidate(search: Search, entry: dict, lock_fd: int) -> int:
     """Train one candidate to the end in its own process group (its log in ``run_dir/logs/search.log``); a stop
     signal to the search is passed on to the whole group. The exit code."""
-    root, run_dir = zoo_root(), search.out / entry["run_dir"]
+    run_dir = search.out / entry["run_dir"]
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     overrides = candidate_overrides(search, (entry["r"], entry["w"], entry["d"]), run_dir)
     if search.device_num > 1:
-        cmd = ["bash", str(root / "scripts" / "run_distribute_train.sh"), search.data, search.config,
+        cmd = ["bash", str(ROOT / "scripts" / "run_distribute_train.sh"), search.data, search.config,
                str(search.device_num), *overrides]
     else:
-        cmd = [sys.executable, str(root / "train.py"), "--config_path", search.config, "--data_path", search.data,
+        cmd = [sys.executable, str(ROOT / "train.py"), "--config_path", search.config, "--data_path", search.data,
                *overrides]
     # resume auto continues an interrupted candidate; overwrite true clears what a kill during its first epoch left
     cmd += ["--resume", "auto", "--overwrite", "true"]
