@@ -8,10 +8,44 @@ ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 abspath() { [ -e "$1" ] && echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 
-# config_value CONFIG KEY [overrides...]: the resolved value; also validates every override key.
+# config_value CONFIG KEY [overrides...]: the resolved value, after the checks every entry point makes before it
+# starts (each key and value, the model): a config error is one line and exit code 2 here, before anything runs.
 config_value() {
   local config=$1 key=$2; shift 2
-  (cd "$ROOT_DIR" && python -m src.config "$config" "$@" --get "$key")
+  (cd "$ROOT_DIR" && python -m src.cli --get "$key" -- --config_path "$config" "$@")
+}
+
+# training_output_dir TRAIN_ARGS...: train.py's output_dir after every check train.py makes before it touches a
+# device, its output_dir check included (another run's checkpoints without --resume / --overwrite), so such an
+# error is reported once instead of by every rank.
+training_output_dir() {
+  local here=$PWD
+  (cd "$ROOT_DIR" && python -m src.cli --entry train.py --cwd "$here" --get output_dir -- "$@")
+}
+
+# resume_command WORD...: this run's command line (the script, its arguments) without any --resume, plus
+# --resume auto, quoted for a shell: what the launcher prints when a signal stops the run.
+resume_command() {
+  local words=() skip=0 word text
+  for word in "$@"; do
+    if ((skip)); then skip=0; continue; fi
+    case $word in
+      --resume) skip=1 ;;
+      --resume=*) ;;
+      *) words+=("$word") ;;
+    esac
+  done
+  printf -v text '%q ' "${words[@]}" --resume auto
+  echo "${text% }"
+}
+
+# launch LAUNCHER_ARGS...: become the launcher (src/launch.py), the ranks running in the caller's directory. exec:
+# this script's pid is then the launcher's, so a SIGTERM to it, or Ctrl-C, reaches the code that stops every rank
+# and says how to resume (bash would not pass a signal on to a foreground child, and would exit without it).
+launch() {
+  local here=$PWD
+  cd "$ROOT_DIR" || die "cannot enter $ROOT_DIR"
+  exec python -m src.launch --cwd "$here" "$@"
 }
 
 # data_and_config DATA CONFIG: absolute DATA_PATH (a folder) and CONFIG_PATH, or exit with a message.

@@ -20,15 +20,34 @@ CONFIG=$ROOT_DIR/configs/demo.yaml
 LOGS=$OUT/logs
 declare -A SECONDS_OF
 
+# Ctrl-C or SIGTERM stops the running step too: each step runs in a session of its own (a SIGTERM to this
+# script's pid would otherwise leave it running), and the signal is passed on to it here. The training step's
+# launcher then stops every rank.
+STEP_PID=
+stop_demo() {
+  local sig=$1
+  if [ -n "$STEP_PID" ]; then
+    kill -s "$sig" -- "-$STEP_PID" 2>/dev/null
+    wait "$STEP_PID"
+  fi
+  echo "demo stopped by SIG$sig; the running step was stopped; run the demo again to start over" >&2
+  exit $((128 + $(kill -l "$sig")))
+}
+trap 'stop_demo INT' INT
+trap 'stop_demo TERM' TERM
+
 # step NAME LOG COMMAND...: run, time, keep the log; on failure show its tail and stop.
 step() {
   local name=$1 log=$LOGS/$2 start=$SECONDS; shift 2
   echo "== $name (log: $log)"
-  if ! "$@" > "$log" 2>&1; then
+  setsid "$@" > "$log" 2>&1 &  # not a process-group leader here: setsid execs the command in its own session
+  STEP_PID=$!
+  if ! wait "$STEP_PID"; then
     tail -25 "$log" >&2
     echo "error: demo step '$name' failed; full log: $log" >&2
     exit 1
   fi
+  STEP_PID=
   SECONDS_OF[$name]=$((SECONDS - start))
 }
 

@@ -88,3 +88,58 @@ def test_process_exit_codes(args, code, tmp_path):
     run = subprocess.run([sys.executable, *args], cwd=tmp_path, env={**SCRIPT_ENV, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == code and run.stderr.count("error: ") == 1 and "Traceback" not in run.stderr, run.stderr
+
+
+def test_a_run_error_is_printed_once_and_logged_to_log_files(tmp_path, capsys):
+    """run_app logs the reason for the run's log files, but setup_logging's handler writes to stderr, where
+    run_main's `error:` line goes too: the console must show it once."""
+    import logging
+
+    from src.cli import run_app
+    from src.config import ConfigError
+    from src.context import setup_logging
+
+    log_file = logging.FileHandler(tmp_path / "run.log")
+
+    def fn(cfg) -> None:
+        setup_logging()
+        logging.getLogger("tinynet").addHandler(log_file)
+        raise ConfigError("data_sink on: MindSpore's data sink runs on Ascend and GPU only")
+
+    try:
+        code = run_app(fn, ["--config_path", str(ROOT / "configs" / "demo.yaml")], "doc", "train.py")
+    finally:
+        logging.getLogger("tinynet").removeHandler(log_file)
+        log_file.close()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("data sink runs on Ascend") == 1, err
+    assert "ConfigError: data_sink on" in (tmp_path / "run.log").read_text()
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--no_such_key", "1"], 2, "unknown config key 'no_such_key'"),
+    (["--epochs", "-3"], 2, "config key 'epochs' (--epochs) must be in [1, inf), got -3"),
+    (["--model", "tinynet_z"], 2, "config key 'model': unknown model 'tinynet_z'"),
+    (["--output_dir", "old"], 2, "output_dir 'old' holds another run's checkpoints (last.ckpt): pass --resume auto"),
+    (["--output_dir", "old", "--resume", "auto"], 0, ""),
+    (["--output_dir", "old", "--resume", "missing.ckpt"], 1, "--resume missing.ckpt: no such checkpoint"),
+])
+def test_the_scripts_pre_launch_check_refuses_what_train_py_refuses(args, code, message, tmp_path, capsys,
+                                                                    monkeypatch):
+    """`python -m src.cli --entry train.py` (the scripts, before any rank starts): train.py's config loading and
+    its output_dir check, relative paths in the caller's directory, one error line."""
+    from src.cli import main
+
+    monkeypatch.chdir(ROOT)  # main enters --cwd: back to where the test started afterwards
+
+    (tmp_path / "old" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "old" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    got = main(["--entry", "train.py", "--cwd", str(tmp_path), "--get", "output_dir", "--",
+                "--config_path", str(ROOT / "configs" / "demo.yaml"), *args])
+    out = capsys.readouterr()
+    assert got == code, out.err
+    if code:
+        assert out.err.count("error: ") == 1 and message in out.err and not out.out, out.err
+    else:
+        assert out.out == "old\n" and not out.err
+    assert (tmp_path / "old" / "checkpoints" / "last.ckpt").is_file()  # a check, never a deletion

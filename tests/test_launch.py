@@ -3,6 +3,7 @@ the others are stopped at once (its busy-port check: test_training_e2e). Real ms
 are small stand-in scripts, so a hang or a survivor shows in seconds."""
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -10,21 +11,33 @@ import time
 import psutil
 import pytest
 
+from helpers import ROOT
 from src import launch
 
-# A rank stand-in: RANK_ID 1 dies as told, every other process (rank 0, msrun's scheduler) blocks like a rank
-# waiting in a collective. It writes its pid so the test can check nobody survives.
+# A rank stand-in: the failing rank (1, or argv[3]) dies as told, every other process (rank 0, msrun's scheduler)
+# blocks like a rank waiting in a collective, with a child of its own (like MindSpore's dataset workers); "finish"
+# ends every process the way train.py does. It writes its pid and its child's so the test can check nobody survives.
 RANK = textwrap.dedent("""
-    import os, sys, time
+    import os, subprocess, sys, time
     rank, how = int(os.environ.get("RANK_ID", "0")), sys.argv[1]
+    failing = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     role = os.environ.get("MS_ROLE", "MS_WORKER")
     open(os.path.join(sys.argv[2], f"{role}_{rank}.pid"), "w").write(str(os.getpid()))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    open(os.path.join(sys.argv[2], f"child_of_{role}_{rank}.pid"), "w").write(str(child.pid))
     print(f"[rank {rank}] started", flush=True)
-    if role == "MS_WORKER" and rank == 1 and how != "none":
+    if how == "finish":
+        print(f"[rank {rank}] training finished", flush=True)
+        child.kill()
+        sys.exit(0)
+    if role == "MS_WORKER" and rank == failing and how != "none":
         time.sleep(1)
         if how == "kill":
             os.kill(os.getpid(), 9)
-        print("[rank 1] error: ValueError: something the user can fix", flush=True)
+        if how == "config":
+            print("error: config key 'epochs' (--epochs) must be in [1, inf), got -3", flush=True)
+            sys.exit(2)
+        print("error: ValueError: something the user can fix", flush=True)  # the entry points' one line
         sys.exit(1)
     time.sleep(600)
 """)
@@ -36,52 +49,126 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _run(tmp_path, how: str, mode: list[str], capsys):
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def _run(tmp_path, how: str, mode: list[str], capsys, ranks: int = 2, failing: int = 1):
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     start = time.monotonic()
-    code = launch.main(["--ranks", "2", "--log_dir", str(tmp_path / "logs"), *mode, "--cwd", str(tmp_path),
-                        "--", str(script), how, str(tmp_path)])
+    code = launch.main(["--ranks", str(ranks), "--log_dir", str(tmp_path / "logs"), *mode, "--cwd", str(tmp_path),
+                        "--", str(script), how, str(tmp_path), str(failing)])
     seconds = time.monotonic() - start
     pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
-    return code, seconds, capsys.readouterr().err, pids
+    time.sleep(0.2)
+    out = capsys.readouterr()
+    return code, seconds, out.err, pids, out.out
 
 
 @pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "rank_table"])
 @pytest.mark.parametrize("how", ["kill", "exit"])
 def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode, how):
     flags = ["--rank_table"] if mode == "rank_table" else ["--master_port", str(_free_port())]
-    code, seconds, err, pids = _run(tmp_path, how, flags, capsys)
+    code, seconds, err, pids, _ = _run(tmp_path, how, flags, capsys)
     assert code == 1
     ending = "was killed by SIGKILL" if how == "kill" else "exited with code 1"
     assert "error: rank 1 (pid " in err and ending in err, err
     assert err.index("rank 1 FAILED") < err.index("rank 0 did not finish")  # the cause first
-    if how == "exit":
-        assert "rank 1: [rank 1] error: ValueError: something the user can fix" in err
+    if how == "exit":  # the rank's own error line, in the summary and in its log's tail
+        assert "exited with code 1: ValueError: something the user can fix; the other ranks were stopped" in err
+        assert "rank 1: error: ValueError: something the user can fix" in err
     assert seconds < 40, f"the launcher took {seconds:.0f} s to stop the ranks"  # they would block for 600 s
-    assert len(pids) >= 2 and not [p for p in pids if psutil.pid_exists(p)
-                                   and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert len(pids) >= 4 and not _alive(pids)
+
+
+def _start_launcher(tmp_path, mode: list[str], ranks: int) -> subprocess.Popen:
+    """The launcher as a process of its own (it installs signal handlers), its ranks blocking."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK)
+    return subprocess.Popen([sys.executable, "-m", "src.launch", "--ranks", str(ranks), "--log_dir",
+                             str(tmp_path / "l"), *mode, "--resume_command", "bash run.sh DATA --resume auto", "--",
+                             str(script), "none", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(tmp_path, pattern: str, count: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while len(list(tmp_path.glob(pattern))) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "single"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_launcher_signal_stops_every_rank_and_says_how_to_resume(tmp_path, mode, sig):
+    """SIGTERM to the launcher (a cluster scheduler's job stop) or SIGINT (Ctrl-C) stops the ranks and their
+    children too: msrun starts each worker in a session of its own, so signalling msrun's process group would
+    leave them running. One line says what happened and how to resume."""
+    ranks = 2 if mode == "msrun" else 1
+    flags = ["--master_port", str(_free_port())] if mode == "msrun" else ["--single"]
+    proc = _start_launcher(tmp_path, flags, ranks)
+    _wait_for(tmp_path, "child_of_MS_WORKER_*.pid", ranks)
+    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 128 + sig
+    err = proc.stderr.read()
+    time.sleep(0.5)
+    assert len(pids) >= 2 * ranks and not _alive(pids)
+    assert err.strip().splitlines()[-1] == (f"stopped by {sig.name}; every rank was stopped; resume with: "
+                                            f"bash run.sh DATA --resume auto"), err
+    assert err.count("stopped by") == 1, err
+
+
+def test_msrun_port_default_busy_free_and_requested():
+    """MASTER_PORT unset: the default when free, else a free port, said in one line; MASTER_PORT set and busy:
+    refused (every node of a multi-node job must use the same port)."""
+    free = _free_port()
+    assert launch.msrun_port(None, default=free) == (free, f"msrun port {free} (set MASTER_PORT to choose another)")
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        port, line = launch.msrun_port(None, default=taken)
+        assert port != taken and not launch.port_in_use(port)
+        assert line == f"msrun port {port}: {taken} is in use (another training run?); set MASTER_PORT to choose one"
+        port, line = launch.msrun_port(taken)
+        assert port is None and line.startswith(f"error: MASTER_PORT {taken} is in use")
 
 
 @pytest.mark.slow  # an msrun launch
-def test_launcher_signal_stops_every_rank(tmp_path):
-    """SIGTERM to the launcher (a cluster scheduler's job stop, or Ctrl-C) stops the ranks too: msrun starts
-    each worker in a session of its own, so signalling msrun's process group would leave them running."""
-    import subprocess
+def test_msrun_launch_works_while_the_default_port_is_busy(tmp_path, capsys):
+    with socket.socket() as busy:  # another run's msrun holding the default port
+        busy.bind(("", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        code, _, err, pids, out = _run(tmp_path, "finish", ["--default_port", str(taken)], capsys)
+    assert code == 0, out + err
+    assert f": {taken} is in use (another training run?); set MASTER_PORT to choose one" in out
+    assert "[rank 0] training finished" in out and "[rank 1] training finished" in out
+    assert out.strip().splitlines()[-1] == "all 2 ranks finished"
 
-    script = tmp_path / "rank.py"
-    script.write_text(RANK)
-    proc = subprocess.Popen([sys.executable, "-m", "src.launch", "--ranks", "2", "--log_dir", str(tmp_path / "l"),
-                             "--master_port", str(_free_port()), "--", str(script), "none", str(tmp_path)])
-    deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("MS_WORKER_*.pid"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    time.sleep(0.5)
-    assert len(pids) >= 2 and not [p for p in pids if psutil.pid_exists(p)
-                                   and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+def test_a_rank_config_error_is_named_as_one_and_exits_2(tmp_path, capsys):
+    code, _, err, pids, _ = _run(tmp_path, "config", ["--rank_table"], capsys)
+    assert code == 2
+    assert err.splitlines()[0].startswith("error: rank 1 (pid ") and err.splitlines()[0].endswith(
+        "exited with code 2, a configuration error: config key 'epochs' (--epochs) must be in [1, inf), got -3; "
+        "the other ranks were stopped"), err
+    assert not _alive(pids)
+
+
+@pytest.mark.parametrize("how,code", [("config", 2), ("exit", 1), ("kill", 1)])
+def test_single_process_failure_is_said_once(tmp_path, capsys, how, code):
+    """One process without msrun (one device): its output is on the console as it comes, so the launcher adds
+    an error line only when the process printed none of its own (killed by a signal)."""
+    got, _, err, pids, out = _run(tmp_path, how, ["--single"], capsys, ranks=1, failing=0)
+    assert got == code
+    console = out + err
+    assert console.count("error: ") == 1, console
+    if how == "kill":
+        assert "error: the training (pid " in err and "was killed by SIGKILL" in err
+    else:  # its own line, on the console and in its log
+        assert "error: " in out and "error: " in (tmp_path / "logs" / "worker_0.log").read_text()
+    assert not _alive(pids)
 
 
 def test_how_it_ended():
