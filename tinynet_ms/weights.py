@@ -182,10 +182,11 @@ def without_unused(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) 
 
 
 def with_fresh_head(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """``arrays`` with ``net``'s own, freshly initialised classifier in place of one of another class count (or
-    of none): fine-tuning pretrained weights on new classes, as timm's and MindCV's ``load_pretrained`` do. One log
-    line says what was replaced. ``net``'s ``classifier_names`` (a TinyNet's ``classifier.weight``/``.bias``) are
-    the tensors that may be replaced; every other tensor is left to the strict checks."""
+    """``arrays`` with a freshly initialised classifier (``net.fresh_classifier()``) in place of one of another
+    class count (or of none): fine-tuning pretrained weights on new classes, as timm's and MindCV's
+    ``load_pretrained`` do. One log line says what was replaced. ``net``'s ``classifier_names`` (a TinyNet's
+    ``classifier.weight``/``.bias``) are the tensors that may be replaced; every other tensor is left to the strict
+    checks."""
     names = tuple(getattr(net, "classifier_names", ()))
     expected = param_shapes(net)
     if all(n in arrays and tuple(np.shape(arrays[n])) == expected[n] for n in names):
@@ -194,8 +195,7 @@ def with_fresh_head(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str)
     what = f"its {np.shape(old)[0]}-class classifier" if old is not None else "no classifier"
     log.info("%s has %s: %s starts from a freshly initialised %d-class one (%s)", source, what, _label(net),
              expected[names[0]][0], ", ".join(names))
-    own = named_params(net)
-    return {**{k: v for k, v in arrays.items() if k not in names}, **{n: own[n].asnumpy() for n in names}}
+    return {**{k: v for k, v in arrays.items() if k not in names}, **net.fresh_classifier()}
 
 
 def fit_to(net: nn.Cell, arrays: Mapping[str, np.ndarray], source: str, new_head: bool = False) -> dict[str, np.ndarray]:

@@ -38,9 +38,14 @@ def batch_norm(channels: int, fast: bool = False, swish: bool = False) -> nn.Bat
     return batch_norm_class(fast, swish)(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
+def dense_bound(out_ch: int) -> float:
+    """timm's classifier init: weights U(±1/sqrt(out)), bias 0."""
+    return 1.0 / math.sqrt(out_ch)
+
+
 def dense(in_ch: int, out_ch: int) -> nn.Dense:
-    """Classifier with timm's init U(±1/sqrt(out))."""
-    return nn.Dense(in_ch, out_ch, weight_init=Uniform(scale=1.0 / math.sqrt(out_ch)), bias_init="zeros")
+    """Classifier with timm's init (``dense_bound``)."""
+    return nn.Dense(in_ch, out_ch, weight_init=Uniform(scale=dense_bound(out_ch)), bias_init="zeros")
 
 
 class SqueezeExcite(nn.Cell):

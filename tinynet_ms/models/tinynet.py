@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import mindspore as ms
+import numpy as np
 from mindspore import nn
 
 from tinynet_ms.models.arch import STEM_CHANNELS, FeatureLevel, StageSpec, TinyNetSpec
 from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
 from tinynet_ms.kernels import global_mean
-from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, swish
+from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, dense_bound, swish
+
+_FRESH_HEAD_STREAM = 0x7E4D  # spawn key of fresh classifiers' random stream: never the network init's
 
 # The classifier's tensors a backbone has no use for (its stages past the last output are added per network).
 HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
@@ -116,6 +120,20 @@ class TinyNet(TinyNetTrunk):
     def rebuilt(self, cpu_kernels: bool) -> TinyNet:
         """A new, untrained inference network of the same configuration, built with or without the CPU kernels."""
         return TinyNet(self.spec, self.num_classes, cpu_kernels=cpu_kernels, preprocessing=self.preprocessing)
+
+    def fresh_classifier(self) -> dict[str, np.ndarray]:
+        """``classifier_names`` drawn afresh with timm's init, for weights of another class count (fine-tuning).
+
+        From a random stream of their own (seeded by MindSpore's global seed when one is set, so a run stays
+        reproducible), not the stream this network's initial weights came from: under the same seed that stream
+        also gave the initial head of the run that trained the weights being loaded, a head whose rows the trained
+        features align with, so a copy of it (scaled to the new class count) starts far from neutral (a 5-class
+        head from a 10-class run's seed gave logits 6x larger than a fresh one's, and a loss of 4.4 for ln 5)."""
+        seed = ms.get_seed()
+        rng = np.random.default_rng(None if seed is None else [seed, _FRESH_HEAD_STREAM])
+        bound = dense_bound(self.num_classes)
+        weight = rng.uniform(-bound, bound, (self.num_classes, self.num_features)).astype(np.float32)
+        return dict(zip(self.classifier_names, (weight, np.zeros(self.num_classes, np.float32))))
 
     def forward_features(self, x, noise=None):
         return self.act(self.bn2(self.conv_head(self.stage_outputs(x, noise)[-1])))
