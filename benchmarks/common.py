@@ -11,8 +11,19 @@ import numpy as np
 from tinynet_ms.latency import median_ms
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` is empty on most Linux systems)."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def header(device: str) -> str:
-    return (f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
+    return (f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} | {os.cpu_count()} cores | "
             f"MindSpore {ms.__version__} | {device}")
 
 

@@ -36,3 +36,22 @@ def fashion_mnist_folder(out: str | Path, train_size: int = 20000, val_size: int
         for i, (image, label) in enumerate(zip(images, labels)):
             Image.fromarray(image).save(out / split / FASHION_MNIST_CLASSES[label] / f"{i:05d}.png")
     return out
+
+
+def digits_folder(out: str | Path, classes: int = 10, train_per_class: int = 30, seed: int = 0) -> Path:
+    """scikit-learn's handwritten digits (UCI, 1,797 images of 8x8 at 17 gray levels; scikit-learn ships them) as
+    PNGs in ``out/{train,val}/<digit>/``: digits ``0..classes-1``, ``train_per_class`` random images of each for
+    training and the rest for validation."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    for label in range(classes):
+        index = rng.permutation(np.flatnonzero(digits.target == label))
+        for split, part in (("train", index[:train_per_class]), ("val", index[train_per_class:])):
+            folder = out / split / f"digit_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in part:
+                Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(folder / f"{i:04d}.png")
+    return out

@@ -65,3 +65,14 @@ def test_rounds_merge_into_medians_per_runtime():
     assert [r["runtime"] for r in merged] == ["ours", "timm"]
     assert merged[0]["bs1_ms"] == 6.0 and merged[0]["bs32_img_per_sec"] == 100.0 and merged[0]["rounds"] == 3
     assert merged[1]["bs1_ms"] == 7.5 and merged[1]["rounds"] == 2
+
+
+def test_digits_folder_splits_each_class(tmp_path):
+    from benchmarks.datasets import digits_folder
+
+    root = digits_folder(tmp_path / "d", classes=3, train_per_class=5)
+    for split, low, high in (("train", 5, 5), ("val", 150, 190)):
+        counts = [len(list((root / split / f"digit_{c}").glob("*.png"))) for c in range(3)]
+        assert all(low <= n <= high for n in counts), (split, counts)
+    train = {p.name for p in (root / "train").rglob("*.png")}
+    assert not train & {p.name for p in (root / "val").rglob("*.png")}  # no image in both
