@@ -14,6 +14,13 @@ from helpers import MINI_WEIGHTS  # noqa: E402
 ms.set_device("CPU")
 
 
+def pytest_collection_modifyitems(items):
+    """A perf test is slow too: the quick tier (-m "not slow") never runs one."""
+    for item in items:
+        if item.get_closest_marker("perf"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _restore_execution_mode_and_logging():
     """Whatever a test does to the execution mode or the root log handlers (an in-process entry point's

@@ -272,6 +272,7 @@ def test_a_model_file_that_is_not_one_is_one_line(tmp_path, demo_data):
         assert "Traceback" not in run.stderr
 
 
+@pytest.mark.perf  # downloads the 168 MB mindspore-lite wheel
 def test_ascend_backend_compiles_and_links_against_the_real_mindspore_lite_api(tmp_path):
     """check_ascend_api.sh builds the ascend backend against the PyPI mindspore-lite 2.0.0 wheel (headers + library,
     cached): both flavours must build, and a misuse of the API (a method Lite does not have) must fail the check."""

@@ -73,7 +73,6 @@ def _train(out: Path, *extra: str, data: str) -> tuple[subprocess.Popen, Path]:
         return subprocess.Popen(cmd, cwd=ROOT, env=SCRIPT_ENV, stdout=f, stderr=subprocess.STDOUT), log
 
 
-KILLS = 5
 TIMING = ("epoch_seconds", "img_per_sec")  # the only fields of a record that may differ between identical runs
 
 
@@ -92,10 +91,11 @@ def _check_after_kill(out: Path, when: str) -> None:
 
 
 @pytest.mark.slow
-def test_random_sigkills_then_resume_auto_lose_nothing_and_match_the_uninterrupted_run(demo_data, tmp_path):
-    """SIGKILL at a random moment of a 3-epoch run (startup, compile, a step, eval, a checkpoint write), 5 times,
-    each followed by --resume auto: nothing is lost or doubled, and the result is bit-identical to the run that
-    was never interrupted (same machine, thread count and config: README, 'Reproducibility')."""
+@pytest.mark.parametrize("kills", [2, pytest.param(5, marks=pytest.mark.perf)])
+def test_random_sigkills_then_resume_auto_lose_nothing_and_match_the_uninterrupted_run(demo_data, tmp_path, kills):
+    """SIGKILL at a random moment of a 3-epoch run (startup, compile, a step, eval, a checkpoint write), ``kills``
+    times, each followed by --resume auto: nothing is lost or doubled, and the result is bit-identical to the run
+    that was never interrupted (same machine, thread count and config: README, 'Reproducibility')."""
     import random
 
     data = str(demo_data)
@@ -107,7 +107,7 @@ def test_random_sigkills_then_resume_auto_lose_nothing_and_match_the_uninterrupt
     out, rng = tmp_path / "killed", random.Random()
     # One moment in each fifth of an uninterrupted run's span: early kills hit the start-up and the compile,
     # late ones (after earlier progress was saved) the steps, the eval and the checkpoint writes.
-    moments = [rng.uniform(i * span / KILLS, (i + 1) * span / KILLS) for i in range(KILLS)]
+    moments = [rng.uniform(i * span / kills, (i + 1) * span / kills) for i in range(kills)]
     for moment in moments:
         run, log = _train(out, *common, "--resume", "auto", data=data)
         try:
