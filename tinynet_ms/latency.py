@@ -4,10 +4,9 @@ latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harn
 
 A cube point's latency is the best of repeated medians (``best_medians``): as timeit takes the best of its repeats,
 the fastest stretch is the network's own speed, the slower ones other work's. How long to sample is the whole
-question on a shared machine. On a 2-core VM (2026-12-06, three networks timed in turn for 6 min, 30-call medians)
-the host moved between speed levels (e.g. 1.6, 1.9 and 2.4 ms for one network) lasting seconds to ~20 s: two
-best medians over separate 10 s windows agreed within 10% 73-76% of the time, over 30 s windows 89-94%. So a
-search *probes* with ``PROBE_SECONDS`` (finding a width takes ~10 measurements per candidate) and *reports* each
+question on a shared machine, whose host moves between speed levels lasting seconds to ~20 s: best medians over
+30-s windows repeat within 10% far more often than over 10-s ones (docs/cube.md has the measurement). So a search
+*probes* with ``PROBE_SECONDS`` (finding a width takes ~10 measurements per candidate) and *reports* each
 candidate over ``REPORT_SECONDS`` more, and a re-measurement samples as long. Several networks measured together
 are timed in turn over the whole span (``best_medians``), so a slow stretch falls on all of them alike.
 """
