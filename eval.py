@@ -4,7 +4,8 @@
                    [--use_ema true] [--result_file result.json] [--key value ...]
 
 Prints `top1: <fraction> top5: <fraction>`; --result_file writes {"top1", "top5", "num_samples", ...} JSON.
-Every config key is an option (--help lists them with type, default and meaning).
+--help lists the config keys this command uses, with type, default and meaning (every key is accepted;
+docs/configuration.md lists them all).
 """
 import sys
 

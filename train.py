@@ -2,7 +2,8 @@
 
     python train.py --config_path configs/tinynet_a.yaml --data_path /data/imagenet [--key value ...]
 
-Every config key is an option (--help lists them with type, default and meaning).
+--help lists the config keys this command uses, with type, default and meaning (every key is accepted;
+docs/configuration.md lists them all).
 """
 import sys
 

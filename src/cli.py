@@ -49,7 +49,7 @@ def run_app(fn: Callable[[SimpleNamespace], object], argv: list[str], doc: str, 
             aliases: dict[str, str] | None = None, positional: str = "") -> int:
     """Parse ``argv`` (``--config_path C`` and ``--key value`` / ``--key=value`` for every config key; with
     ``positional``, words besides them: ``cfg.inputs``), load the config and run ``fn(cfg)``. No arguments: the
-    usage and exit code 2; ``--help``: every key, exit code 0."""
+    usage and exit code 2; ``--help``: the keys entry point ``prog`` uses, exit code 0."""
     command_line = CommandLine(prog, doc, aliases, positional)
     if not argv:
         command_line.parser.print_usage()

@@ -1,15 +1,18 @@
-"""The config: every key with its type, default, meaning and valid range (``GROUPS``), YAML files (``_base_: FILE`` includes a
-file it overrides), and ``--key value`` / ``--key=value`` command lines. Unknown keys are errors, never ignored.
+"""The config: every key with its type, default, meaning, valid range and the entry points that use it (``GROUPS``),
+YAML files (``_base_: FILE`` includes a file it overrides), and ``--key value`` / ``--key=value`` command lines.
+Unknown keys are errors, never ignored.
 
     python -m src.config CONFIG [--key value ...] --get KEY     # print one resolved value (for shell scripts)
     python -m src.config CONFIG [--key value ...] --dump        # print the whole resolved config as YAML
+    python -m src.config --markdown > docs/configuration.md     # the reference page, generated from GROUPS
 """
 from __future__ import annotations
 
 import argparse
 import difflib
 import sys
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,56 +23,78 @@ from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.train.schedule import LR_SCALINGS
 
 
+# The model-zoo entry points. Each lists the config keys it uses in its --help (a key's ``commands``) and accepts
+# the others too: the shell scripts pass one set of overrides to several of them, and a YAML file holds every key.
+TRAIN, EVAL, EXPORT, PREDICT = "train.py", "eval.py", "export.py", "predict.py"
+ENTRY_POINTS = (TRAIN, EVAL, EXPORT, PREDICT)
+
+
 @dataclass(frozen=True)
 class Key:
     default: Any  # its type is the key's type
     help: str
     choices: tuple[str, ...] = ()
     bounds: str = ""  # an interval such as "[1, inf)" or "(0, 1]": checked when parsed, shown in --help
+    commands: tuple[str, ...] = ()  # the entry points whose run reads it; () in a group's table = the group's
 
 
-# Grouped as the README's config table and --help. Defaults are the library's (create_model's) where it has one;
-# the paper's training recipe is configs/base.yaml.
+def _group(commands: tuple[str, ...], keys: dict[str, Key]) -> dict[str, Key]:
+    """A group's keys, those naming no entry points of their own used by ``commands`` (the group's usual ones),
+    so that each key's users are written once: in its group's call or on the key."""
+    return {name: key if key.commands else replace(key, commands=commands) for name, key in keys.items()}
+
+
+# Grouped as docs/configuration.md (python -m src.config --markdown) and --help. Defaults are the library's
+# (create_model's) where it has one; the paper's training recipe is configs/base.yaml.
 GROUPS: dict[str, dict[str, Key]] = {
-    "model": {
+    "model": _group(ENTRY_POINTS, {
         "model": Key("tinynet_a", "tinynet_a..tinynet_e, or tinynet with r/w/d"),
         "r": Key(1.0, "resolution multiplier (model: tinynet)", bounds="(0, 4]"),
         "w": Key(1.0, "width multiplier (model: tinynet)", bounds="(0, 4]"),
         "d": Key(1.0, "depth multiplier (model: tinynet)", bounds="(0, 4]"),
         "num_classes": Key(1000, "number of classes", bounds="[1, inf)"),
         "image_size": Key(0, "input resolution; 0 = the model's own (its record: int(224 r))", bounds="[0, inf)"),
-        "pretrained_checkpoint": Key("", "train: start from these weights (.ckpt, timm .pth/.safetensors)"),
-        "pretrained": Key(False, "start from the official ImageNet weights of model (tinynet_a..e), downloaded on "
-                                 "first use; a pretrained_checkpoint (train) / checkpoint_path (eval, export) wins"),
-        "features_only": Key(False, "export: the backbone (feature maps at out_indices, no classifier head)"),
+        "pretrained_checkpoint": Key("", "start from these weights (.ckpt, timm .pth/.safetensors)",
+                                     commands=(TRAIN,)),
+        "pretrained": Key(False, "the official ImageNet weights of model (tinynet_a..e), downloaded on first use: "
+                                 "training starts from them, eval/export/predict run them; a pretrained_checkpoint "
+                                 "(train) / checkpoint_path (eval, export, predict) wins"),
+        "features_only": Key(False, "the backbone (feature maps at out_indices, no classifier head)",
+                             commands=(EXPORT,)),
         "out_indices": Key("1,2,3,4", "features_only: comma-separated feature levels 0..4 (reductions 2, 4, 8, "
-                                      "16, 32)"),
-    },
-    "device": {
-        "device_target": Key("Ascend", "device", ("Ascend", "GPU", "CPU")),
+                                      "16, 32)", commands=(EXPORT,)),
+    }),
+    "device": _group(ENTRY_POINTS, {
+        "device_target": Key("Ascend", "the device MindSpore runs on", ("Ascend", "GPU", "CPU")),
         "device_id": Key(0, "device of a standalone run", bounds="[0, inf)"),
         "mode": Key("graph", "execution mode", ("graph", "pynative")),
-        "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (never in export)"),
+        "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (exported "
+                                 "graphs always hold the stock cells)", commands=(TRAIN, EVAL, PREDICT)),
         "deterministic": Key(False, "MindSpore's deterministic kernels and collectives (Ascend/GPU; slower): "
-                                    "identical runs give identical numbers"),
-        "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU", ("O0", "O1", "O2", "O3", "auto")),
-        "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale", bounds="(0, inf)"),
-        "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto")),
+                                    "identical runs give identical numbers", commands=(TRAIN, EVAL)),
+        "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU",
+                         ("O0", "O1", "O2", "O3", "auto"), commands=(TRAIN,)),
+        "loss_scale": Key(1024.0, "initial (dynamic) or fixed loss scale", bounds="(0, inf)", commands=(TRAIN,)),
+        "loss_scale_mode": Key("auto", "auto = dynamic on Ascend/GPU, fixed on CPU", ("dynamic", "fixed", "auto"),
+                               commands=(TRAIN,)),
         "data_sink": Key("auto", "MindSpore's data sink: batches queued on the device, up to log_interval steps per "
                                  "host call; auto = on Ascend/GPU, off on CPU (MindSpore has none there)",
-                         ("on", "off", "auto")),
-    },
-    "data": {
-        "data_path": Key("", "dataset root with train/ and val/"),
-        "batch_size": Key(128, "per-device batch size (train and eval)", bounds="[1, inf)"),
-        "num_parallel_workers": Key(8, "data pipeline workers per device", bounds="[1, inf)"),
+                         ("on", "off", "auto"), commands=(TRAIN,)),
+    }),
+    "data": _group((TRAIN,), {
+        "data_path": Key("", "dataset root with train/ and val/", commands=(TRAIN, EVAL)),
+        "batch_size": Key(128, "per-device batch size (train, eval, predict)", bounds="[1, inf)",
+                          commands=(TRAIN, EVAL, PREDICT)),
+        "num_parallel_workers": Key(8, "data pipeline workers per device", bounds="[1, inf)",
+                                    commands=(TRAIN, EVAL, PREDICT)),
         "auto_augment": Key("rand-m9-mstd0.5", "timm RandAugment string; none = off"),
         "re_prob": Key(0.2, "random erasing probability", bounds="[0, 1]"),
         "hflip_prob": Key(0.5, "horizontal flip probability", bounds="[0, 1]"),
         "min_crop_scale": Key(0.08, "lower area scale of RandomResizedCrop", bounds="(0, 1]"),
-        "crop_pct": Key(0.0, "eval: center-crop fraction of the resized image; 0 = the model's own", bounds="[0, 1]"),
-    },
-    "optimisation": {
+        "crop_pct": Key(0.0, "eval preprocessing: center-crop fraction of the resized image; 0 = the model's own",
+                        bounds="[0, 1]", commands=ENTRY_POINTS),
+    }),
+    "optimisation": _group((TRAIN,), {
         "epochs": Key(450, "training epochs", bounds="[1, inf)"),
         "lr": Key(0.048, "peak LR; with lr_scaling linear, the LR for lr_reference_batch images per step",
                   bounds="(0, inf)"),
@@ -90,32 +115,36 @@ GROUPS: dict[str, dict[str, Key]] = {
         "ema_decay": Key(0.9999, "EMA of the weights; 0 = off", bounds="[0, 1)"),
         "freeze_backbone": Key(False, "train the classifier only (a linear probe): every other weight and the "
                                       "BatchNorm statistics stay as loaded, drop-path off"),
-    },
-    "run": {
+    }),
+    "run": _group((TRAIN,), {
         "seed": Key(42, "random seed (data order, augmentation, dropout, init)"),
-        "output_dir": Key("output", "where checkpoints, metrics and logs go"),
+        "output_dir": Key("output", "where checkpoints, metrics and logs go (eval: its logs and the dataset "
+                                    "index cache)", commands=(TRAIN, EVAL)),
         "resume": Key("", "'' = fresh, auto = OUTPUT_DIR/checkpoints/last.ckpt if present, or a path"),
-        "overwrite": Key(False, "train: start afresh over an output_dir holding a run's checkpoints (deletes them)"),
+        "overwrite": Key(False, "start afresh over an output_dir holding a run's checkpoints (deletes them)"),
         "keep_checkpoint_max": Key(3, "epoch checkpoints kept besides last/best", bounds="[0, inf)"),
         "log_interval": Key(50, "steps between progress lines", bounds="[1, inf)"),
         "eval_interval": Key(1, "epochs between validations", bounds="[1, inf)"),
-    },
-    "eval / export": {
-        "checkpoint_path": Key("", "weights to evaluate / export (.ckpt, timm .pth/.safetensors)"),
-        "use_ema": Key(False, "take the EMA weights of a training checkpoint (last.ckpt)"),
-        "result_file": Key("", "eval: write {top1, top5, num_samples, ...} JSON here"),
-        "file_name": Key("tinynet", "export: output file name without extension"),
-        "file_format": Key("MINDIR", "export: file format", ("MINDIR", "ONNX", "AIR")),
-        "export_batch_size": Key(1, "export: the exported model's fixed batch (export.py also takes --batch_size)", bounds="[1, inf)"),
-        "dynamic_batch": Key(False, "export: a symbolic batch axis instead of the fixed batch (ONNX, MINDIR); "
-                                    "re-load checked at export_batch_size and export_batch_size + 6"),
-    },
-    "predict": {
-        "topk": Key(5, "predict: the most probable classes listed per image", bounds="[1, inf)"),
-        "output": Key("", "predict: also write the predictions here: .csv (a row per image) or .json"),
-        "model_path": Key("", "predict: run this exported .mindir/.onnx instead of the checkpoint (its sidecar "
-                              "gives the preprocessing and class names)"),
-    },
+    }),
+    "eval / export": _group((EXPORT,), {
+        "checkpoint_path": Key("", "weights to evaluate / export / predict with (.ckpt, timm .pth/.safetensors)",
+                               commands=(EVAL, EXPORT, PREDICT)),
+        "use_ema": Key(False, "take the EMA weights of a training checkpoint (last.ckpt)",
+                       commands=(EVAL, EXPORT, PREDICT)),
+        "result_file": Key("", "write {top1, top5, num_samples, ...} JSON here", commands=(EVAL,)),
+        "file_name": Key("tinynet", "output file name without extension"),
+        "file_format": Key("MINDIR", "file format", ("MINDIR", "ONNX", "AIR")),
+        "export_batch_size": Key(1, "the exported model's fixed batch (export.py also takes --batch_size)",
+                                 bounds="[1, inf)"),
+        "dynamic_batch": Key(False, "a symbolic batch axis instead of the fixed batch (ONNX, MINDIR); re-load "
+                                    "checked at export_batch_size and export_batch_size + 6"),
+    }),
+    "predict": _group((PREDICT,), {
+        "topk": Key(5, "the most probable classes listed per image", bounds="[1, inf)"),
+        "output": Key("", "also write the predictions here: .csv (a row per image) or .json"),
+        "model_path": Key("", "run this exported .mindir/.onnx instead of the checkpoint (its sidecar "
+                              "MODEL_PATH.json gives the preprocessing and class names)"),
+    }),
 }
 KEYS: dict[str, Key] = {name: key for group in GROUPS.values() for name, key in group.items()}
 BASE_KEY = "_base_"  # in a YAML file: the file (relative to this one) whose values this one overrides
@@ -178,35 +207,55 @@ def _type_name(key: Key) -> str:
     return "|".join(key.choices) if key.choices else type(key.default).__name__.upper()
 
 
+def _shown_default(key: Key) -> str:
+    """The default as a user would write it in YAML or on the command line ('' for the empty string)."""
+    if isinstance(key.default, bool):
+        return str(key.default).lower()
+    return "''" if key.default == "" else str(key.default)
+
+
+def keys_of(command: str) -> dict[str, Key]:
+    """The config keys entry point ``command`` (train.py, ...) reads, in the order of ``GROUPS``."""
+    return {name: key for name, key in KEYS.items() if command in key.commands}
+
+
 class CommandLine:
     """``--config_path`` and one ``--key`` per config key (grouped, with type, default and help in ``--help``).
 
-    ``aliases`` maps another option name onto a key on this command (export.py: ``batch_size`` →
-    ``export_batch_size``); the aliased name then no longer means its own key there. Values stay text here:
-    ``load_config`` types them with the same rules as YAML values, so both report errors alike. ``positional``
-    names the words a command takes besides its options (predict.py: ``IMAGE_OR_DIR``; ``parse_all``).
+    ``prog`` names the command: for an entry point (``ENTRY_POINTS``) ``--help`` lists the keys it reads, for any
+    other program (the scripts' pre-launch check) every key. Every key is accepted either way: a YAML file holds
+    them all, and the shell scripts pass one set of overrides to several commands. ``aliases`` maps another option
+    name onto a key on this command (export.py: ``batch_size`` → ``export_batch_size``); the aliased name then no
+    longer means its own key there. Values stay text here: ``load_config`` types them with the same rules as YAML
+    values, so both report errors alike. ``positional`` names the words a command takes besides its options
+    (predict.py: ``IMAGE_OR_DIR``; ``parse_all``).
     """
 
     def __init__(self, prog: str, description: str = "", aliases: dict[str, str] | None = None,
                  positional: str = "") -> None:
         self.aliases, self.positional = dict(aliases or {}), positional
+        listed = keys_of(prog) if prog in ENTRY_POINTS else KEYS
         words = f" [--] {positional} [{positional} ...]" if positional else ""
+        scope = (f"Listed: the keys {prog} uses; it accepts every other config key too (docs/configuration.md), "
+                 f"so that one set of overrides can serve several commands. ") if listed is not KEYS else ""
         self.parser = argparse.ArgumentParser(
             prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-            usage=f"%(prog)s [--config_path YAML] [--key value | --key=value ...]{words}", allow_abbrev=False, epilog="Values: --key value or --key=value. Exit codes: 0 ok, 1 bad input file or "
-                                       "failed run, 2 usage or config error.")
+            usage=f"%(prog)s [--config_path YAML] [--key value | --key=value ...]{words}", allow_abbrev=False,
+            epilog=textwrap.fill(f"Values: --key value or --key=value. {scope}Exit codes: 0 ok, 1 bad input file "
+                                 f"or failed run, 2 usage or config error.", 100))
         self.parser.add_argument("--config_path", metavar="YAML",
                                  help="config file (configs/*.yaml); the options below override its keys")
         for group, keys in GROUPS.items():
+            shown = [name for name in keys if name in listed and name not in self.aliases]
+            if not shown:
+                continue
             section = self.parser.add_argument_group(f"{group} keys")
-            for name, key in keys.items():
-                if name in self.aliases:
-                    continue
+            for name in shown:
+                key = keys[name]
                 flags = [f"--{name}"] + [f"--{a}" for a, target in self.aliases.items() if target == name]
-                default = "''" if key.default == "" else key.default
                 within = f"; in {key.bounds}" if key.bounds else ""
                 section.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=_type_name(key),
-                                     help=f"{key.help} (default: {default}{within})")
+                                     help=f"{key.help} (default: {_shown_default(key)}{within})")
         self.names = {"config_path", *self.aliases, *(k for k in KEYS if k not in self.aliases)}
 
     def parse(self, args: list[str]) -> tuple[str | None, dict[str, Any]]:
@@ -309,14 +358,73 @@ def save_config(cfg: SimpleNamespace, path: str | Path) -> Path:
     return write_text_atomic(path, config_yaml(cfg))
 
 
+MARKDOWN_COMMAND = "python -m src.config --markdown > docs/configuration.md"
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a '|' would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def configuration_markdown() -> str:
+    """docs/configuration.md: every key of ``GROUPS`` with its type, default, range or choices, meaning and the
+    entry points that read it, and each entry point's keys. Generated, so the page cannot drift from the schema
+    (tests/test_config.py compares the committed page with this)."""
+    lines = [
+        "# Configuration keys",
+        "",
+        f"<!-- Generated from src/config.py (GROUPS) by `{MARKDOWN_COMMAND}`: edit the schema there and "
+        "regenerate; tests/test_config.py fails while this page differs from the schema. -->",
+        "",
+        "Every key can be set in a YAML config (`configs/*.yaml`; `_base_: FILE` includes FILE, whose keys the "
+        "including file overrides) and on the command line as `--key value` or `--key=value`, which override the "
+        "file. Values from either are checked against the key's type, range and choices; an unknown key is an "
+        "error that names it (exit code 2), never ignored.",
+        "",
+        "The defaults below are the library's (`tinynet_ms.create_model`'s where it has one). The paper's ImageNet "
+        "recipe is `configs/base.yaml`, which the variant configs `configs/tinynet_{a..e}.yaml` include; "
+        "`configs/demo.yaml` is the CPU demo's. `python -m src.config CONFIG [--key value ...] --dump` prints a "
+        "config with every key resolved.",
+        "",
+        "Each entry point's `--help` lists the keys it reads (the *used by* column). It accepts the other keys "
+        "too, and they change nothing there: a YAML file holds every key, and the shell scripts pass one set of "
+        "overrides to several commands (`scripts/run_demo.sh` gives its arguments to training and to eval).",
+        "",
+        "## Keys by command",
+        "",
+        "| command | keys |",
+        "|---|---|",
+    ]
+    lines += [f"| `{command}` | {', '.join(f'`{name}`' for name in keys_of(command))} |" for command in ENTRY_POINTS]
+    for group, keys in GROUPS.items():
+        lines += ["", f"## {group}", "", "| key | type | default | range / choices | used by | meaning |",
+                  "|---|---|---|---|---|---|"]
+        for name, key in keys.items():
+            allowed = ", ".join(f"`{c}`" for c in key.choices) if key.choices else key.bounds and f"`{key.bounds}`"
+            used_by = ", ".join(f"`{c}`" for c in key.commands)
+            lines.append(f"| `{name}` | {type(key.default).__name__} | `{_shown_default(key)}` | {_cell(allowed)} | "
+                         f"{used_by} | {_cell(key.help)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m src.config", allow_abbrev=False)  # --d is a key, not --dump
-    parser.add_argument("config_path")
+    parser = argparse.ArgumentParser(prog="python -m src.config", allow_abbrev=False,  # --d is a key, not --dump
+                                     description="Resolve a config for shell scripts, or write the keys' reference.")
+    parser.add_argument("config_path", nargs="?", help="config file (configs/*.yaml); --key value overrides follow")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--get", metavar="KEY", help="print this key's resolved value")
     what.add_argument("--dump", action="store_true", help="print every key's resolved value as YAML")
+    what.add_argument("--markdown", action="store_true",
+                      help=f"print docs/configuration.md, every key's reference (regenerate: {MARKDOWN_COMMAND})")
     args, rest = parser.parse_known_args(argv)
+    if args.markdown:
+        if args.config_path or rest:
+            parser.error("--markdown takes no config or overrides: the page describes the schema")
+        print(configuration_markdown(), end="")
+        return 0
+    if not args.config_path:
+        parser.error("--get and --dump need a CONFIG_PATH")
     try:
         cfg = load_config(args.config_path, rest)
         if args.get is not None and args.get not in KEYS:

@@ -1,5 +1,6 @@
 """Config: YAML (with _base_) ← CLI overrides, typed; unknown keys are errors that name the key; the command
-line of train/eval/export (both argument forms, --help listing every key)."""
+line of train/eval/export/predict (both argument forms, --help listing each command's own keys) and the generated
+reference page docs/configuration.md."""
 import re
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import pytest
 import yaml
 
 from helpers import ROOT, SCRIPT_ENV
-from src.config import GROUPS, KEYS, CommandLine, ConfigError, load_config, parse_overrides
+from src.config import (ENTRY_POINTS, GROUPS, KEYS, MARKDOWN_COMMAND, CommandLine, ConfigError,
+                        configuration_markdown, keys_of, load_config, parse_overrides)
 from tinynet_ms.models import VARIANTS
 
 
@@ -104,27 +106,72 @@ def test_type_errors_and_malformed_args():
         load_config("nope.yaml")
 
 
-@pytest.mark.parametrize("script", ["train.py", "eval.py", "export.py"])
-def test_help_lists_every_key_with_type_default_and_meaning(script):
+ALIASES = {"export.py": {"batch_size": "export_batch_size"}}  # as the entry points pass them to run_app
+
+
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_help_lists_the_commands_own_keys_with_type_default_and_meaning(script):
+    """Each entry point's --help lists the keys it reads (GROUPS: a key's commands) and no other; it accepts every
+    key all the same (the shell scripts pass one set of overrides to several commands)."""
     if script == "train.py":  # the real process once; the parser itself for the others
         run = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=SCRIPT_ENV, capture_output=True,
                              text=True)
         assert run.returncode == 0, run.stderr
         text = run.stdout
+        assert "--file_format" not in text and "--result_file" not in text and "--topk" not in text
     else:
-        aliases = {"batch_size": "export_batch_size"} if script == "export.py" else None
-        text = CommandLine(script, aliases=aliases).parser.format_help()
+        text = CommandLine(script, aliases=ALIASES.get(script)).parser.format_help()
     out = " ".join(text.split())  # argparse wraps lines
-    for group in GROUPS:
-        assert f"{group} keys:" in out
+    options = {flag for flag in CommandLine(script, aliases=ALIASES.get(script)).parser._option_string_actions}
+    own = keys_of(script)
+    for group, keys in GROUPS.items():
+        assert (f"{group} keys:" in out) == any(name in own for name in keys), group
     for name, key in KEYS.items():
-        if script == "export.py" and name == "batch_size":
-            continue  # there --batch_size is the export batch
-        assert re.search(rf"--{name}( |, )", out), name
-        assert " ".join(f"{key.help} (default:".split()) in out, name
+        if name in ALIASES.get(script, {}):
+            assert f"--{name}" in options  # there --batch_size is the export batch
+            continue
+        assert (f"--{name}" in options) == (name in own), (script, name)
+        if name in own:
+            assert re.search(rf"--{name}( |, )", out), name
+            assert " ".join(f"{key.help} (default:".split()) in out, name
     assert "Exit codes: 0 ok, 1 bad input file or failed run, 2 usage or config error" in out
+    assert f"Listed: the keys {script} uses" in out
     if script == "export.py":
         assert "--export_batch_size INT, --batch_size INT" in out
+    # keys it does not list are still accepted; unknown ones are still errors
+    _, values = CommandLine(script).parse(["--epochs", "3", "--file_format=onnx"])
+    assert values == {"epochs": 3, "file_format": "ONNX"}
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
+        CommandLine(script).parse(["--epoch", "3"])
+
+
+def test_the_commands_keys():
+    """What each command reads, as the brief of issue 31 and the code say (src/trainer.py, evaluation.py, ...)."""
+    assert set(keys_of("export.py")) == {
+        "model", "r", "w", "d", "num_classes", "image_size", "pretrained", "features_only", "out_indices",
+        "device_target", "device_id", "mode", "crop_pct", "checkpoint_path", "use_ema", "file_name", "file_format",
+        "export_batch_size", "dynamic_batch"}
+    assert {"data_path", "batch_size", "num_parallel_workers", "crop_pct", "checkpoint_path", "use_ema",
+            "result_file", "output_dir"} <= set(keys_of("eval.py"))
+    assert not {"epochs", "lr", "file_format", "topk", "auto_augment", "amp_level"} & set(keys_of("eval.py"))
+    assert not {"checkpoint_path", "use_ema", "result_file", "file_name", "file_format", "export_batch_size",
+                "dynamic_batch", "features_only", "topk", "output", "model_path"} & set(keys_of("train.py"))
+    assert {"topk", "output", "model_path", "checkpoint_path", "batch_size"} <= set(keys_of("predict.py"))
+    for name, key in KEYS.items():  # every key is some command's, and only the entry points are named
+        assert key.commands and set(key.commands) <= set(ENTRY_POINTS), name
+
+
+def test_configuration_page_is_generated_from_the_schema():
+    """docs/configuration.md is python -m src.config --markdown's output: a key added, renamed or re-described
+    without regenerating the page fails here."""
+    page = ROOT / "docs" / "configuration.md"
+    assert page.is_file() and page.read_text() == configuration_markdown(), (
+        f"docs/configuration.md is out of date with src/config.py: regenerate it with `{MARKDOWN_COMMAND}`")
+    text = configuration_markdown()
+    for name, key in KEYS.items():
+        assert re.search(rf"^\| `{name}` \| {type(key.default).__name__} \|", text, re.M), name
+    run = subprocess.run([sys.executable, "-m", "src.config", "--markdown"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout == text, run.stderr
 
 
 def test_config_path_equals_form_and_unknown_keys_on_the_scripts(tmp_path, capsys):
