@@ -2,6 +2,16 @@
 # Helpers sourced by the model-zoo scripts.
 die() { echo "error: $*" >&2; exit 2; }
 
+# check_arguments MIN ARGS...: -h or --help among ARGS prints the calling script's usage (its usage function) on
+# stdout and exits 0; fewer than MIN arguments print it on stderr and exit 2 (a usage error, as everywhere here).
+check_arguments() {
+  local min=$1 word; shift
+  for word in "$@"; do
+    if [[ "$word" == -h || "$word" == --help ]]; then usage; exit 0; fi
+  done
+  (($# >= min)) || { usage >&2; exit 2; }
+}
+
 # Repository root. The scripts run "$ROOT_DIR/train.py" etc. from the caller's directory, so relative paths in
 # the arguments (--output_dir, --result_file, ...) mean what they mean to the caller.
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

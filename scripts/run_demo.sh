@@ -3,16 +3,16 @@
 # MindIR + ONNX export (re-loaded and compared) -> C++ harness (cpu backend, .bin and image input) -> INT8 of a
 # dynamic-batch ONNX, float and INT8 in the harness at batch 32 -> summary.
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: bash scripts/run_demo.sh [OUTPUT_DIR] [--key value ...]
   OUTPUT_DIR   where everything goes (default: output/demo_run); logs in OUTPUT_DIR/logs
-  --key value  training overrides of configs/demo.yaml, e.g. --epochs 3
+  --key value  overrides of configs/demo.yaml for training, eval and export, e.g. --epochs 3
+               (python train.py --help lists train.py's keys)
 needs: the README's set-up (pip install -r requirements.txt -e .) plus cmake, g++ and libopencv-dev
 USAGE
-  exit 2
 }
-[[ "$1" == -h || "$1" == --help ]] && usage
 source "$(dirname "$0")/common.sh"
+check_arguments 0 "$@"
 OUT=output/demo_run
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then OUT=$1; shift; fi
 mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || die "cannot create OUTPUT_DIR '$OUT'"

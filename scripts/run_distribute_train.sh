@@ -2,20 +2,20 @@
 # Data-parallel training: msrun on Ascend/GPU/CPU, or the Ascend rank-table launch when RANK_TABLE_FILE is set;
 # one device runs one process without msrun (its scheduler would train a second time into the same output_dir).
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: bash scripts/run_distribute_train.sh DATA_PATH CONFIG_PATH DEVICE_NUM [--key value ...]
   DATA_PATH    dataset root holding train/<class>/* and val/<class>/*
   CONFIG_PATH  configs/tinynet_{a..e}.yaml or configs/demo.yaml
   DEVICE_NUM   number of devices (processes) on this machine
   --key value  config overrides, e.g. --device_target CPU --epochs 3 --batch_size 32 --output_dir out
+               (python train.py --help lists train.py's keys)
 env: RANK_TABLE_FILE (Ascend rank-table launch), DEVICE_START (first device id, rank table),
      MASTER_PORT (msrun's port; unset: 8118, or a free port when 8118 is in use)
 Ctrl-C or SIGTERM stops every rank and prints the command that resumes the run (--resume auto).
 USAGE
-  exit 2
 }
-[ $# -lt 3 ] && usage
 source "$(dirname "$0")/common.sh"
+check_arguments 3 "$@"
 RESUME=$(resume_command bash "$0" "$@")
 data_and_config "$1" "$2"
 DEVICE_NUM=$3

@@ -2,7 +2,7 @@
 # Offline inference with the C++ harness (ascend310_infer/): build, preprocess, infer, score.
 # Writes result_Files/, time_Result/, preprocess_Result/, infer.log and acc.log in the current directory.
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: bash scripts/run_infer_310.sh MODEL_PATH DATA_PATH [DEVICE_ID] [BACKEND] [INPUT_TYPE] [BATCH_SIZE]
   MODEL_PATH  .mindir (export.py --file_format MINDIR) or .onnx (--file_format ONNX)
   DATA_PATH   folder of class sub-folders, e.g. DATA/val (class index = sorted folder names)
@@ -16,10 +16,9 @@ The model's input shape is read from the file, its eval preprocessing (crop_pct,
 MODEL_PATH.json, which export.py writes beside it (without it: the TinyNet default, with a warning).
 env: MSLITE_HOME / MINDSPORE_PATH (ascend backend build)
 USAGE
-  exit 2
 }
-[ $# -lt 2 ] && usage
 source "$(dirname "$0")/common.sh"
+check_arguments 2 "$@"
 MODEL_PATH=$(abspath "$1") || die "MODEL_PATH '$1' does not exist"
 DATA_PATH=$(abspath "$2") || die "DATA_PATH '$2' does not exist"
 [ -d "$DATA_PATH" ] || die "DATA_PATH '$DATA_PATH' is not a folder"

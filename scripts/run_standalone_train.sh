@@ -1,17 +1,17 @@
 #!/bin/bash
 # Single-device training.
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: bash scripts/run_standalone_train.sh DATA_PATH CONFIG_PATH [DEVICE_ID] [--key value ...]
   DATA_PATH    dataset root holding train/<class>/* and val/<class>/*
   CONFIG_PATH  configs/tinynet_{a..e}.yaml or configs/demo.yaml
   DEVICE_ID    device to use (default 0)
+  --key value  config overrides, e.g. --epochs 3 (python train.py --help lists train.py's keys)
 Ctrl-C or SIGTERM stops the training and prints the command that resumes it (--resume auto).
 USAGE
-  exit 2
 }
-[ $# -lt 2 ] && usage
 source "$(dirname "$0")/common.sh"
+check_arguments 2 "$@"
 RESUME=$(resume_command bash "$0" "$@")
 data_and_config "$1" "$2"
 shift 2

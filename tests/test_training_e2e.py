@@ -158,10 +158,15 @@ def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code)
 
 
 def test_scripts_print_usage():
-    for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_eval.sh", "run_infer_310.sh",
-                   "run_demo.sh --help"):
-        run = subprocess.run(["bash", *f"scripts/{script}".split()], cwd=ROOT, capture_output=True, text=True)
+    """Missing arguments: the usage on stderr, exit code 2; -h/--help (anywhere): the usage on stdout, exit 0."""
+    for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_eval.sh", "run_infer_310.sh"):
+        run = subprocess.run(["bash", f"scripts/{script}"], cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 2 and "usage: bash scripts/" in run.stderr
+    for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_eval.sh", "run_infer_310.sh",
+                   "run_demo.sh"):
+        for args in (["--help"], ["-h"], ["DATA", "CONFIG", "--help"]):
+            run = subprocess.run(["bash", f"scripts/{script}", *args], cwd=ROOT, capture_output=True, text=True)
+            assert run.returncode == 0 and run.stdout.startswith(f"usage: bash scripts/{script}") and not run.stderr
 
 
 def test_busy_master_port_is_refused_before_launching(demo_data, tmp_path):
