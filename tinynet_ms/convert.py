@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from tinynet_ms.cli import argument_type, run_main
+from tinynet_ms.cli import argument_type, positive_int, run_main
 from tinynet_ms.hub import convert_weights
 from tinynet_ms.models import create_model, known_model
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src", help="timm / huawei-noah .pth or .safetensors")
     parser.add_argument("dst", help="output MindSpore .ckpt")
     parser.add_argument("--model", required=True, type=argument_type(known_model), help="tinynet_a ... tinynet_e")
-    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--num_classes", type=argument_type(positive_int), default=1000,
+                        help="classes of the weights' classifier (default 1000, ImageNet)")
     args = parser.parse_args(argv)
 
     def run() -> None:

@@ -281,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.design", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--macs", type=argument_type(parse_macs), help="budget, e.g. 40M, 0.3G, 24000000")
-    parser.add_argument("--method", choices=METHODS, default="tiny")
+    parser.add_argument("--method", choices=METHODS, default="tiny",
+                        help="tiny: the paper's formula (r, d from the budget, then w solved); giant: EfficientNet's "
+                             "inverse d = 1.2^phi, w = 1.1^phi, r = 1.15^phi (default tiny)")
     parser.add_argument("--formula", metavar="JSON", default="",
                         help="tiny formula: r(c), d(c) from this file (python cube.py fit) instead of "
                              "the published TinyNet-A..E points")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the design (r, w, d, params, MACs, ...) as JSON")
     parser.add_argument("--plot", metavar="PNG", help="plot both formulas over --plot_range instead")
     parser.add_argument("--plot_range", type=argument_type(_parse_range), default="12M:400M:16",
                         help="first:last:points (log-spaced)")

@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print a model file's format and input/output shapes as JSON")
-    info.add_argument("model")
+    info.add_argument("model", help="an exported .mindir or .onnx file (its sidecar MODEL.json, if beside it, gives "
+                                    "the preprocessing)")
     args = parser.parse_args(argv)
     return run_main(lambda: print(json.dumps(model_info(args.model))))
 

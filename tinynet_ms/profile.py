@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", type=argument_type(known_model), help="tinynet_a ... tinynet_e")
     parser.add_argument("--image_size", type=argument_type(positive_int), default=None,
                         help="default: the variant's resolution")
-    parser.add_argument("--num_classes", type=argument_type(positive_int), default=1000)
+    parser.add_argument("--num_classes", type=argument_type(positive_int), default=1000,
+                        help="classifier outputs (default 1000, ImageNet)")
     parser.add_argument("--json", action="store_true", help='print {"params", "macs", "image_size"} as JSON')
     args = parser.parse_args(argv)
 

@@ -1,6 +1,6 @@
 """A small procedurally drawn dataset in the ImageNet folder layout, learnable in minutes on a CPU.
 
-    python -m tinynet_ms.data.demo OUT [--num_classes 10] [--train_per_class 60] [--val_per_class 20] [--seed 0]
+    python -m tinynet_ms.data.demo OUT [--num_classes 10] [--train_per_class 100] [--val_per_class 20] [--seed 0]
 
 Class = shape (circle, square, triangle, cross, star) × fill style, drawn at a random position, size and
 rotation on a noisy background of random colour. Each class also has its own hue (±15°, random saturation and
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from tinynet_ms.cli import argument_type, positive_int, run_main
 
 SHAPES = ("circle", "square", "triangle", "cross", "star")
 STYLES = ("filled", "outline")
@@ -91,16 +93,28 @@ def make_demo_dataset(root: str | Path, num_classes: int = 10, train_per_class: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinynet_ms.data.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("root")
-    parser.add_argument("--num_classes", type=int, default=10)
-    parser.add_argument("--train_per_class", type=int, default=100)
-    parser.add_argument("--val_per_class", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("root", help="output folder: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg")
+    parser.add_argument("--num_classes", type=argument_type(_class_count), default=10,
+                        help=f"classes, 2..{len(SHAPES) * len(STYLES)} (shape x fill style; default 10)")
+    parser.add_argument("--train_per_class", type=argument_type(positive_int), default=100,
+                        help="training images per class (default 100)")
+    parser.add_argument("--val_per_class", type=argument_type(positive_int), default=20,
+                        help="validation images per class (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed draws the same images (default 0)")
     args = parser.parse_args(argv)
-    root = make_demo_dataset(args.root, args.num_classes, args.train_per_class, args.val_per_class, args.seed)
-    print(f"demo dataset: {root} ({args.num_classes} classes, {args.train_per_class}/{args.val_per_class} "
-          f"train/val images per class)")
-    return 0
+
+    def run() -> None:
+        root = make_demo_dataset(args.root, args.num_classes, args.train_per_class, args.val_per_class, args.seed)
+        print(f"demo dataset: {root} ({args.num_classes} classes, {args.train_per_class}/{args.val_per_class} "
+              f"train/val images per class)")
+
+    return run_main(run)  # e.g. an unwritable ROOT: one error line, exit 1
+
+
+def _class_count(text: str) -> int:
+    """--num_classes as a count ``class_names`` can name (a usage error otherwise)."""
+    class_names(int(text))
+    return int(text)
 
 
 if __name__ == "__main__":
