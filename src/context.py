@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -125,3 +126,17 @@ def setup_logging(ctx: RunContext | None = None) -> None:
     prefix = f"[rank {ctx.rank}] " if ctx and ctx.world > 1 else ""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S",
                         force=True)
+
+
+_announced: weakref.WeakSet[nn.Cell] = weakref.WeakSet()
+
+
+def before_first_call(cell: nn.Cell, what: str, wait: str, ctx: RunContext) -> None:
+    """One log line (rank 0) before ``cell``'s first call in graph mode, when MindSpore compiles it: the run is
+    otherwise silent for that while (``wait``, e.g. half a minute for the train step on CPU), which looks like a
+    hang. Once per cell and process; a new input shape's recompile is shorter and not announced."""
+    if cell in _announced or ms.get_context("mode") != ms.GRAPH_MODE:
+        return
+    _announced.add(cell)
+    if ctx.is_main:
+        log.info("compiling %s (graph mode; %s) ...", what, wait)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 
 from src.builders import build_network, dataset_classes, image_size, preprocessing, require_checkpoint, scan_dataset
-from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
+from src.context import (RunContext, all_reduce_sum, before_first_call, data_workers, setup_context,
+                         setup_logging)
 from tinynet_ms import TinyNet
 from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data import Sample, create_eval_dataset
@@ -24,6 +25,7 @@ def evaluate_samples(net: TinyNet, samples: Sequence[Sample], size: int, cfg: Si
     rank takes an exact, unpadded share and the counts are summed, so every image counts once."""
     shard = samples[ctx.rank::ctx.world]
     data = create_eval_dataset(shard, size, cfg.batch_size, preprocessing(cfg, net), workers)
+    before_first_call(net, "the network for evaluation", "a few seconds", ctx)
     totals = all_reduce_sum(evaluate(net, data.create_tuple_iterator(num_epochs=1)), ctx)
     if totals[2] == 0:
         raise RuntimeError(f"none of the {len(samples)} val images could be read (see the warnings above)")

@@ -18,7 +18,8 @@ from mindspore import nn, ops
 
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import ConfigError, save_config
-from src.context import RunContext, all_reduce_sum, data_workers, setup_context, setup_logging
+from src.context import (RunContext, all_reduce_sum, before_first_call, data_workers, setup_context,
+                         setup_logging)
 from src.evaluation import evaluate_samples
 from tinynet_ms.atomic import remove_temporaries
 from tinynet_ms.data import create_train_dataset
@@ -62,6 +63,11 @@ def divergence_sign(window_loss: float, start_loss: float, skipped: int, steps: 
     if skipped * 2 > steps:
         return f"{skipped} of the last {steps} steps overflowed and were skipped"
     return None
+
+
+# How long the train step's compilation keeps the first step waiting: 15 s (TinyNet-E) to 22 s (A) at 32 px for one
+# process on 2 CPU cores (2026-12-06); ranks sharing the cores compile at the same time, so longer.
+_STEP_COMPILE = "the first step waits for it: 15-60 s on a CPU"
 
 
 def sink_steps(steps: int, log_interval: int) -> int:
@@ -205,6 +211,7 @@ class Trainer:
         device and, where MindSpore's graph mode loops on the device, the steps run in one launch)."""
         if not self.ctx.data_sink:
             for done, batch in enumerate(data.create_tuple_iterator(num_epochs=1), 1):
+                before_first_call(self.step, "the train step", _STEP_COMPILE, self.ctx)
                 self.step(*batch)
                 yield done
             return
@@ -212,6 +219,7 @@ class Trainer:
         run = ms.data_sink(self.step, data, sink_size=k, jit_config=ms.JitConfig())
         try:
             for done in range(k, steps + 1, k):
+                before_first_call(self.step, "the train step", _STEP_COMPILE, self.ctx)
                 run()
                 yield done
         finally:  # the sink sends its dataset round and round: stop this epoch's (the next one is a new dataset)

@@ -5,7 +5,7 @@ import pytest
 
 from tinynet_ms import create_model
 from tinynet_ms.models import VARIANTS
-from tinynet_ms.models.layers import DropPath
+from tinynet_ms.models.layers import Dropout, DropPath
 
 
 @pytest.mark.slow
@@ -29,6 +29,7 @@ def _two_outputs(net, train: bool):
 
 @pytest.mark.parametrize("mode", [pytest.param(ms.GRAPH_MODE, id="graph", marks=pytest.mark.slow),
                                   pytest.param(ms.PYNATIVE_MODE, id="pynative")], indirect=True)
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_dropout_and_drop_path_only_in_training(mode):
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, drop_rate=0.5, drop_path_rate=0.5)
     a, b = _two_outputs(net, train=True)
@@ -56,6 +57,23 @@ def test_drop_path_zeroes_whole_samples():
     np.testing.assert_array_equal(cell(x).asnumpy(), x.asnumpy())
 
 
+def test_dropout_without_noise_draws_its_own_without_deprecated_ops(mode, monkeypatch):
+    """Outside the trainer (no noise passed) the layer draws U[0, 1) itself: the kept fraction is keep_prob, kept
+    values are scaled by 1 / keep_prob, and building or running it warns nothing (MindSpore 2.10 deprecates
+    UniformReal, and ops.rand / ops.uniform build it)."""
+    from mindspore.common import _decorator
+
+    warned = []
+    monkeypatch.setattr(_decorator, "DEPRECATE_SET", set())  # a deprecated op warns again, whatever ran before
+    monkeypatch.setattr(_decorator.log, "warning", lambda msg, *a: warned.append(msg))
+    cell = Dropout(0.3)
+    cell.set_train(True)
+    y = cell(ms.Tensor(np.ones((400, 250), np.float32))).asnumpy()
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.7)}
+    assert abs((y == 0).mean() - 0.3) < 0.01  # 100,000 draws: the standard error is 0.0015
+    assert not warned, warned
+
+
 def test_drop_path_rate_grows_with_block_index():
     net = create_model("tinynet_e", drop_path_rate=0.2)
     rates = [blk.drop_path.p for stage in net.blocks for blk in stage]
@@ -63,6 +81,7 @@ def test_drop_path_rate_grows_with_block_index():
     assert rates[-1] == pytest.approx(0.2 * (len(rates) - 1) / len(rates))
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_a_compiled_graph_is_called_without_re_walking_its_cells_and_a_new_phase_reaches_them(graph_mode):
     net = create_model("tinynet", r=0.2, w=0.25, d=0.2, num_classes=4)
     net.set_train(False)

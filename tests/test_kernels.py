@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mindspore import nn, ops
 
-from tinynet_ms import create_model
+from tinynet_ms import create_model, kernels
 from tinynet_ms.weights import load_arrays_into, named_params, param_arrays
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the kernels are compiled with g++")
@@ -48,6 +48,7 @@ def _pair(channels, kernel, stride):
     return ref, ours
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("kernel,stride", [(3, 1), *(pytest.param(k, s, marks=pytest.mark.slow) for k, s in ((3, 2), (5, 1), (5, 2)))])
 def test_matches_conv2d(graph_mode, kernel, stride):
     rng = np.random.default_rng(kernel * 10 + stride)
@@ -137,8 +138,10 @@ def test_auto_falls_back_to_stock_cells_without_a_compiler(monkeypatch, caplog):
 
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     monkeypatch.setattr(build, "_library", None)
+    monkeypatch.setattr(kernels, "_told", set())  # this process's first network
     with caplog.at_level("INFO", logger="tinynet_ms"):
         net = create_model("tinynet", **MINI)
+        create_model("tinynet", **MINI)  # the next network: the same choice, not said again
     assert not net.cpu_kernels and not _fast_cells(net)
     warnings = [r for r in caplog.records if r.name == "tinynet_ms"]
     assert len(warnings) == 1 and warnings[0].levelname == "WARNING" and "CPU kernels unavailable" in warnings[0].message
@@ -148,8 +151,11 @@ def test_auto_falls_back_to_stock_cells_without_a_compiler(monkeypatch, caplog):
 
 
 def test_auto_on_cpu_logs_the_choice_and_other_targets_never_get_them(caplog, monkeypatch):
+    """One line per process: a training run builds the model and its EMA copy, and says it once."""
+    monkeypatch.setattr(kernels, "_told", set())
     with caplog.at_level("INFO", logger="tinynet_ms"):
         net = create_model("tinynet", **MINI)
+        assert create_model("tinynet", **MINI).cpu_kernels
     assert net.cpu_kernels and _fast_cells(net)
     assert [r.message for r in caplog.records if r.name == "tinynet_ms"] == [
         "CPU kernels: on (device target CPU; cpu_kernels=False builds MindSpore's stock cells)"]
@@ -161,6 +167,7 @@ def test_auto_on_cpu_logs_the_choice_and_other_targets_never_get_them(caplog, mo
         create_model("tinynet", cpu_kernels=True, **MINI)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("size,kernel,stride", [(106, 3, 2), (37, 3, 2), (20, 5, 1)])
 def test_patch_conv_matches_conv2d(graph_mode, size, kernel, stride):
     """The stem as stacked patches + a 1x1 conv: nn.Conv2d's output and gradients, odd sizes included."""
@@ -231,6 +238,7 @@ def test_channel_scale_matches_broadcast_mul(graph_mode):
         assert a.shape == b.shape and _rel(a.asnumpy(), b.asnumpy()) <= FWD_RTOL
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("kernel,stride", [(3, 1), pytest.param(5, 2, marks=pytest.mark.slow)])
 def test_fused_inference_depthwise_bias_swish_matches_stock(graph_mode, kernel, stride):
     from tinynet_ms.models.fold import DepthwiseBiasSwish
@@ -246,6 +254,7 @@ def test_fused_inference_depthwise_bias_swish_matches_stock(graph_mode, kernel, 
         assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, (h, w, channels)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("kernel,stride", [(3, 2), pytest.param(5, 1, marks=pytest.mark.slow)])
 def test_fused_inference_stem_matches_stock(graph_mode, kernel, stride):
     """The stem's conv over 3 channels + folded BN bias + Swish in one kernel: nn.Conv2d's, odd sizes, batch 1-3, a
@@ -268,6 +277,7 @@ def test_fused_inference_stem_matches_stock(graph_mode, kernel, stride):
         assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, (h, w, c_in, c_out)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_fused_inference_squeeze_excite_matches_stock(graph_mode):
     from tinynet_ms.models.fold import FusedSqueezeExcite
     from tinynet_ms.models.layers import SqueezeExcite
@@ -292,6 +302,7 @@ class _Then(nn.Cell):
         return self.second(self.first(x))
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("swish", [False, True], ids=["bn", "bn+swish"])
 @pytest.mark.parametrize("shape", [(4, 6, 9, 11), (2, 3, 1, 1), (1, 5, 3, 2)], ids=["tail", "1x1", "n1"])
 def test_fast_batch_norm_matches_batch_norm(graph_mode, swish, shape):
@@ -491,6 +502,7 @@ class _Tiny(nn.Cell):
         return ops.mean(self.bn(self.conv_dw(self.conv_pw(x))), (2, 3))
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_amp_o2(graph_mode):
     """Under AMP O2 the cell receives float16 activations: the kernel computes in float32, returns float16,
     and loss and gradients stay close to MindSpore's float16 conv."""

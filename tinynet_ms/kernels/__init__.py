@@ -28,11 +28,22 @@ from tinynet_ms.kernels.build import build_library
 
 log = logging.getLogger("tinynet_ms")
 
+# The choice lines resolve_cpu_kernels has logged in this process: one each, however many networks are built (a
+# training run builds the model and its EMA copy; the choice and its reason are the same for both).
+_told: set[str] = set()
+
+
+def _tell_once(level: int, message: str, *args) -> None:
+    text = message % args
+    if text not in _told:
+        _told.add(text)
+        log.log(level, text)
+
 
 def resolve_cpu_kernels(requested: bool | None) -> bool:
     """Whether a network should be built from the fast CPU cells. ``False``: no. ``None`` (auto): yes when the
-    device target is CPU and the kernels compile; one log line says which was chosen, a warning why not.
-    ``True``: yes, or an error saying why not (another device target, no compiler)."""
+    device target is CPU and the kernels compile; one log line per process says which was chosen, a warning why
+    not. ``True``: yes, or an error saying why not (another device target, no compiler)."""
     import mindspore as ms
 
     if requested is False:
@@ -48,11 +59,12 @@ def resolve_cpu_kernels(requested: bool | None) -> bool:
     except RuntimeError as exc:
         if requested:
             raise
-        log.warning("CPU kernels unavailable, building with MindSpore's stock cells (several times slower on "
-                    "CPU): %s", exc)
+        _tell_once(logging.WARNING, "CPU kernels unavailable, building with MindSpore's stock cells (several times "
+                                    "slower on CPU): %s", exc)
         return False
     if requested is None:
-        log.info("CPU kernels: on (device target CPU; cpu_kernels=False builds MindSpore's stock cells)")
+        _tell_once(logging.INFO, "CPU kernels: on (device target CPU; cpu_kernels=False builds MindSpore's stock "
+                                 "cells)")
     return True
 
 

@@ -69,13 +69,18 @@ class SqueezeExcite(nn.Cell):
 class _InvertedDropout(nn.Cell):
     """Zero with probability ``p`` and scale the rest by 1/(1-p), in training only. The uniform noise ``u``
     may be passed in: the trainer feeds noise drawn from the data pipeline's per-sample seed so a resumed run
-    replays exactly (MindSpore cannot save an on-device RNG state); without it an on-device RNG is used."""
+    replays exactly (MindSpore cannot save an on-device RNG state); without it an on-device RNG draws U[0, 1).
+
+    That draw is the normal CDF of a standard normal draw, Phi(z) = erfc(-z / sqrt 2) / 2, uniform by construction:
+    MindSpore 2.10 deprecates ``ops.UniformReal`` (``ops.rand`` and ``ops.uniform`` build it too, and each
+    warns), and its replacement ``mint.rand`` runs on Ascend only; ``StandardNormal`` runs on Ascend, GPU and CPU.
+    Seeded as ``UniformReal()`` was (op seeds 0: the global seed's stream)."""
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         self.p = float(p)
         self.keep_prob = 1.0 - self.p
-        self.uniform = ops.UniformReal()
+        self.normal = ops.StandardNormal()
 
     def noise_shape(self, x):
         return x.shape
@@ -84,7 +89,7 @@ class _InvertedDropout(nn.Cell):
         if not self.training or self.p == 0.0:
             return x
         if u is None:
-            u = self.uniform(self.noise_shape(x))
+            u = 0.5 * ops.erfc(self.normal(self.noise_shape(x)) * -0.7071067811865476)  # Phi(z), uniform
         mask = ops.floor(self.keep_prob + u.astype(x.dtype)) / self.keep_prob
         return x * mask.reshape(self.noise_shape(x) + (1,) * (x.ndim - len(self.noise_shape(x))))
 
