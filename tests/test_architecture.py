@@ -99,6 +99,7 @@ def test_bad_model_arguments():
         TinyNetSpec(w=0)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_profile_cli_json():
     out = subprocess.run([sys.executable, "-m", "tinynet_ms.profile", "tinynet_a", "--json"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout

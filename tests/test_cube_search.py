@@ -21,6 +21,7 @@ from src.search import (LATENCY_TOLERANCE, REMEASURE_FILE, SEARCH_FILE, Search, 
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_formula_points_are_nudged_onto_a_macs_budget_that_width_alone_misses():
     # 14.86M MACs, 10 classes, giant formula: its (r, d) builds 13.47M or 17.28M (the first stage's 8 -> 16
     # channels), nothing between; moving the input a few pixels lets w land within 2%
@@ -113,6 +114,7 @@ def test_bad_arguments_are_one_line(demo_data, tmp_path, args, expect):
     assert expect in run.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("budget", [["--macs", "5M"], ["--latency_ms", "3"]])
 def test_a_device_this_mindspore_cannot_run_is_one_line_before_planning(demo_data, tmp_path, budget):
     import mindspore as ms
@@ -319,6 +321,7 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
     assert all(abs(c["difference"]) <= 0.5 for c in again), again
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_latency_times_what_eval_py_and_the_harness_run(tmp_path, monkeypatch, graph_mode):
     """A cube point's latency is that of eval.py's network (BatchNorm folded, the CPU kernels on a CPU) at batch 1
     and the spec's input size, or of the harness on that network's ONNX export at batch 1: the clocks stubbed,

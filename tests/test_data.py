@@ -108,6 +108,7 @@ def _epoch(samples, epoch, seed=3, num_workers=2, **kw):
     return [tuple(t.asnumpy() for t in batch) for batch in data.create_tuple_iterator(num_epochs=1)]
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_train_pipeline_decodes_odd_images_and_replays_epochs(odd_split):
     root, _ = odd_split
     samples = scan_split(root).samples
@@ -144,6 +145,7 @@ def test_train_crop_resizes_as_pil_does(tmp_path, fmt):
     assert np.abs(pixels - reference).mean(axis=(0, 1)).max() <= 1.5
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_train_pipeline_shards_disjointly(demo_data):
     samples = scan_split(demo_data / "train").samples  # 48 images
     shards = [_epoch(samples, epoch=0, num_shards=2, shard_id=r) for r in range(2)]

@@ -273,6 +273,7 @@ def test_download_command(hub, capsys):
     assert exit_.value.code == 2
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_cli_help_and_offline_exit_code(tmp_path):
     """As a user runs it: --help exits 0 (and the module is not imported twice: runpy's warning), an offline
     machine gets exit 1 and one error line."""
@@ -317,6 +318,7 @@ def test_config_pretrained_starts_training_and_feeds_eval_and_export(hub, tmp_pa
         build_network(_config(model="tinynet", pretrained=True), training=True)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_export_with_pretrained_true(hub, tmp_path):
     """export.py's path end to end (in-process, the test network registered): the official weights, exported."""
     pytest.importorskip("torch")

@@ -47,6 +47,7 @@ def mini_logits(mini_run) -> np.ndarray:
     return logits
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_run_eval_prints_scores_and_writes_result_file(mini_run, mini_logits, tmp_path):
     result = tmp_path / "eval.json"
     run = _run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(mini_run["weights"]),
@@ -60,6 +61,7 @@ def test_run_eval_prints_scores_and_writes_result_file(mini_run, mini_logits, tm
     assert saved["num_samples"] == 40 and saved["top1"] == pytest.approx(top1, abs=1e-6)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_eval_reports_bad_input_in_one_line(mini_run, tmp_path):
     run = _run(["bash", "scripts/run_eval.sh", str(mini_run["data"]), str(mini_run["weights"]),
                 str(mini_run["config"]), "--num_classes", "7"])
@@ -88,6 +90,7 @@ def test_use_ema_loads_the_training_checkpoints_ema_weights(pynative_mode, tmp_p
 
 @pytest.mark.parametrize("file_format,batch_flag", [pytest.param("MINDIR", ["--batch_size", "3"], marks=pytest.mark.slow),
                                                     ("ONNX", ["--batch_size=3"])])
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_flag, tmp_path):
     """export.py's batch is its own key (--batch_size an alias there), in both argument forms; the sidecar
     carries the model record's preprocessing, with the config's crop_pct when it sets one."""
@@ -103,6 +106,7 @@ def test_export_script_reloads_and_reports_diff(mini_run, file_format, batch_fla
     assert info["preprocessing_source"] == f"{path}.json" and info["input_shape"] == [3, 3, 48, 48]
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("file_format", [pytest.param("MINDIR", marks=pytest.mark.slow), "ONNX"])
 def test_dynamic_batch_export_runs_batch_1_and_7(graph_mode, mini_run, mini_logits, tmp_path, file_format):
     """export.py --dynamic_batch true: a symbolic batch in and out, re-load checked at two batches by export.py,
@@ -123,6 +127,7 @@ def test_dynamic_batch_export_runs_batch_1_and_7(graph_mode, mini_run, mini_logi
         assert np.abs(got - mini_logits[:batch]).max() <= 1e-4 * np.abs(mini_logits).max(), batch
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_exported_files_give_the_networks_logits_on_real_images(graph_mode, mini_run, mini_logits, tmp_path):
     net = create_model("tinynet", checkpoint_path=mini_run["weights"], **MINI)
     images = _val_images(mini_run)[0][:4]
@@ -159,6 +164,7 @@ def test_export_errors_are_one_line(mini_run, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_preprocess_writes_exact_eval_tensors_and_postprocess_scores_them(mini_run, mini_logits, tmp_path):
     val = mini_run["data"] / "val"
     run = _run([sys.executable, str(ROOT / "preprocess.py"), "--data_path", str(val), "--output_path", "pre",
@@ -227,6 +233,7 @@ def _op_types(path) -> set[str]:
     return {n.op_type.removeprefix("REF::").split(":")[0] for n in nodes}
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("kind", ["classifier", "backbone", "folded"])
 def test_library_export_of_a_default_network_is_portable(tmp_path, kind):
     """create_model's default on CPU builds the fast kernels' custom ops (a .so of this host's cache); whatever is

@@ -66,6 +66,7 @@ def _run(tmp_path, how: str, mode: list[str], capsys, ranks: int = 2, failing: i
     return code, seconds, out.err, pids, out.out
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "rank_table"])
 @pytest.mark.parametrize("how", ["kill", "exit"])
 def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode, how):
@@ -97,6 +98,7 @@ def _wait_for(tmp_path, pattern: str, count: int, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "single"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_launcher_signal_stops_every_rank_and_says_how_to_resume(tmp_path, mode, sig):
@@ -147,6 +149,7 @@ def test_msrun_launch_works_while_the_default_port_is_busy(tmp_path, capsys):
     assert out.strip().splitlines()[-1] == "all 2 ranks finished"
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_a_rank_config_error_is_named_as_one_and_exits_2(tmp_path, capsys):
     code, _, err, pids, _ = _run(tmp_path, "config", ["--rank_table"], capsys)
     assert code == 2
@@ -156,6 +159,7 @@ def test_a_rank_config_error_is_named_as_one_and_exits_2(tmp_path, capsys):
     assert not _alive(pids)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 @pytest.mark.parametrize("how,code", [("config", 2), ("exit", 1), ("kill", 1)])
 def test_single_process_failure_is_said_once(tmp_path, capsys, how, code):
     """One process without msrun (one device): its output is on the console as it comes, so the launcher adds

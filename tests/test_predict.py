@@ -86,6 +86,7 @@ def test_folder_csv_top1_is_the_networks_argmax_and_broken_files_are_skipped(min
     assert len(captured.out.splitlines()) == 1 + 3 * len(reference)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_training_checkpoint_names_show_up_in_json(mini_run, images, reference, tmp_path, capsys):
     """Class names stored by save_checkpoint_atomic (what train.py writes) name the outputs; a glob and a single
     file as inputs; an input matching nothing is a warning."""
@@ -120,6 +121,7 @@ def test_onnx_export_predicts_the_same_with_names_from_its_sidecar(mini_run, ima
     _check_rows(rows, {f: reference[f] for f in rows}, NAMES, 1e-6)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_export_py_writes_the_checkpoints_class_names_into_the_sidecar(mini_run, tmp_path, capsys):
     """export.py (in-process) takes the names from the checkpoint; the sidecar still reads as before for
     run_infer_310.sh / preprocess.py (model_info)."""
@@ -255,6 +257,7 @@ def test_train_py_checkpoints_store_the_dataset_class_names(demo_data, tmp_path)
         assert read_class_names(out / "checkpoints" / name) == classes, name
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_converted_imagenet_weights_name_each_images_own_argmax(mini_run, tmp_path, capsys):
     """The acceptance path: a converted 1000-class timm file, predict.py on a folder of held-out images: ImageNet
     names, and each image's top-1 is the network's argmax on its load_eval_image. The classifier is scaled up so

@@ -38,6 +38,7 @@ def _activation_scales(path) -> dict[str, float]:
             if n.op_type == "QuantizeLinear" and n.input[0] not in inits and inits[n.input[1]].size == 1}
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_quantize_writes_a_per_channel_qdq_model_and_scores_both(mini_run, mini_onnx, tmp_path, capsys):
     out = tmp_path / "mini_int8.onnx"
     assert main([str(mini_onnx), "--data", str(mini_run["data"]), "--num_calib", "8", "--output", str(out),
@@ -79,6 +80,7 @@ def test_calibration_images_are_a_fixed_shuffled_sample_without_repeats(mini_run
     assert [s.label for s in every] != sorted(s.label for s in every)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_activation_ranges_follow_the_calibration_batch_not_the_files_batch(mini_run, tmp_path):
     """A fixed batch-1 file is calibrated in batches of ``calib_batch`` (and keeps its batch 1): one batch of all 8
     images gives each activation the min/max over all of them, batches of 1 the mean of per-image min/max, which

@@ -104,6 +104,7 @@ def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_a_checkpoint_write_killed_inside_mindspore_leaves_nothing_the_next_run_keeps(tmp_path):
     """kill -9 while mindspore.save_checkpoint writes its own temporary (.<stem>.<random>.tmp, renamed when
     whole): the next run's start removes it (CI once found one left, the name nobody cleaned)."""

@@ -191,6 +191,7 @@ def test_data_workers_are_capped_to_the_ranks_share_of_cpus(monkeypatch, caplog,
     assert ("capped to" in caplog.text) == (asked > expected)
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_ema_of_a_deep_network_compiles_and_averages_every_parameter():
     # d = 2: ~620 parameters; a Python loop over them unrolled past MindSpore's call-depth limit (1000) in graph
     # mode (a cube-search candidate at d = 1.56 failed to compile its train step that way)

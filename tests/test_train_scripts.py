@@ -138,6 +138,7 @@ def test_one_device_trains_once(demo_data, tmp_path):
     ("--model tinynet_z", "config key 'model': unknown model 'tinynet_z'"),
     ("holds_checkpoints", "holds another run's checkpoints (last.ckpt): pass --resume auto"),
 ])
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_a_config_error_is_refused_once_before_any_rank_starts(demo_data, tmp_path, script, case, message):
     out = tmp_path / "out"
     extra = case.split() if case.startswith("--") else []

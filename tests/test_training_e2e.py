@@ -169,6 +169,7 @@ def test_scripts_print_usage():
             assert run.returncode == 0 and run.stdout.startswith(f"usage: bash scripts/{script}") and not run.stderr
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_busy_master_port_is_refused_before_launching(demo_data, tmp_path):
     """msrun's workers would retry a busy port for minutes; the launcher says so at once."""
     import socket
