@@ -9,7 +9,7 @@ docs/configuration.md lists them all).
 """
 import sys
 
-from src.cli import run_app
+from src.app import run_app
 from src.evaluation import run_eval
 
 if __name__ == "__main__":

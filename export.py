@@ -13,7 +13,7 @@ accepted; docs/configuration.md lists them all).
 """
 import sys
 
-from src.cli import run_app
+from src.app import run_app
 from src.exporting import run_export
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ config error.
 """
 import sys
 
-from src.cli import run_app
+from src.app import run_app
 from src.predicting import run_predict
 
 if __name__ == "__main__":

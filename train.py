@@ -7,7 +7,7 @@ docs/configuration.md lists them all).
 """
 import sys
 
-from src.cli import run_app
+from src.app import run_app
 from src.trainer import run_training
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ abspath() { [ -e "$1" ] && echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 # starts (each key and value, the model): a config error is one line and exit code 2 here, before anything runs.
 config_value() {
   local config=$1 key=$2; shift 2
-  (cd "$ROOT_DIR" && python -m src.cli --get "$key" -- --config_path "$config" "$@")
+  (cd "$ROOT_DIR" && python -m src.app --get "$key" -- --config_path "$config" "$@")
 }
 
 # training_output_dir TRAIN_ARGS...: train.py's output_dir after every check train.py makes before it touches a
@@ -30,7 +30,7 @@ config_value() {
 # error is reported once instead of by every rank.
 training_output_dir() {
   local here=$PWD
-  (cd "$ROOT_DIR" && python -m src.cli --entry train.py --cwd "$here" --get output_dir -- "$@")
+  (cd "$ROOT_DIR" && python -m src.app --entry train.py --cwd "$here" --get output_dir -- "$@")
 }
 
 # resume_command WORD...: this run's command line (the script, its arguments) without any --resume, plus

@@ -11,6 +11,7 @@ from tinynet_ms import TinyNet, TinyNetFeatures, create_model
 from tinynet_ms.models.tinynet import select_levels
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
 from tinynet_ms.hub import pretrained_checkpoint
+from tinynet_ms.kernels import CPU_KERNELS
 from tinynet_ms.models import GENERIC_NAME, VARIANTS, Preprocessing, known_model, model_spec
 from tinynet_ms.weights import load_weights
 
@@ -20,8 +21,8 @@ log = logging.getLogger("tinynet")
 def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, training: bool = False,
                   for_export: bool = False) -> TinyNet | TinyNetFeatures:
     """The configured network; for eval/export (``training=False``) without dropout and, with ``use_ema``,
-    loading the EMA weights of a training checkpoint. ``cpu_kernels: true`` lets ``create_model`` choose the
-    fast CPU cells (auto); exported graphs always hold the stock cells (they run on Ascend and ONNX runtimes).
+    loading the EMA weights of a training checkpoint. ``cpu_kernels`` (auto/on/off) is ``create_model``'s;
+    a network built for export takes the stock cells (exported graphs hold them in any case).
     ``features_only`` (export only) builds the backbone."""
     if cfg.features_only and not for_export:
         raise ConfigError("config key 'features_only': the backbone has no classifier, so it cannot be trained or "
@@ -32,7 +33,7 @@ def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, trai
         checkpoint_path = official_weights(cfg)  # fine-tuning from ImageNet (the EMA copy takes the net's weights)
     net = create_model(cfg.model, num_classes=cfg.num_classes, drop_rate=cfg.drop_rate if training else 0.0,
                        drop_path_rate=cfg.drop_path_rate if training else 0.0,
-                       cpu_kernels=None if cfg.cpu_kernels and not for_export else False, **backbone,
+                       cpu_kernels=False if for_export else CPU_KERNELS[cfg.cpu_kernels], **backbone,
                        **model_args(cfg))
     if checkpoint_path:
         # training starts from them (fine-tuning: a classifier of another class count is initialised afresh);

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from tinynet_ms.cli import EXIT_USAGE, UsageError
+from tinynet_ms.kernels import CPU_KERNELS
 from tinynet_ms.train.schedule import LR_SCALINGS
 
 
@@ -68,8 +69,9 @@ GROUPS: dict[str, dict[str, Key]] = {
         "device_target": Key("Ascend", "the device MindSpore runs on", ("Ascend", "GPU", "CPU")),
         "device_id": Key(0, "device of a standalone run", bounds="[0, inf)"),
         "mode": Key("graph", "execution mode", ("graph", "pynative")),
-        "cpu_kernels": Key(True, "CPU: build from tinynet_ms.kernels' fast cells when they compile (exported "
-                                 "graphs always hold the stock cells)", commands=(TRAIN, EVAL, PREDICT)),
+        "cpu_kernels": Key("auto", "tinynet_ms.kernels' CPU cells: auto = on a CPU when they compile, on = them or "
+                                   "an error, off = MindSpore's stock cells (create_model's None/True/False)",
+                           tuple(CPU_KERNELS), commands=(TRAIN, EVAL, PREDICT)),
         "deterministic": Key(False, "MindSpore's deterministic kernels and collectives (Ascend/GPU; slower): "
                                     "identical runs give identical numbers", commands=(TRAIN, EVAL)),
         "amp_level": Key("auto", "mixed precision; auto = O2 on Ascend/GPU, O0 on CPU",

@@ -15,7 +15,7 @@ MINI = str(DATA / "timm_tinynet_mini.safetensors")
 def _script_main(name: str):
     """``main(argv)`` of a top-level script (preprocess.py, postprocess.py); train/eval go through run_app."""
     if name in ("train.py", "eval.py"):
-        from src.cli import run_app
+        from src.app import run_app
         from src.evaluation import run_eval
         from src.trainer import run_training
         fn = run_training if name == "train.py" else run_eval
@@ -95,7 +95,7 @@ def test_a_run_error_is_printed_once_and_logged_to_log_files(tmp_path, capsys):
     run_main's `error:` line goes too: the console must show it once."""
     import logging
 
-    from src.cli import run_app
+    from src.app import run_app
     from src.config import ConfigError
     from src.context import setup_logging
 
@@ -126,9 +126,9 @@ def test_a_run_error_is_printed_once_and_logged_to_log_files(tmp_path, capsys):
 ])
 def test_the_scripts_pre_launch_check_refuses_what_train_py_refuses(args, code, message, tmp_path, capsys,
                                                                     monkeypatch):
-    """`python -m src.cli --entry train.py` (the scripts, before any rank starts): train.py's config loading and
+    """`python -m src.app --entry train.py` (the scripts, before any rank starts): train.py's config loading and
     its output_dir check, relative paths in the caller's directory, one error line."""
-    from src.cli import main
+    from src.app import main
 
     monkeypatch.chdir(ROOT)  # main enters --cwd: back to where the test started afterwards
 

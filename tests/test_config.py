@@ -177,7 +177,7 @@ def test_configuration_page_is_generated_from_the_schema(capsys):
 
 def test_config_path_equals_form_and_unknown_keys_on_the_scripts(tmp_path, capsys):
     """eval.py / train.py's run_app in-process (tests/test_cli.py runs real processes)."""
-    from src.cli import run_app
+    from src.app import run_app
     from src.evaluation import run_eval
 
     code = run_app(run_eval, [f"--config_path={ROOT}/configs/tinynet_e.yaml", "--device_target=CPU", f"--data_path={tmp_path}",

@@ -2,7 +2,7 @@
 
 Never touches the internet: ``TINYNET_MS_WEIGHTS_URL`` points the download at a ThreadingHTTPServer on 127.0.0.1
 serving the timm fixture, ``TINYNET_MS_HOME`` at tmp_path. The real variants are big, so the tests add a record for
-the fixture network (``tinynet_mini`` = timm's w 0.25, d 0.35, 10 classes) to the variant registry for their
+the fixture network (``tinynet_mini`` = timm's w 0.25, d 0.35, 10 classes) to the variant records (VARIANTS) for their
 duration: the same public path a published variant takes, ``create_model(name, pretrained=True)``.
 """
 import hashlib
@@ -295,7 +295,7 @@ def test_cli_help_and_offline_exit_code(tmp_path):
 
 def _config(**overrides):
     from src.config import load_config
-    return load_config(None, {"model": NAME, "num_classes": 10, "cpu_kernels": False, "device_target": "CPU",
+    return load_config(None, {"model": NAME, "num_classes": 10, "cpu_kernels": "off", "device_target": "CPU",
                               **overrides})
 
 

@@ -143,7 +143,7 @@ def test_exported_files_give_the_networks_logits_on_real_images(graph_mode, mini
 
 def test_export_errors_are_one_line(mini_run, tmp_path, capsys):
     """export.py's main (run_app with its --batch_size alias), in-process: one line each, the exit-code convention."""
-    from src.cli import run_app
+    from src.app import run_app
     from src.exporting import run_export
 
     def run(*extra):

@@ -17,7 +17,7 @@ from src.config import ENTRY_POINTS, CommandLine
 CLIS = {
     "tinynet_ms.convert": (), "tinynet_ms.profile": (), "tinynet_ms.design": (), "tinynet_ms.export": ("info",),
     "tinynet_ms.quantize": (), "tinynet_ms.hub": ("download",), "tinynet_ms.data.demo": (),
-    "src.cube": ("search", "remeasure", "fit"), "src.launch": (), "src.cli": (), "src.config": (),
+    "src.cube": ("search", "remeasure", "fit"), "src.launch": (), "src.app": (), "src.config": (),
     "preprocess": (), "postprocess": (),
 }
 

@@ -385,17 +385,20 @@ def test_choice_swaps_cells_and_keeps_names():
     from tinynet_ms.kernels.pooling import MatMulMean
     from tinynet_ms.kernels.swish import Swish
     assert [n for n, c in on.cells_and_names() if isinstance(c, PatchConv2d)] == ["conv_stem"]
-    # Swish after a conv stays a cell; after a BN it goes into the BN (BatchNormSwish2d) and the act is Identity
+    # Swish after a conv (the SE's) stays a cell of its own; a BN followed by Swish is one cell either way:
+    # BatchNormAct2d (its SiLU a child) or, with the kernels, BatchNormSwish2d (the Swish in its kernels)
+    from tinynet_ms.models.layers import BatchNormAct2d
     silu = {n for n, c in off.cells_and_names() if type(c) is nn.SiLU}
     se_silu = {n for n in silu if ".se." in n}
     assert se_silu and se_silu == {n for n, c in on.cells_and_names() if isinstance(c, Swish)}
-    on_cells = dict(on.cells_and_names())
-    assert all(isinstance(on_cells[n], nn.Identity) for n in silu - se_silu)
+    off_all = dict(off.cells_and_names())
+    assert all(isinstance(off_all[n.rsplit(".", 1)[0]], BatchNormAct2d) for n in silu - se_silu)
+    assert not any(isinstance(c, nn.Identity) for _, c in on.cells_and_names())
     assert len([c for _, c in on.cells_and_names() if isinstance(c, MatMulMean)]) == 1 + len(
         [c for _, c in on.cells_and_names() if type(c).__name__ == "SqueezeExcite"])
     from tinynet_ms.kernels.batchnorm import BatchNormSwish2d, FastBatchNorm2d
     from tinynet_ms.kernels.channel import ChannelScale
-    assert {n for n, c in off.cells_and_names() if type(c) is nn.BatchNorm2d} == {
+    assert {n for n, c in off.cells_and_names() if isinstance(c, nn.BatchNorm2d)} == {
         n for n, c in on.cells_and_names() if isinstance(c, FastBatchNorm2d)}
     # the BNs with the Swish: every BN but a block's last (its output goes to the residual add)
     from tinynet_ms.models.blocks import DepthwiseSeparable
@@ -403,7 +406,8 @@ def test_choice_swaps_cells_and_keeps_names():
     last = {n for n, c in off_cells.items() if n.endswith(".bn3") or (
         n.endswith(".bn2") and isinstance(off_cells[n.rsplit(".", 1)[0]], DepthwiseSeparable))}
     assert last and {n for n, c in on.cells_and_names() if isinstance(c, BatchNormSwish2d)} == {
-        n for n, c in off_cells.items() if type(c) is nn.BatchNorm2d} - last
+        n for n, c in off_cells.items() if isinstance(c, nn.BatchNorm2d)} - last == {
+        n for n, c in off_cells.items() if isinstance(c, BatchNormAct2d)}
     assert {n for n, c in on.cells_and_names() if isinstance(c, ChannelScale)} == {
         n + ".scale" for n, c in off.cells_and_names() if type(c).__name__ == "SqueezeExcite"}
     assert not _fast_cells(off)
@@ -488,15 +492,16 @@ def test_train_steps_match(graph_mode):
 
 
 class _Tiny(nn.Cell):
-    """1x1 conv → depthwise k3 s2 → BN → spatial mean: 8 logits, built through the model's conv2d helper."""
+    """1x1 conv → depthwise k3 s2 → BN → spatial mean: 8 logits, built from the model's layer set."""
 
-    def __init__(self, fast: bool):
+    def __init__(self, cpu_kernels: bool):
         super().__init__()
-        from tinynet_ms.models.layers import batch_norm, conv2d
+        from tinynet_ms.models.layers import LayerSet
 
-        self.conv_pw = conv2d(3, 8, 1, fast=fast)
-        self.conv_dw = conv2d(8, 8, 3, stride=2, groups=8, fast=fast)
-        self.bn = batch_norm(8, fast)
+        layers = LayerSet(cpu_kernels)
+        self.conv_pw = layers.conv(3, 8, 1)
+        self.conv_dw = layers.conv(8, 8, 3, stride=2, groups=8)
+        self.bn = layers.norm(8)
 
     def construct(self, x):
         return ops.mean(self.bn(self.conv_dw(self.conv_pw(x))), (2, 3))
@@ -508,7 +513,7 @@ def test_amp_o2(graph_mode):
     and loss and gradients stay close to MindSpore's float16 conv."""
     from tinynet_ms.kernels.depthwise import DepthwiseConv2d
 
-    off, on = _Tiny(fast=False), _Tiny(fast=True)
+    off, on = _Tiny(cpu_kernels=False), _Tiny(cpu_kernels=True)
     assert isinstance(on.conv_dw, DepthwiseConv2d) and not isinstance(off.conv_dw, DepthwiseConv2d)
     load_arrays_into(on, param_arrays(off), "kernels-off twin")
     rng = np.random.default_rng(6)

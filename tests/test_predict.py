@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import BROKEN, ROOT, write_odd_images
-from src.cli import run_app
+from src.app import run_app
 from src.config import CommandLine, ConfigError
 from src.predicting import run_predict
 from tinynet_ms import create_model

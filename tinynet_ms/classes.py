@@ -5,7 +5,7 @@ writes its dataset's class folders, ``python -m tinynet_ms.convert`` the ImageNe
 an exported ``.mindir`` / ``.onnx`` in its sidecar ``<file>.json`` (``tinynet_ms.export``). A timm ``.pth`` /
 ``.safetensors`` holds none. ``resolve_class_names`` picks a network's names: the stored ones, else the ImageNet-1k
 names for a 1000-class network (the released TinyNet weights), else ``class_0..class_{N-1}``. This module imports
-only ``tinynet_ms.weights``, so the model registry and the weights hub can use it.
+only ``tinynet_ms.weights``, so the model factory and the weights hub can use it.
 
 ``data/imagenet_classes.txt`` is timm's ``ImageNetInfo().index_to_description(i)`` for i = 0..999 (WordNet lemmas in
 the standard synset order, generated from timm 1.0.31's ``imagenet_synsets.txt`` and ``imagenet_synset_to_lemma.txt``),

@@ -40,10 +40,16 @@ def _tell_once(level: int, message: str, *args) -> None:
         log.log(level, text)
 
 
+# What cpu_kernels means, everywhere (create_model's argument, the config key, the CLIs): auto, on or off.
+CPU_KERNELS = {"auto": None, "on": True, "off": False}
+
+
 def resolve_cpu_kernels(requested: bool | None) -> bool:
-    """Whether a network should be built from the fast CPU cells. ``False``: no. ``None`` (auto): yes when the
-    device target is CPU and the kernels compile; one log line per process says which was chosen, a warning why
-    not. ``True``: yes, or an error saying why not (another device target, no compiler)."""
+    """Whether a network is built from the CPU-kernel cells — the one definition of ``cpu_kernels``. ``None``
+    (auto, the default): yes when the device target is CPU and the kernels compile; one log line per process says
+    which was chosen, a warning why not. ``True`` (on): yes, or an error saying why not (another device target, no
+    compiler). ``False`` (off): MindSpore's stock cells. The config key spells them ``auto``/``on``/``off``
+    (``CPU_KERNELS``). Exports always hold the stock cells, whatever the network was built with."""
     import mindspore as ms
 
     if requested is False:
@@ -68,13 +74,13 @@ def resolve_cpu_kernels(requested: bool | None) -> bool:
     return True
 
 
-def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, bias: bool, fast: bool):
-    """The conv class the model builder should use. With ``fast``: ``DepthwiseConv2d`` for a depthwise conv the
-    kernel supports, ``PatchConv2d`` for a strided conv over a few input channels (the stem); otherwise (and
-    without ``fast``) ``nn.Conv2d``."""
+def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, bias: bool, cpu_kernels: bool):
+    """The conv class the model builder should use. With ``cpu_kernels``: ``DepthwiseConv2d`` for a depthwise conv
+    the kernel supports, ``PatchConv2d`` for a strided conv over a few input channels (the stem); otherwise (and
+    without them) ``nn.Conv2d``."""
     from mindspore import nn
 
-    if not fast:
+    if not cpu_kernels:
         return nn.Conv2d
     if groups == 1 and kernel > 1 and not bias:
         from tinynet_ms.kernels.patch_conv import MAX_IN_CHANNELS, PatchConv2d
@@ -85,37 +91,37 @@ def conv_class(in_ch: int, out_ch: int, kernel: int, stride: int, groups: int, b
     return DepthwiseConv2d if supported(kernel, stride) else nn.Conv2d
 
 
-def swish_class(fast: bool):
-    """``Swish`` (the custom kernel) with ``fast``, else ``nn.SiLU``."""
+def swish_class(cpu_kernels: bool):
+    """``Swish`` (the custom kernel) with ``cpu_kernels``, else ``nn.SiLU``."""
     from mindspore import nn
 
-    if not fast:
+    if not cpu_kernels:
         return nn.SiLU
     from tinynet_ms.kernels.swish import Swish
     return Swish
 
 
-def batch_norm_class(fast: bool, swish: bool = False):
-    """With ``fast``: ``FastBatchNorm2d``, or ``BatchNormSwish2d`` with ``swish`` (the Swish after the BN done by
-    the BN's kernels); else ``nn.BatchNorm2d`` (the caller applies the Swish)."""
+def batch_norm_class(cpu_kernels: bool, swish: bool = False):
+    """With ``cpu_kernels``: ``FastBatchNorm2d``, or ``BatchNormSwish2d`` with ``swish`` (BatchNorm and the Swish
+    after it in the same kernels); else ``nn.BatchNorm2d`` (``swish``: the model's ``BatchNormAct2d`` instead)."""
     from mindspore import nn
 
-    if not fast:
+    if not cpu_kernels:
         return nn.BatchNorm2d
     from tinynet_ms.kernels.batchnorm import BatchNormSwish2d, FastBatchNorm2d
     return BatchNormSwish2d if swish else FastBatchNorm2d
 
 
-def channel_mul(fast: bool):
-    """A cell computing ``x * g`` for a (N, C, 1, 1) ``g``: ``ChannelScale`` (custom kernels) with ``fast``."""
+def channel_mul(cpu_kernels: bool):
+    """A cell computing ``x * g`` for a (N, C, 1, 1) ``g``: ``ChannelScale`` (custom kernel) with ``cpu_kernels``."""
     from tinynet_ms.kernels import channel
 
-    return channel.ChannelScale() if fast else channel.ChannelMul()
+    return channel.ChannelScale() if cpu_kernels else channel.ChannelMul()
 
 
-def global_mean(keep_dims: bool, fast: bool):
-    """A cell averaging NCHW over H and W: ``MatMulMean`` with ``fast``, else ``ReduceMean``."""
-    if fast:
+def global_mean(keep_dims: bool, cpu_kernels: bool):
+    """A cell averaging NCHW over H and W: ``MatMulMean`` with ``cpu_kernels``, else ``ReduceMean``."""
+    if cpu_kernels:
         from tinynet_ms.kernels.pooling import MatMulMean
         return MatMulMean(keep_dims)
     from tinynet_ms.kernels.pooling import ReduceMean

@@ -1,6 +1,6 @@
 """TinyNet models: the architecture table, the variant records, blocks, builder and ``create_model``."""
 from tinynet_ms.models.arch import EFFICIENTNET_B0, FeatureLevel, StageSpec, TinyNetSpec
-from tinynet_ms.models.registry import create_model
+from tinynet_ms.models.factory import create_model
 from tinynet_ms.models.tinynet import TinyNet, TinyNetFeatures, TinyNetTrunk
 from tinynet_ms.models.variants import (DEFAULT_PREPROCESSING, GENERIC_NAME, IMAGENET_MEAN, IMAGENET_STD, VARIANTS,
                                         Preprocessing, Variant, known_model, list_models, model_spec,

@@ -4,7 +4,7 @@ layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU
 becomes one bias + Swish pass — inside the depthwise conv's or the stem conv's kernel when it follows one — and each
 squeeze-excite (8 ops and 7 cells) one op: at batch 1 MindSpore's per-op and per-cell overhead, not arithmetic, is most of the time.
 
-    fast = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
+    folded = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
 The folded network has the same outputs up to float rounding (~1e-6 relative), the same structure and parameter
 names except that each BN's four tensors become one ``bias``; it cannot be trained (no BN statistics).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Parameter, Tensor, nn
 
-from tinynet_ms.kernels.batchnorm import BatchNormSwish2d
 from tinynet_ms.kernels.channel import affine_op, squeeze_excite_op
 from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op, stem_bias_swish_op
 from tinynet_ms.kernels.patch_conv import PatchConv2d
@@ -25,8 +24,9 @@ from tinynet_ms.models.layers import SqueezeExcite
 from tinynet_ms.models.tinynet import TinyNet, TinyNetTrunk
 from tinynet_ms.weights import load_arrays_into, param_arrays
 
-# Per cell type (and its bases), from ``construct``: the conv each BatchNorm follows. With the CPU kernels a BN
-# that applies the Swish after it (``BatchNormSwish2d``) becomes one bias + Swish pass.
+# Per cell type (and its bases), from ``construct``: the conv each BatchNorm follows. A BN that applies the Swish
+# after it (``swish``: ``BatchNormAct2d``, with the CPU kernels ``BatchNormSwish2d``) keeps applying it; with the
+# kernels as one bias + Swish pass.
 FOLD_PAIRS: dict[type, dict[str, str]] = {
     TinyNetTrunk: {"bn1": "conv_stem"},
     TinyNet: {"bn2": "conv_head"},
@@ -37,23 +37,24 @@ FOLD_PAIRS: dict[type, dict[str, str]] = {
 
 class ChannelBias(nn.Cell):
     """``x + bias[c]`` over NCHW: what remains of a BatchNorm once its scale is in the conv weights; with
-    ``swish``, Swish of it. With ``fast``, one CPU-kernel pass (MindSpore's CPU BiasAdd is slower at batch 32)."""
+    ``swish``, Swish of it (a ``BatchNormAct2d``'s). With ``cpu_kernels``, one CPU-kernel pass (MindSpore's CPU
+    BiasAdd is slower at batch 32)."""
 
-    def __init__(self, bias: np.ndarray, fast: bool = False, swish: bool = False) -> None:
+    def __init__(self, bias: np.ndarray, cpu_kernels: bool = False, swish: bool = False) -> None:
         super().__init__()
-        if swish and not fast:
-            raise ValueError("the fused bias + Swish is a CPU kernel: needs fast=True")
         self.bias = Parameter(Tensor(bias.astype(np.float32)), name="bias", requires_grad=False)
-        self.swish = swish_bias_op() if swish else None
-        self.affine = affine_op() if fast and not swish else None
+        self.swish = swish_bias_op() if swish and cpu_kernels else None
+        self.affine = affine_op() if cpu_kernels and not swish else None
         self.ones = Tensor(np.ones_like(bias, np.float32)) if self.affine is not None else None
+        self.act = nn.SiLU() if swish and not cpu_kernels else None
 
     def construct(self, x):
         if self.swish is not None:
             return in_float32(self.swish, x, self.bias)
         if self.affine is not None:
             return in_float32(self.affine, x, self.ones, self.bias)
-        return x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))  # a plain Add: every exporter knows it
+        y = x + self.bias.astype(x.dtype).reshape((1, -1, 1, 1))  # a plain Add: every exporter knows it
+        return y if self.act is None else self.act(y)
 
 
 class _ConvBiasSwish(nn.Cell):
@@ -97,7 +98,7 @@ class FusedSqueezeExcite(nn.Cell):
                           self.conv_expand.bias)
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool,
+def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, cpu_kernels: bool, swish: bool,
                bias: np.ndarray | None = None) -> tuple[nn.Cell, nn.Cell]:
     """The cells replacing ``conv`` and ``bn``; with ``bias`` (re-folding a folded network) the conv already holds
     the BN's scale and ``bias`` is what remains of it."""
@@ -112,7 +113,7 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, fast: bool, swish: bool,
         return DepthwiseBiasSwish(conv, bias), nn.Identity()
     if swish and isinstance(conv, PatchConv2d):
         return StemBiasSwish(conv, bias), nn.Identity()
-    return conv, ChannelBias(bias, fast, swish)
+    return conv, ChannelBias(bias, cpu_kernels, swish)
 
 
 def _pairs(cell: nn.Cell) -> dict[str, str]:
@@ -123,10 +124,10 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
     """An inference-only twin of ``net`` (a classifier or a backbone: same configuration; CPU kernels as ``net``,
     or as ``cpu_kernels`` says) with every BatchNorm folded into the conv before it. ``net`` is left as it is; it
     may itself be folded (re-folded into another layer set: its stock twin for export)."""
-    fast = net.cpu_kernels if cpu_kernels is None else cpu_kernels
-    twin = net.rebuilt(fast)
+    kernels = net.cpu_kernels if cpu_kernels is None else cpu_kernels
+    twin = net.rebuilt(kernels)
     source = param_arrays(net)
-    # A folded ``net`` (e.g. the fast network eval ran, exported through its stock twin): its convs hold the BN
+    # A folded ``net`` (e.g. the CPU-kernel network eval ran, exported through its stock twin): its convs hold the BN
     # scales already, and each BN's remaining bias sits in its ChannelBias (``bn1.bias``) or, fused, in its conv
     # (``conv_dw.bias``); the twin's BatchNorms stay as built, placeholders replaced below.
     refold, biases = bool(getattr(net, "folded", False)), {}
@@ -143,10 +144,10 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
             if refold:
                 bias = biases.pop(f"{prefix}{bn_name}.bias", None)
                 bias = biases.pop(f"{prefix}{conv_name}.bias") if bias is None else bias
-            conv, rest = _fold_pair(getattr(cell, conv_name), bn, fast, isinstance(bn, BatchNormSwish2d), bias)
+            conv, rest = _fold_pair(getattr(cell, conv_name), bn, kernels, getattr(bn, "swish", False), bias)
             setattr(cell, conv_name, conv)
             setattr(cell, bn_name, rest)
-        if fast and isinstance(getattr(cell, "se", None), SqueezeExcite):
+        if kernels and isinstance(getattr(cell, "se", None), SqueezeExcite):
             cell.se = FusedSqueezeExcite(cell.se)
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name

@@ -11,8 +11,7 @@ from mindspore import nn
 from tinynet_ms.models.arch import STEM_CHANNELS, FeatureLevel, StageSpec, TinyNetSpec
 from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
-from tinynet_ms.kernels import global_mean
-from tinynet_ms.models.layers import Dropout, batch_norm, conv2d, dense, dense_bound, swish
+from tinynet_ms.models.layers import Dropout, LayerSet, dense, dense_bound
 
 _FRESH_HEAD_STREAM = 0x7E4D  # spawn key of fresh classifiers' random stream: never the network init's
 
@@ -20,11 +19,11 @@ _FRESH_HEAD_STREAM = 0x7E4D  # spawn key of fresh classifiers' random stream: ne
 HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
 
 
-def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float, fast: bool) -> nn.Cell:
+def _make_block(stage: StageSpec, in_ch: int, stride: int, drop_path_rate: float, layers: LayerSet) -> nn.Cell:
     if stage.block == "ds":
-        return DepthwiseSeparable(in_ch, stage.channels, stage.kernel, stride, stage.se_ratio, drop_path_rate, fast)
+        return DepthwiseSeparable(in_ch, stage.channels, stage.kernel, stride, stage.se_ratio, drop_path_rate, layers)
     return InvertedResidual(in_ch, stage.channels, stage.kernel, stride, stage.expand, stage.se_ratio,
-                            drop_path_rate, fast)
+                            drop_path_rate, layers)
 
 
 class TinyNetTrunk(nn.Cell):
@@ -32,7 +31,8 @@ class TinyNetTrunk(nn.Cell):
 
     ``num_stages``: build the first stages only (a backbone needs none past its last output); drop-path rates
     stay those of the whole network, so a truncated trunk computes what the full one does up to there.
-    ``cpu_kernels``: built from tinynet_ms.kernels' fast CPU cells (same parameters); ``create_model`` decides it.
+    ``cpu_kernels``: built from tinynet_ms.kernels' CPU cells (``LayerSet``: the same parameters); ``create_model``
+    decides it.
     ``preprocessing``: how images are turned into this network's input at eval time.
     """
 
@@ -40,11 +40,11 @@ class TinyNetTrunk(nn.Cell):
                  preprocessing: Preprocessing = DEFAULT_PREPROCESSING, num_stages: int | None = None) -> None:
         super().__init__()
         self.spec = spec
-        self.cpu_kernels = fast = bool(cpu_kernels)
+        self.cpu_kernels = bool(cpu_kernels)
+        self.layers = layers = LayerSet(self.cpu_kernels)
         self.preprocessing = preprocessing
-        self.conv_stem = conv2d(3, STEM_CHANNELS, 3, stride=2, fast=fast)
-        self.bn1 = batch_norm(STEM_CHANNELS, fast, swish=True)
-        self.act = swish(fast, after_bn=True)
+        self.conv_stem = layers.conv(3, STEM_CHANNELS, 3, stride=2)
+        self.bn1 = layers.norm_act(STEM_CHANNELS)
 
         stages = spec.stages
         total_blocks = sum(s.repeats for s in stages)
@@ -54,7 +54,7 @@ class TinyNetTrunk(nn.Cell):
             for i in range(stage.repeats):
                 # Stochastic depth grows linearly with the global block index (timm).
                 rate = drop_path_rate * idx / total_blocks
-                blocks.append(_make_block(stage, in_ch, stage.stride if i == 0 else 1, rate, fast))
+                blocks.append(_make_block(stage, in_ch, stage.stride if i == 0 else 1, rate, layers))
                 in_ch, idx = stage.channels, idx + 1
             block_stages.append(nn.CellList(blocks))
         self.blocks = nn.CellList(block_stages)  # names blocks.{stage}.{i}.* as in timm
@@ -70,7 +70,7 @@ class TinyNetTrunk(nn.Cell):
             nn.Cell.compile_phase.fset(self, value)
 
     def stem(self, x):
-        return self.act(self.bn1(self.conv_stem(x)))
+        return self.bn1(self.conv_stem(x))
 
     def stage_outputs(self, x, noise=None):
         """Every built stage's output for images ``x`` (stage 0 first); ``noise`` column i drives block i's
@@ -98,12 +98,11 @@ class TinyNet(TinyNetTrunk):
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         super().__init__(spec, drop_path_rate, cpu_kernels, preprocessing)
-        fast = self.cpu_kernels
         self.num_classes = num_classes
         self.num_features = spec.head_channels
-        self.conv_head = conv2d(self.trunk_channels, self.num_features, 1, fast=fast)
-        self.bn2 = batch_norm(self.num_features, fast, swish=True)
-        self.global_pool = global_mean(False, fast)
+        self.conv_head = self.layers.conv(self.trunk_channels, self.num_features, 1)
+        self.bn2 = self.layers.norm_act(self.num_features)
+        self.global_pool = self.layers.mean(False)
         self.dropout = Dropout(drop_rate)
         self.classifier = dense(self.num_features, num_classes)
 
@@ -136,7 +135,7 @@ class TinyNet(TinyNetTrunk):
         return dict(zip(self.classifier_names, (weight, np.zeros(self.num_classes, np.float32))))
 
     def forward_features(self, x, noise=None):
-        return self.act(self.bn2(self.conv_head(self.stage_outputs(x, noise)[-1])))
+        return self.bn2(self.conv_head(self.stage_outputs(x, noise)[-1]))
 
     def construct(self, x, noise=None):
         """Logits for images ``x``. ``noise`` (B, noise_size) uniform in [0, 1), training only: column i

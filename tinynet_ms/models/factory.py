@@ -1,5 +1,5 @@
-"""``create_model``: a named variant or the generic (r, w, d) builder, with its eval preprocessing, its layer
-implementation (stock or fast CPU cells) and, optionally, weights."""
+"""``create_model``, the factory: a named variant or the generic (r, w, d) builder, with its eval preprocessing, its
+layer set (MindSpore's stock cells or the CPU kernels') and, optionally, weights."""
 from __future__ import annotations
 
 import os
@@ -30,21 +30,20 @@ def create_model(name: str, num_classes: int = 1000, pretrained: bool = False,
     (default ``~/.cache/tinynet_ms``), downloading and converting them on first use (``tinynet_ms.hub``: an
     offline machine gets one line saying where to put the file). Weights of another class count (ImageNet's 1000 for
     ``num_classes=10``, or none at all) load with the classifier left freshly initialised, one log line saying so —
-    fine-tuning, as timm's ``pretrained=True, num_classes=N``; every other tensor must fit. ``cpu_kernels``: ``None`` (auto) builds
-    tinynet_ms.kernels' fast cells when the device target is CPU and the kernels compile (a log line says
-    which), ``False`` MindSpore's stock cells (what export uses), ``True`` the fast cells or an error.
+    fine-tuning, as timm's ``pretrained=True, num_classes=N``; every other tensor must fit. ``cpu_kernels``: auto
+    (``None``), on or off, as ``tinynet_ms.kernels.resolve_cpu_kernels`` defines them.
     ``drop_path_rate`` defaults to 0 as in timm: training recipes (the configs) set it.
     ``features_only=True`` builds the backbone (``TinyNetFeatures``): a tuple of feature maps at ``out_indices``
     (levels 0..4 = reductions 2, 4, 8, 16, 32; default the last four), any input size; a classifier's weights
     load into it, its head left out with one log line. ``num_classes`` and ``drop_rate`` do not apply to it.
     """
-    spec, fast, preprocessing = model_spec(name, **kwargs), resolve_cpu_kernels(cpu_kernels), preprocessing_of(name)
+    spec, kernels, preprocessing = model_spec(name, **kwargs), resolve_cpu_kernels(cpu_kernels), preprocessing_of(name)
     if features_only:
-        net = TinyNetFeatures(spec, out_indices, drop_path_rate=drop_path_rate, cpu_kernels=fast,
+        net = TinyNetFeatures(spec, out_indices, drop_path_rate=drop_path_rate, cpu_kernels=kernels,
                               preprocessing=preprocessing)
     else:
         net = TinyNet(spec, num_classes=num_classes, drop_rate=drop_rate, drop_path_rate=drop_path_rate,
-                      cpu_kernels=fast, preprocessing=preprocessing)
+                      cpu_kernels=kernels, preprocessing=preprocessing)
     if pretrained and checkpoint_path is None:
         checkpoint_path = _pretrained_path(name)
     if checkpoint_path is not None:

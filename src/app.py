@@ -1,7 +1,7 @@
 """Shared entry-point handling of train.py / eval.py / export.py: the command line → config → run, with the exit
 codes of ``tinynet_ms.cli`` (0 ok, 1 bad input or failed run, 2 usage or config error).
 
-The model-zoo scripts call this module before they start anything (``python -m src.cli --get KEY -- ARGS``):
+The model-zoo scripts call this module before they start anything (``python -m src.app --get KEY -- ARGS``):
 the checks an entry point makes before it touches a device or data, so a config error is reported once, with
 exit code 2, instead of once per rank after msrun has started them all.
 """
@@ -76,7 +76,7 @@ _ENTRY_CHECKS: dict[str, Callable[[SimpleNamespace], None]] = {"train.py": _chec
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m src.cli", description="Check an entry point's arguments as it would (nothing is started) "
+        prog="python -m src.app", description="Check an entry point's arguments as it would (nothing is started) "
         "and print one resolved config key; exit code 2 and one error line on a config error.")
     parser.add_argument("--get", required=True, metavar="KEY", help="the config key to print")
     parser.add_argument("--entry", default="", help="train.py: also check output_dir as train.py does")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cwd:
             os.chdir(args.cwd)
         with contextlib.redirect_stdout(sys.stderr):  # --help: for the user, not for the caller's $(...)
-            cfg = load_app_config(CommandLine(args.entry or "python -m src.cli"), entry_args)
+            cfg = load_app_config(CommandLine(args.entry or "python -m src.app"), entry_args)
             _ENTRY_CHECKS.get(args.entry, lambda _cfg: None)(cfg)
         print(getattr(cfg, args.get))
 
