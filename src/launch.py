@@ -7,9 +7,14 @@ watch them, because a bare msrun leaves the user waiting and guessing:
 - Ctrl-C, SIGTERM or SIGHUP stops every rank with everything it spawned (msrun puts each worker in a session of
   its own, out of reach of the terminal's signals) and prints one line saying how to resume;
 - msrun's port: ``--master_port`` (the user's MASTER_PORT) is used as given and refused at once when busy; without
-  it the launcher takes ``--default_port`` when free, else any free port, and says which.
+  it the launcher takes ``--default_port`` when free, else any free port, and says which;
+- several nodes (``--nodes`` > 1): the same command on every server, only ``--node_rank`` differing; msrun's own
+  dynamic cluster connects them (its scheduler runs on the node that owns ``--master_addr``), this node's ranks are
+  ``node_rank x ranks ...``, and a failure names the node as well as the rank. The port must then be given (every
+  node must agree on it), and only node 0, which hosts the scheduler, checks that it is free.
 
     python -m src.launch --ranks N --log_dir DIR [--master_port P | --rank_table | --single] [--cwd DIR]
+                         [--nodes M --node_rank R --master_addr HOST --cluster_time_out S]
                          [--resume_command TEXT] -- SCRIPT ARGS...
 
 Exit codes (``tinynet_ms.cli``'s): 0 every rank logged its completion line, 1 a rank failed, 2 a usage or config
@@ -42,6 +47,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.5
 _MSRUN_WORKER_EXIT = re.compile(r"Worker process (\d+) exit with exception\. Error code: (-?\d+)")
+# MindSpore's scheduler (node 0) on a rank whose heartbeat stopped: the rank died, or its node went away.
+_SCHEDULER_LOST = re.compile(r"The node: (\d+) is timed out")
+# MindSpore's line (scheduler and ranks) when not every rank registered within msrun's --cluster_time_out.
+_NOT_FORMED = "Failed to initialize distributed job cluster"
+# A rank's line when msrun's scheduler (on node 0) went away: node 0 stopped, or the network between them did.
+_SCHEDULER_GONE = "Failed to connect to the meta server"
+# MS_NODE_TIMEOUT, MindSpore's documented heartbeat time-out of its dynamic cluster (default 30 s): a multi-node job
+# whose rank on another node died stops after it, so the launcher shortens it unless the user set it (large clusters
+# may need more: MindSpore advises raising it when collective set-up is slow).
+NODE_TIMEOUT_SECONDS = 15
 _FRAMEWORK_LINE = ("[WARNING]", "[INFO]", "[DEBUG]")  # MindSpore's: they stay in the logs, off the console
 
 
@@ -65,11 +80,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def msrun_port(requested: int | None, default: int = DEFAULT_PORT) -> tuple[int | None, str]:
-    """(port, one line for the console) — or (None, error line) when the requested port is busy. A requested port
-    (MASTER_PORT) is the user's choice, and every node of a multi-node job must agree on it, so it is never
-    replaced; otherwise a second run on the machine (a demo beside a training) must not die on the default."""
+def msrun_port(requested: int | None, default: int = DEFAULT_PORT, nodes: int = 1,
+               hosts_scheduler: bool = True) -> tuple[int | None, str]:
+    """(port, one line for the console) — or (None, error line) when the requested port is busy, or missing on a
+    multi-node job. A requested port (MASTER_PORT) is the user's choice, and every node of a multi-node job must
+    agree on it, so it is never replaced (nor guessed: a free port here means nothing on the other servers);
+    otherwise a second run on the machine (a demo beside a training) must not die on the default. Only the node
+    that hosts msrun's scheduler (``hosts_scheduler``: node 0) binds the port, so only there is a busy one an
+    error; elsewhere it is the scheduler's port on another machine."""
+    if requested is None and nodes > 1:
+        return None, ("error: MASTER_PORT is not set: a multi-node job needs the same MASTER_PORT on every node "
+                      "(a free port on node 0), e.g. MASTER_PORT=8118")
     if requested is not None:
+        if not hosts_scheduler:
+            return requested, f"msrun port {requested} (MASTER_PORT) of the scheduler on node 0"
         if port_in_use(requested):
             return None, (f"error: MASTER_PORT {requested} is in use (another training run?): set MASTER_PORT to a "
                           f"free port, or unset it to let the launcher choose one")
@@ -88,6 +112,45 @@ def how_it_ended(code: int) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
+
+
+def is_local_address(host: str) -> bool:
+    """True when ``host`` names this machine (one of its addresses can be bound): msrun starts its scheduler on
+    the node whose address ``--master_addr`` is, so node 0 must own it and no other node may."""
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where this node's ranks sit in the job: ``ranks`` of them here, ``nodes`` nodes with as many each, global
+    ranks ``first`` ... ``first + ranks - 1`` (msrun numbers them ``node_rank x ranks + i``, as the model zoo's
+    rank tables do with ``RANK_START``)."""
+    ranks: int
+    nodes: int = 1
+    node_rank: int = 0
+    first: int = 0
+
+    @property
+    def world(self) -> int:
+        return self.ranks * self.nodes
+
+    @property
+    def here(self) -> range:
+        return range(self.first, self.first + self.ranks)
+
+    def name(self, rank: int | None) -> str:
+        """'rank R', plus the node on a multi-node job (the user must know which server to look at)."""
+        who = f"rank {rank}" if rank is not None else "a training process"
+        return who if self.nodes == 1 else f"{who} on node {self.node_rank}"
 
 
 @dataclass
@@ -213,12 +276,23 @@ def _worker_ranks(msrun: psutil.Process, known: dict[int, int]) -> None:
             known[child.pid] = int(env["RANK_ID"])
 
 
-def _msrun(group: Group, stop: StopRequest, ranks: int, port: int, script: list[str], log_dir: Path,
-           cwd: str) -> Failure | None:
+def msrun_command(layout: Layout, port: int, log_dir: Path, script: list[str], master_addr: str = "127.0.0.1",
+                  cluster_time_out: int | None = None) -> list[str]:
+    """msrun's command line for this node: ``--worker_num`` counts every node's ranks, ``--local_worker_num``
+    this node's; with several nodes ``--master_addr`` / ``--node_rank`` place it in the cluster (msrun then names
+    the rank logs by global rank). ``cluster_time_out``: how long msrun's dynamic cluster waits for every rank
+    to join (MS_TOPO_TIMEOUT underneath; msrun's default 600 s)."""
+    cmd = ["msrun", f"--worker_num={layout.world}", f"--local_worker_num={layout.ranks}", f"--master_port={port}"]
+    if layout.nodes > 1:
+        cmd += [f"--master_addr={master_addr}", f"--node_rank={layout.node_rank}"]
+    if cluster_time_out is not None:
+        cmd.append(f"--cluster_time_out={cluster_time_out}")
+    return [*cmd, f"--log_dir={log_dir}", "--join=True", *script]
+
+
+def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str) -> Failure | None:
     """msrun with its console streamed (it writes the rank logs itself); returns the first worker msrun reports
     dead, or None when msrun ends cleanly or a stop was requested."""
-    cmd = ["msrun", f"--worker_num={ranks}", f"--local_worker_num={ranks}", f"--master_port={port}",
-           f"--log_dir={log_dir}", "--join=True", *script]
     proc = group.start(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                        errors="replace")
     msrun, ranks_of = psutil.Process(proc.pid), {}
@@ -236,21 +310,22 @@ def _msrun(group: Group, stop: StopRequest, ranks: int, port: int, script: list[
     return None if code == 0 else Failure(None, proc.pid, code)
 
 
-def _rank_table(group: Group, stop: StopRequest, ranks: int, script: list[str], log_dir: Path,
+def _rank_table(group: Group, stop: StopRequest, layout: Layout, script: list[str], log_dir: Path,
                 cwd: str) -> Failure | None:
-    """One process per rank with DEVICE_ID / RANK_ID; returns the first rank to fail, or None."""
+    """One process per rank of this server with DEVICE_ID (DEVICE_START + i) and its global RANK_ID (the server's
+    first rank + i) in a RANK_SIZE of every server's ranks; returns the first rank to fail, or None."""
     first_device = int(os.environ.get("DEVICE_START", "0"))
     procs = []
-    for rank in range(ranks):
-        env = dict(os.environ, DEVICE_ID=str(first_device + rank), RANK_ID=str(rank), RANK_SIZE=str(ranks))
+    for i, rank in enumerate(layout.here):
+        env = dict(os.environ, DEVICE_ID=str(first_device + i), RANK_ID=str(rank), RANK_SIZE=str(layout.world))
         with open(log_dir / f"worker_{rank}.log", "wb") as log:
             procs.append(group.start([sys.executable, *script], cwd=cwd, env=env, stdout=log,
                                      stderr=subprocess.STDOUT))
     while not stop.signum:
         codes = [p.poll() for p in procs]
-        for rank, code in enumerate(codes):
+        for rank, proc, code in zip(layout.here, procs, codes):
             if code not in (None, 0):
-                return Failure(rank, procs[rank].pid, code)
+                return Failure(rank, proc.pid, code)
         if all(code == 0 for code in codes):
             return None
         time.sleep(POLL_SECONDS)
@@ -289,15 +364,60 @@ def _own_error(log: Path) -> str:
     return errors[-1].removeprefix("error: ") if errors else ""
 
 
-def report(failure: Failure | None, ranks: int, log_dir: Path, console_has_all: bool = False) -> int:
-    """Every rank finished → 0. Otherwise name the rank that failed first, how, and its own error line, then each
-    rank that did not finish with the tail of its log; → 2 when the rank failed with the entry points'
-    config-error code, else 1. ``console_has_all``: a single process whose whole output is on the console
-    already: only what it did not say itself (its own ``error:`` line stays the one error line)."""
-    unfinished = [r for r in range(ranks) if FINISHED not in _read(log_dir / f"worker_{r}.log")]
+def lost_ranks(log_dir: Path) -> list[int]:
+    """The ranks MindSpore's scheduler (on node 0, in ``log_dir``) lost the heartbeat of, first lost first: on a
+    multi-node job the only word node 0 gets of a rank that died on another node."""
+    found = [int(rank) for rank in _SCHEDULER_LOST.findall(_read(log_dir / "scheduler.log"))]
+    return list(dict.fromkeys(found))
+
+
+def _remote_cause(layout: Layout, log_dir: Path, master: str) -> str:
+    """One line naming what on another node stopped this node's ranks (a rank there, or node 0's scheduler), or
+    ''."""
+    remote = [rank for rank in lost_ranks(log_dir) if rank not in layout.here]
+    if not remote:
+        if layout.node_rank > 0 and any(_SCHEDULER_GONE in _read(log_dir / f"worker_{rank}.log")
+                                        for rank in layout.here):
+            return (f"error: node 0's scheduler ({master}) went away: a rank on node 0 failed or node 0 was stopped "
+                    f"(see node 0's console and logs); the ranks on node {layout.node_rank} were stopped")
+        return ""
+    rank, node = remote[0], remote[0] // layout.ranks
+    return (f"error: rank {rank} on node {node} stopped answering (MindSpore's scheduler lost its heartbeat: it died "
+            f"or node {node} went away; see node {node}'s log {log_dir.name}/worker_{rank}.log there); the ranks on "
+            f"node {layout.node_rank} were stopped")
+
+
+def _not_formed(layout: Layout, log_dir: Path, master: str) -> str:
+    """One line when msrun's cluster never formed (a node that never joined, or one that cannot reach ``master``),
+    or ''."""
+    logs = [log_dir / "scheduler.log", *(log_dir / f"worker_{rank}.log" for rank in layout.here)]
+    if not any(_NOT_FORMED in _read(log) for log in logs):
+        return ""
+    return (f"error: the cluster did not form: not every node joined {master} within the cluster time-out "
+            f"({layout.nodes} nodes x {layout.ranks} ranks expected); start the same command on every node with its "
+            f"own NODE_RANK, check that each reaches MASTER_ADDR:MASTER_PORT, or raise CLUSTER_TIME_OUT")
+
+
+def _cause_elsewhere(layout: Layout, log_dir: Path, master: str) -> str:
+    """On a multi-node job, one line when this node's ranks failed because of another node (never joined, lost a
+    rank, lost the scheduler), or '': then this node's own first failure is the cause."""
+    if layout.nodes == 1:
+        return ""
+    return _not_formed(layout, log_dir, master) or _remote_cause(layout, log_dir, master)
+
+
+def report(failure: Failure | None, layout: Layout, log_dir: Path, console_has_all: bool = False,
+           master: str = "") -> int:
+    """Every rank of this node finished → 0. Otherwise name the rank that failed first (and its node), how, and its
+    own error line, then each rank that did not finish with the tail of its log; → 2 when the rank failed with the
+    entry points' config-error code, else 1. ``console_has_all``: a single process whose whole output is on the
+    console already: only what it did not say itself (its own ``error:`` line stays the one error line)."""
+    unfinished = [r for r in layout.here if FINISHED not in _read(log_dir / f"worker_{r}.log")]
     if failure is None and not unfinished:
         if not console_has_all:  # a single process said so itself
-            print(f"all {ranks} ranks finished")
+            print(f"all {layout.ranks} ranks finished" if layout.nodes == 1 else
+                  f"all {layout.ranks} rank(s) of node {layout.node_rank} finished ({layout.world} on {layout.nodes} "
+                  f"nodes)")
         return 0
     code = EXIT_USAGE if failure is not None and failure.code == EXIT_USAGE else EXIT_FAILED
     if console_has_all:
@@ -308,8 +428,12 @@ def report(failure: Failure | None, ranks: int, log_dir: Path, console_has_all: 
             print(f"error: the training (pid {failure.pid}) {how_it_ended(failure.code)}; see {log}", file=sys.stderr)
         return code
     cause = failure.rank if failure is not None else None
-    if failure is not None:
-        who = f"rank {failure.rank}" if failure.rank is not None else "a training process"
+    elsewhere = _cause_elsewhere(layout, log_dir, master)
+    if elsewhere:  # this node's ranks were only the victims
+        print(elsewhere, file=sys.stderr)
+        cause = None
+    elif failure is not None:
+        who = layout.name(failure.rank)
         kind = ", a configuration error" if code == EXIT_USAGE else ""
         own = _own_error(log_dir / f"worker_{failure.rank}.log") if failure.rank is not None else ""
         print(f"error: {who} (pid {failure.pid}) {how_it_ended(failure.code)}{kind}{': ' + own if own else ''}; "
@@ -330,14 +454,44 @@ def stopped(signum: int, survivors: list[psutil.Process], resume_command: str) -
             f"{resume_command or 'the same command plus --resume auto'}")
 
 
-def _run(args: argparse.Namespace, group: Group, stop: StopRequest, script: list[str],
+def _run(args: argparse.Namespace, layout: Layout, group: Group, stop: StopRequest, script: list[str],
          port: int | None) -> Failure | None:
     """Start the ranks the way ``args`` asks and watch them: the first failure, or None."""
     if args.single:
         return _single(group, stop, script, args.log_dir, args.cwd)
     if args.rank_table:
-        return _rank_table(group, stop, args.ranks, script, args.log_dir, args.cwd)
-    return _msrun(group, stop, args.ranks, port, script, args.log_dir, args.cwd)
+        return _rank_table(group, stop, layout, script, args.log_dir, args.cwd)
+    if layout.nodes > 1:
+        os.environ.setdefault("MS_NODE_TIMEOUT", str(NODE_TIMEOUT_SECONDS))  # msrun's ranks inherit it
+    cmd = msrun_command(layout, port, args.log_dir, script, args.master_addr, args.cluster_time_out)
+    return _msrun(group, stop, cmd, args.cwd)
+
+
+def layout_of(args: argparse.Namespace) -> tuple[Layout | None, str]:
+    """This node's place in the job from ``--nodes`` / ``--node_rank`` (the script's NODE_NUM / NODE_RANK), with
+    the first global rank: msrun's ``node_rank x ranks``; a rank table's ``RANK_START`` (the model zoo's
+    per-server offset) when set. (None, one error line) for a layout that cannot work."""
+    if args.nodes < 1 or not 0 <= args.node_rank < args.nodes:
+        return None, (f"error: NODE_RANK must be in [0, NODE_NUM - 1] = [0, {args.nodes - 1}], got {args.node_rank}"
+                      if args.nodes >= 1 else f"error: NODE_NUM must be a positive integer, got {args.nodes}")
+    if args.nodes > 1 and args.single:
+        return None, "error: a multi-node job runs through msrun or a rank table, not --single"
+    first = args.node_rank * args.ranks
+    start = os.environ.get("RANK_START", "") if args.rank_table else ""
+    if start:
+        if not start.isdigit():
+            return None, f"error: RANK_START must be a non-negative integer (this server's first rank), got '{start}'"
+        first = int(start)
+    layout = Layout(args.ranks, args.nodes, args.node_rank, first)
+    if args.nodes > 1 and not args.rank_table:
+        local = is_local_address(args.master_addr)
+        if args.node_rank == 0 and not local:
+            return None, (f"error: MASTER_ADDR {args.master_addr} is not an address of this machine, but NODE_RANK 0 "
+                          f"hosts msrun's scheduler: run NODE_RANK 0 on the server MASTER_ADDR names")
+        if args.node_rank > 0 and local:
+            return None, (f"error: MASTER_ADDR {args.master_addr} is this machine, but NODE_RANK {args.node_rank} "
+                          f"must reach node 0's scheduler: set MASTER_ADDR to node 0's address")
+    return layout, ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--single", action="store_true", help="one process without msrun (one device)")
     parser.add_argument("--default_port", type=int, default=DEFAULT_PORT,
                         help="msrun's port without --master_port when free (else any free port)")
+    parser.add_argument("--nodes", type=int, default=1, help="nodes (servers) in the job, --ranks on each (NODE_NUM)")
+    parser.add_argument("--node_rank", type=int, default=0, help="this node's index, 0 hosts the scheduler (NODE_RANK)")
+    parser.add_argument("--master_addr", default="127.0.0.1",
+                        help="node 0's address, reachable from every node (MASTER_ADDR)")
+    parser.add_argument("--cluster_time_out", type=int,
+                        help="seconds msrun waits for every rank to join the cluster (msrun's default: 600)")
     parser.add_argument("--cwd", default=os.getcwd(), help="the ranks' working directory")
     parser.add_argument("--resume_command", default="", help="the command that resumes this run (printed on a stop)")
     parser.add_argument("script", nargs=argparse.REMAINDER, help="-- SCRIPT ARGS...")
@@ -358,10 +518,14 @@ def main(argv: list[str] | None = None) -> int:
     script = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not script or args.ranks < 1 or (args.single and args.ranks != 1):
         parser.error("needs --ranks >= 1 (1 with --single) and -- SCRIPT ARGS...")
+    layout, error = layout_of(args)
+    if layout is None:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
     with StopRequest().installed() as stop:  # first: the caller's pid is this process from here on
         port = None
         if not (args.rank_table or args.single):
-            port, line = msrun_port(args.master_port, args.default_port)
+            port, line = msrun_port(args.master_port, args.default_port, args.nodes, args.node_rank == 0)
             print(line, file=sys.stderr if port is None else sys.stdout, flush=True)
             if port is None:
                 return EXIT_USAGE
@@ -369,13 +533,14 @@ def main(argv: list[str] | None = None) -> int:
         group, failure = Group(), None
         try:
             if not stop.signum:  # none arrived during the port check
-                failure = _run(args, group, stop, script, port)
+                failure = _run(args, layout, group, stop, script, port)
         finally:
             survivors = group.stop()
         if stop.signum:
             print(stopped(stop.signum, survivors, args.resume_command), file=sys.stderr, flush=True)
             return 128 + stop.signum
-    return report(failure, args.ranks, args.log_dir, console_has_all=args.single)
+    return report(failure, layout, args.log_dir, console_has_all=args.single,
+                  master=f"{args.master_addr}:{args.master_port}")
 
 
 if __name__ == "__main__":

@@ -179,3 +179,65 @@ def test_how_it_ended():
     assert launch.how_it_ended(-9) == "was killed by SIGKILL"
     assert launch.how_it_ended(-11) == "was killed by SIGSEGV"
     assert launch.how_it_ended(2) == "exited with code 2"
+
+
+# A rank-table rank stand-in: says which rank, device and world size the launcher gave it, and finishes.
+RANK_TABLE_RANK = ("import os; print(f\"rank {os.environ['RANK_ID']} device {os.environ['DEVICE_ID']} size "
+                   "{os.environ['RANK_SIZE']}\"); print('training finished')")
+
+
+@pytest.mark.slow  # 16 processes
+@pytest.mark.parametrize("offset", ["node_rank", "RANK_START"])
+def test_a_two_server_rank_table_launches_16_distinct_ranks(tmp_path, capsys, monkeypatch, offset):
+    """Two servers x 8 devices of one rank table: server 1's ranks are 8..15 (NODE_RANK x DEVICE_NUM, or the model
+    zoo's RANK_START), device ids 0..7 on each, RANK_SIZE 16, and each server's logs are named by global rank."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_TABLE_RANK)
+    seen = []
+    for server in (0, 1):
+        if offset == "RANK_START":
+            monkeypatch.setenv("RANK_START", str(8 * server))
+        code = launch.main(["--ranks", "8", "--nodes", "2", "--node_rank", str(server), "--rank_table", "--log_dir",
+                            str(tmp_path / f"server{server}"), "--cwd", str(tmp_path), "--", str(script)])
+        out = capsys.readouterr()
+        assert code == 0, out
+        assert out.out.strip().splitlines()[-1] == f"all 8 rank(s) of node {server} finished (16 on 2 nodes)"
+        for log in sorted((tmp_path / f"server{server}").glob("worker_*.log")):
+            rank, device, size = log.read_text().split()[1:6:2]
+            assert log.name == f"worker_{rank}.log" and size == "16"
+            seen.append((int(rank), int(device)))
+    assert sorted(seen) == [(rank, rank % 8) for rank in range(16)]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--node_rank", "2"], "error: NODE_RANK must be in [0, NODE_NUM - 1] = [0, 1], got 2"),
+    (["--node_rank", "1", "--master_addr", "127.0.0.1"], "error: MASTER_ADDR 127.0.0.1 is this machine, but"),
+    (["--node_rank", "0", "--master_addr", "192.0.2.1"], "error: MASTER_ADDR 192.0.2.1 is not an address of this"),
+    (["--node_rank", "0"], "error: MASTER_PORT is not set: a multi-node job needs the same MASTER_PORT on every node"),
+])
+def test_an_impossible_multi_node_layout_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    """Before anything starts (the port too: a missing one cannot be guessed for the other nodes)."""
+    port = [] if argv == ["--node_rank", "0"] else ["--master_port", str(_free_port())]
+    code = launch.main(["--ranks", "2", "--nodes", "2", *argv, *port, "--log_dir", str(tmp_path / "l"), "--",
+                        "s.py"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "l").exists()
+
+
+def test_msrun_command_across_nodes():
+    """One node: msrun's command as before; several: the world in --worker_num, this node's ranks in
+    --local_worker_num, and --master_addr / --node_rank (msrun then names the logs by global rank)."""
+    one = launch.msrun_command(launch.Layout(2), 8118, launch.Path("L"), ["t.py"])
+    assert one == ["msrun", "--worker_num=2", "--local_worker_num=2", "--master_port=8118", "--log_dir=L",
+                   "--join=True", "t.py"]
+    two = launch.msrun_command(launch.Layout(8, 2, 1, 8), 8118, launch.Path("L"), ["t.py"], "10.0.0.1", 60)
+    assert two == ["msrun", "--worker_num=16", "--local_worker_num=8", "--master_port=8118", "--master_addr=10.0.0.1",
+                   "--node_rank=1", "--cluster_time_out=60", "--log_dir=L", "--join=True", "t.py"]
+    assert launch.msrun_port(None, nodes=2)[0] is None  # every node must be given the same port
+    with socket.socket() as busy:  # node 0's scheduler binds the port; elsewhere it is node 0's, not ours
+        busy.bind(("", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert launch.msrun_port(taken, nodes=2, hosts_scheduler=False)[0] == taken
+        assert launch.msrun_port(taken, nodes=2, hosts_scheduler=True)[0] is None
