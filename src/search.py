@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from src.config import load_config
+from src.config import KEYS, load_config
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
@@ -90,7 +90,8 @@ def show_budget(search: Search) -> str:
 def resolved_config(config: str, overrides: Sequence[str]) -> dict:
     """The config with ``overrides`` as train.py resolves it: also the check that every override is a known key
     with a valid value, before anything trains."""
-    return vars(load_config(config, list(overrides)))
+    cfg = load_config(config, list(overrides))
+    return {key: getattr(cfg, key) for key in KEYS}  # config keys only (not load_config's config_path)
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
