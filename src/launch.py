@@ -51,6 +51,8 @@ _MSRUN_WORKER_EXIT = re.compile(r"Worker process (\d+) exit with exception\. Err
 _SCHEDULER_LOST = re.compile(r"The node: (\d+) is timed out")
 # MindSpore's line (scheduler and ranks) when not every rank registered within msrun's --cluster_time_out.
 _NOT_FORMED = "Failed to initialize distributed job cluster"
+# A rank's line when the all-reduce ring (MindSpore's CPU collectives) got nothing from the rank before it.
+_RING_RECEIVE = re.compile(r"Ring \w+ wait receiving \[(\d+),")
 # A rank's line when msrun's scheduler (on node 0) went away: node 0 stopped, or the network between them did.
 _SCHEDULER_GONE = "Failed to connect to the meta server"
 # MS_NODE_TIMEOUT, MindSpore's documented heartbeat time-out of its dynamic cluster (default 30 s): a multi-node job
@@ -290,12 +292,46 @@ def msrun_command(layout: Layout, port: int, log_dir: Path, script: list[str], m
     return [*cmd, f"--log_dir={log_dir}", "--join=True", *script]
 
 
-def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str) -> Failure | None:
+class LogWatch:
+    """The complete lines added to some growing log files since the last look: scanned every second on a multi-node
+    job without rereading hours of log each time."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.offsets = dict.fromkeys(paths, 0)
+
+    def new(self) -> str:
+        chunks = []
+        for path, offset in self.offsets.items():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except OSError:  # not written yet
+                continue
+            data = data[:data.rfind(b"\n") + 1]  # a line being written is read whole next time
+            self.offsets[path] = offset + len(data)
+            chunks.append(data.decode(errors="replace"))
+        return "".join(chunks)
+
+
+def failed_elsewhere(text: str, layout: Layout) -> bool:
+    """MindSpore's word, in this node's logs, that a rank on another node is gone (its scheduler lost the rank's
+    heartbeat; an all-reduce waited for it in vain) or that node 0's scheduler is: this node's ranks cannot go on,
+    and stopping them now beats waiting for MindSpore to end them (seconds more, or until a time-out)."""
+    lost = [int(rank) for rank in (*_SCHEDULER_LOST.findall(text), *_RING_RECEIVE.findall(text))]
+    return any(rank not in layout.here for rank in lost) or (layout.node_rank > 0 and _SCHEDULER_GONE in text)
+
+
+def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str, layout: Layout,
+           log_dir: Path) -> Failure | None:
     """msrun with its console streamed (it writes the rank logs itself); returns the first worker msrun reports
-    dead, or None when msrun ends cleanly or a stop was requested."""
+    dead (or msrun itself when this node's logs say another node failed), or None when msrun ends cleanly or a
+    stop was requested."""
     proc = group.start(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                        errors="replace")
     msrun, ranks_of = psutil.Process(proc.pid), {}
+    watch = LogWatch([log_dir / "scheduler.log", *(log_dir / f"worker_{rank}.log" for rank in layout.here)])
+    looked = time.monotonic()
     for line in _output(proc, stop):
         _worker_ranks(msrun, ranks_of)
         group.sessions.update(ranks_of)  # each worker leads a session of its own
@@ -304,6 +340,10 @@ def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str) -> Failure
             pid = int(dead.group(1))
             group.sessions.add(pid)
             return Failure(ranks_of.get(pid), pid, int(dead.group(2)))
+        if layout.nodes > 1 and time.monotonic() - looked >= 1:
+            looked = time.monotonic()
+            if failed_elsewhere(watch.new(), layout):
+                return Failure(None, proc.pid, EXIT_FAILED)  # report() names the cause from the logs
     if stop.signum:
         return None
     code = proc.wait()
@@ -372,19 +412,26 @@ def lost_ranks(log_dir: Path) -> list[int]:
 
 
 def _remote_cause(layout: Layout, log_dir: Path, master: str) -> str:
-    """One line naming what on another node stopped this node's ranks (a rank there, or node 0's scheduler), or
-    ''."""
+    """One line naming what on another node stopped this node's ranks, or '': a rank MindSpore's scheduler lost
+    (node 0 sees that), else the rank an all-reduce waited for in vain, else node 0's scheduler gone (the other
+    nodes: msrun runs it on node 0 and it ends with node 0's ranks)."""
+    stopped = f"the ranks on node {layout.node_rank} were stopped"
     remote = [rank for rank in lost_ranks(log_dir) if rank not in layout.here]
+    logs = {rank: _read(log_dir / f"worker_{rank}.log") for rank in layout.here}
     if not remote:
-        if layout.node_rank > 0 and any(_SCHEDULER_GONE in _read(log_dir / f"worker_{rank}.log")
-                                        for rank in layout.here):
+        for rank, text in logs.items():
+            peers = [int(peer) for peer in _RING_RECEIVE.findall(text) if int(peer) not in layout.here]
+            if peers:
+                return (f"error: rank {rank} on node {layout.node_rank} could not receive from rank {peers[0]} on "
+                        f"node {peers[0] // layout.ranks} (an all-reduce failed: that rank died or its node went "
+                        f"away; see that node's console and logs); {stopped}")
+        if layout.node_rank > 0 and any(_SCHEDULER_GONE in text for text in logs.values()):
             return (f"error: node 0's scheduler ({master}) went away: a rank on node 0 failed or node 0 was stopped "
-                    f"(see node 0's console and logs); the ranks on node {layout.node_rank} were stopped")
+                    f"(see node 0's console and logs); {stopped}")
         return ""
     rank, node = remote[0], remote[0] // layout.ranks
     return (f"error: rank {rank} on node {node} stopped answering (MindSpore's scheduler lost its heartbeat: it died "
-            f"or node {node} went away; see node {node}'s log {log_dir.name}/worker_{rank}.log there); the ranks on "
-            f"node {layout.node_rank} were stopped")
+            f"or node {node} went away; see node {node}'s log {log_dir.name}/worker_{rank}.log there); {stopped}")
 
 
 def _not_formed(layout: Layout, log_dir: Path, master: str) -> str:
@@ -464,7 +511,7 @@ def _run(args: argparse.Namespace, layout: Layout, group: Group, stop: StopReque
     if layout.nodes > 1:
         os.environ.setdefault("MS_NODE_TIMEOUT", str(NODE_TIMEOUT_SECONDS))  # msrun's ranks inherit it
     cmd = msrun_command(layout, port, args.log_dir, script, args.master_addr, args.cluster_time_out)
-    return _msrun(group, stop, cmd, args.cwd)
+    return _msrun(group, stop, cmd, args.cwd, layout, args.log_dir)
 
 
 def layout_of(args: argparse.Namespace) -> tuple[Layout | None, str]:

@@ -241,3 +241,24 @@ def test_msrun_command_across_nodes():
         taken = busy.getsockname()[1]
         assert launch.msrun_port(taken, nodes=2, hosts_scheduler=False)[0] == taken
         assert launch.msrun_port(taken, nodes=2, hosts_scheduler=True)[0] is None
+
+
+def test_word_from_another_node_in_this_nodes_logs(tmp_path):
+    """What makes node 1's launcher (ranks 8..15) stop at once: MindSpore's lines naming a rank elsewhere (or node
+    0's scheduler gone), read as complete lines only, each once; a rank of its own is its own failure, not this."""
+    node1 = launch.Layout(8, 2, 1, 8)
+    log = tmp_path / "worker_9.log"
+    watch = launch.LogWatch([tmp_path / "scheduler.log", log])
+    assert watch.new() == ""  # nothing written yet
+    log.write_text("[ERROR] ... RunRingAllReduce] Ring ReduceScatter wait receiving [10,1627] fa")
+    assert watch.new() == ""  # a line still being written
+    with log.open("a") as f:
+        f.write("iled.\n")
+    text = watch.new()
+    assert text.endswith("failed.\n") and watch.new() == ""
+    assert not launch.failed_elsewhere(text, node1)  # rank 10 is on this node
+    assert launch.failed_elsewhere("Ring ReduceScatter wait receiving [3,1627] failed.", node1)
+    assert launch.failed_elsewhere("Heartbeat] Failed to connect to the meta server. Maybe it has exited.", node1)
+    node0 = launch.Layout(8, 2, 0, 0)
+    assert launch.failed_elsewhere("UpdateTopoState] The node: 12 is timed out.", node0)
+    assert not launch.failed_elsewhere("UpdateTopoState] The node: 5 is timed out.", node0)
