@@ -316,10 +316,12 @@ class LogWatch:
 
 def failed_elsewhere(text: str, layout: Layout) -> bool:
     """MindSpore's word, in this node's logs, that a rank on another node is gone (its scheduler lost the rank's
-    heartbeat; an all-reduce waited for it in vain) or that node 0's scheduler is: this node's ranks cannot go on,
-    and stopping them now beats waiting for MindSpore to end them (seconds more, or until a time-out)."""
+    heartbeat; an all-reduce waited for it in vain), that node 0's scheduler is, or that the cluster never formed:
+    this node's ranks cannot go on, and stopping them now beats waiting for MindSpore to end them (seconds more,
+    or until a time-out)."""
     lost = [int(rank) for rank in (*_SCHEDULER_LOST.findall(text), *_RING_RECEIVE.findall(text))]
-    return any(rank not in layout.here for rank in lost) or (layout.node_rank > 0 and _SCHEDULER_GONE in text)
+    return (any(rank not in layout.here for rank in lost) or (layout.node_rank > 0 and _SCHEDULER_GONE in text)
+            or _NOT_FORMED in text)
 
 
 def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str, layout: Layout,

@@ -262,3 +262,4 @@ def test_word_from_another_node_in_this_nodes_logs(tmp_path):
     node0 = launch.Layout(8, 2, 0, 0)
     assert launch.failed_elsewhere("UpdateTopoState] The node: 12 is timed out.", node0)
     assert not launch.failed_elsewhere("UpdateTopoState] The node: 5 is timed out.", node0)
+    assert launch.failed_elsewhere("RuntimeError: Failed to initialize distributed job cluster because", node0)
