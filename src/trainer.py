@@ -66,7 +66,7 @@ def divergence_sign(window_loss: float, start_loss: float, skipped: int, steps: 
 
 
 # How long the train step's compilation keeps the first step waiting: 15 s (TinyNet-E) to 22 s (A) at 32 px for one
-# process on 2 CPU cores (2026-12-06); ranks sharing the cores compile at the same time, so longer.
+# process on 2 CPU cores; ranks sharing the cores compile at the same time, so longer.
 _STEP_COMPILE = "the first step waits for it: 15-60 s on a CPU"
 
 
