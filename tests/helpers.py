@@ -46,3 +46,22 @@ def write_odd_images(folder: Path) -> dict[str, Path]:
     (folder / "notes.png").write_text("not an image")
     out.update({k: folder / k for k in BROKEN})
     return out
+
+
+def timm_name(name: str) -> str:
+    """Our parameter name as timm's state dict spells it (the converter's BatchNorm rename, inverted)."""
+    from tinynet_ms.weights import TIMM_BN_RENAME
+
+    module, _, leaf = name.rpartition(".")
+    ours_to_timm = {ours: theirs for theirs, ours in TIMM_BN_RENAME.items()}
+    return f"{module}.{ours_to_timm.get(leaf, leaf)}"
+
+
+def as_timm_state(arrays: dict) -> dict:
+    """Our parameter arrays as a timm state dict (with the num_batches_tracked timm writes beside each BatchNorm):
+    what a timm / huawei-noah file of these weights holds."""
+    out = {timm_name(name): value for name, value in arrays.items()}
+    for name in arrays:
+        if name.endswith(".moving_mean"):
+            out[f"{name.rpartition('.')[0]}.num_batches_tracked"] = np.array(7, np.int64)
+    return out

@@ -9,27 +9,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from helpers import ROOT, SCRIPT_ENV
+from helpers import ROOT, SCRIPT_ENV, as_timm_state
 from tinynet_ms import create_model
-from tinynet_ms.weights import (TIMM_BN_RENAME, CheckpointMismatchError, load_weights, param_arrays,
+from tinynet_ms.weights import (CheckpointMismatchError, load_weights, param_arrays,
                                 read_checkpoint, save_checkpoint_atomic)
 
-TO_TIMM = {ours: theirs for theirs, ours in TIMM_BN_RENAME.items()}
 HEAD = ("classifier.weight", "classifier.bias")
-
-
-def _as_timm(arrays: dict) -> dict:
-    """Our parameter names → a timm state dict (BN leaves renamed, num_batches_tracked as timm writes it)."""
-    out = {}
-    for name, value in arrays.items():
-        module, _, leaf = name.rpartition(".")
-        if leaf in TO_TIMM:
-            out[f"{module}.{TO_TIMM[leaf]}"] = value
-            if leaf == "moving_mean":
-                out[f"{module}.num_batches_tracked"] = np.array(7, np.int64)
-        else:
-            out[name] = value
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +25,7 @@ def imagenet_e(tmp_path_factory):
     arrays = {k: (v + rng.uniform(0.1, 0.5, v.shape).astype(np.float32) if k.endswith(("moving_mean",
               "moving_variance")) else v) for k, v in param_arrays(net).items()}
     path = tmp_path_factory.mktemp("imagenet") / "tinynet_e.safetensors"
-    save_file(_as_timm(arrays), str(path))
+    save_file(as_timm_state(arrays), str(path))
     return path, arrays
 
 

@@ -9,7 +9,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from helpers import BROKEN, ROOT, write_odd_images
+from helpers import BROKEN, ROOT, as_timm_state, write_odd_images
 from src.app import run_app
 from src.config import CommandLine, ConfigError
 from src.predicting import run_predict
@@ -184,15 +184,9 @@ def test_convert_stores_imagenet_names_for_1000_classes(tmp_path):
     from safetensors.numpy import save_file
 
     from tinynet_ms.convert import convert
-    from tinynet_ms.weights import TIMM_BN_RENAME
 
-    back = {v: k for k, v in TIMM_BN_RENAME.items()}
     arrays = param_arrays(create_model("tinynet_e", cpu_kernels=False))
-    timm = {}
-    for name, value in arrays.items():
-        module, leaf = name.rsplit(".", 1)
-        timm[f"{module}.{back.get(leaf, leaf)}"] = value
-    save_file(timm, str(tmp_path / "e.safetensors"))
+    save_file(as_timm_state(arrays), str(tmp_path / "e.safetensors"))
     ckpt = convert(tmp_path / "e.safetensors", tmp_path / "e.ckpt", "tinynet_e")
     assert read_class_names(ckpt) == imagenet_class_names()
     assert read_checkpoint(ckpt).keys() == arrays.keys()  # the names entry is no tensor
@@ -265,14 +259,11 @@ def test_converted_imagenet_weights_name_each_images_own_argmax(mini_run, tmp_pa
     from safetensors.numpy import save_file
 
     from tinynet_ms.convert import convert
-    from tinynet_ms.weights import TIMM_BN_RENAME
 
     rwd = dict(w=0.25, d=0.35)
     arrays = param_arrays(create_model("tinynet", num_classes=1000, cpu_kernels=False, **rwd))
     arrays["classifier.weight"] = arrays["classifier.weight"] * 300
-    back = {v: k for k, v in TIMM_BN_RENAME.items()}
-    save_file({f"{m}.{back.get(leaf, leaf)}": v for m, leaf, v in ((*k.rsplit(".", 1), v) for k, v in arrays.items())},
-              str(tmp_path / "imagenet.safetensors"))
+    save_file(as_timm_state(arrays), str(tmp_path / "imagenet.safetensors"))
     ckpt = convert(tmp_path / "imagenet.safetensors", tmp_path / "imagenet.ckpt", "tinynet", num_classes=1000, **rwd)
     out = tmp_path / "p.csv"
     code = _predict(["--config_path", str(mini_run["config"]), "--checkpoint_path", str(ckpt), "--num_classes",

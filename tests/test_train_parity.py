@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from mindspore import Parameter, Tensor, nn
 
+from helpers import timm_name
 from tinynet_ms import create_model
 from tinynet_ms.weights import load_arrays_into
-from tinynet_ms.weights import TIMM_BN_RENAME, timm_to_mindspore
+from tinynet_ms.weights import timm_to_mindspore
 from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop, step_lr_schedule
 from tinynet_ms.train.optim import RMSPropTF
 
@@ -75,7 +76,7 @@ def test_train_step_replays_timm_trajectory(graph_mode):
 
     loss_err = np.abs(losses / ref["losses"] - 1.0)
     assert loss_err.max() < 5e-2, f"losses left timm's trajectory: max rel. diff {loss_err.max():.2e}"
-    deltas = {name: ref[f"delta/{_timm_name(name)}"].astype(np.float32)
+    deltas = {name: ref[f"delta/{timm_name(name)}"].astype(np.float32)
               for name, p in net.parameters_and_names() if p.requires_grad}
     errors = {name: np.linalg.norm(p.asnumpy() - init[name] - deltas[name]) / max(np.linalg.norm(deltas[name]), 1e-12)
               for name, p in net.parameters_and_names() if p.requires_grad}
@@ -86,14 +87,5 @@ def test_train_step_replays_timm_trajectory(graph_mode):
     assert np.median(list(errors.values())) < 1e-2 and worst[-1][0] < 5e-2, f"updates left timm's: {worst}"
 
 
-_TO_TIMM = {ours: theirs for theirs, ours in TIMM_BN_RENAME.items()}
-
-
-def _timm_name(name: str) -> str:
-    """Our parameter name as timm's state dict spells it (the converter's BN rename, inverted)."""
-    module, _, leaf = name.rpartition(".")
-    return f"{module}.{_TO_TIMM.get(leaf, leaf)}"
-
-
 def _timm_shapes(net: nn.Cell) -> dict[str, tuple[int, ...]]:
-    return {_timm_name(name): tuple(p.shape) for name, p in net.parameters_and_names()}
+    return {timm_name(name): tuple(p.shape) for name, p in net.parameters_and_names()}
