@@ -7,13 +7,12 @@ import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 
-from src.builders import build_network, dataset_classes, image_size, preprocessing, require_checkpoint, scan_dataset
+from src.builders import dataset_classes, eval_network, image_size, preprocessing, require_checkpoint, scan_dataset
 from src.context import (RunContext, all_reduce_sum, before_first_call, data_workers, setup_context,
                          setup_logging)
 from tinynet_ms import TinyNet
 from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data import Sample, create_eval_dataset
-from tinynet_ms.models.fold import fold_batchnorm
 from tinynet_ms.train import evaluate
 
 log = logging.getLogger("tinynet")
@@ -37,7 +36,7 @@ def run_eval(cfg: SimpleNamespace) -> dict:
     setup_logging(ctx)
     checkpoint = require_checkpoint(cfg)
     val = scan_dataset(cfg, "val", dataset_classes(cfg))
-    net = fold_batchnorm(build_network(cfg, checkpoint))  # inference only: BN folded into the convs, same logits
+    net = eval_network(cfg, checkpoint)
     size = image_size(cfg, net)
     log.info("evaluating %s@%d (%s%s) on %d images", cfg.model, size, checkpoint, ", EMA weights" if cfg.use_ema
              else "", len(val))

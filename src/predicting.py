@@ -6,12 +6,11 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from src.builders import build_network, image_size, preprocessing, require_checkpoint
+from src.builders import eval_network, image_size, preprocessing, require_checkpoint
 from src.config import ConfigError
 from src.context import data_workers, setup_context, setup_logging
 from tinynet_ms.classes import checkpoint_class_names, stored_class_names
 from tinynet_ms.data.folder import IMAGE_EXTENSIONS
-from tinynet_ms.models.fold import fold_batchnorm
 from tinynet_ms.predict import (OUTPUT_FORMATS, Classifier, Prediction, classify_files, exported_classifier,
                                 find_images, format_predictions, network_classifier, write_predictions)
 
@@ -28,7 +27,7 @@ def build_classifier(cfg: SimpleNamespace) -> Classifier:
         log.info("predicting with %s (the exported file; the config's model keys are not used)", cfg.model_path)
         return exported_classifier(cfg.model_path, stored_class_names(cfg.checkpoint_path))
     checkpoint = require_checkpoint(cfg)
-    net = fold_batchnorm(build_network(cfg, checkpoint))  # eval.py's network: BN folded, same logits
+    net = eval_network(cfg, checkpoint)
     names = checkpoint_class_names(checkpoint, net.num_classes)
     return network_classifier(net, image_size(cfg, net), preprocessing(cfg, net), names)
 
