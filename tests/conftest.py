@@ -1,6 +1,8 @@
 """Fixtures. Shared constants and writers live in helpers.py (a plain module), not here."""
 import logging
 import os
+import shutil
+import subprocess
 
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings drown pytest output
 
@@ -9,15 +11,15 @@ from pathlib import Path  # noqa: E402
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import MINI_WEIGHTS  # noqa: E402
+from helpers import MINI_WEIGHTS, ROOT, SCRIPT_ENV, TWO_WORKERS, write_odd_images  # noqa: E402
 
 ms.set_device("CPU")
 
 
 def pytest_collection_modifyitems(items):
-    """A perf test is slow too: the quick tier (-m "not slow") never runs one."""
+    """A perf or long test is slow too: the quick tier (-m "not slow") never runs one."""
     for item in items:
-        if item.get_closest_marker("perf"):
+        if item.get_closest_marker("perf") or item.get_closest_marker("long"):
             item.add_marker(pytest.mark.slow)
 
 
@@ -69,3 +71,27 @@ def mini_run(tmp_path_factory) -> dict:
         "model": "tinynet", "w": 0.25, "d": 0.35, "num_classes": 10, "image_size": 48, "device_target": "CPU",
         "batch_size": 8, "num_parallel_workers": 2, "output_dir": str(root / "out")}))
     return {"data": data, "config": config, "weights": MINI_WEIGHTS, "root": root}
+
+
+@pytest.fixture(scope="session")
+def messy_data(demo_data, tmp_path_factory) -> Path:
+    """The demo data plus what real folders contain: broken files, odd formats, an empty class (6 classes)."""
+    root = tmp_path_factory.mktemp("messy") / "data"
+    shutil.copytree(demo_data, root)
+    odd = write_odd_images(root / "train" / "zz_odd")
+    for name in ("truncated.jpg", "corrupt.jpg", "empty.jpg"):
+        shutil.copy(odd[name], root / "train" / "circle_filled" / name)
+    shutil.copytree(root / "train" / "zz_odd", root / "val" / "zz_odd")
+    (root / "train" / "zz_empty").mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_worker_run(messy_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The CI's one-node msrun training (2 workers, 2 epochs, TWO_WORKERS on messy_data): its output directory and
+    the script's process. Checked by test_training_e2e; the multi-node test trains the same on two nodes."""
+    out = tmp_path_factory.mktemp("two_workers") / "out"
+    run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
+                          *TWO_WORKERS, "--output_dir", str(out)], cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"},
+                         capture_output=True, text=True, timeout=900)
+    return out, run

@@ -13,6 +13,12 @@ MINI_WEIGHTS = DATA / "timm_tinynet_mini.safetensors"  # timm's weights: non-tri
 # The scripts call `python` and `msrun`: make them this interpreter's, whether or not its venv is activated.
 SCRIPT_ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1",
               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+# train.py on 4 demo classes at 32 px, small and fast: what the end-to-end tests check is the machinery, not accuracy.
+FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
+        "--log_interval", "2", "--ema_decay", "0.9", "--lr", "0.002", "--warmup_epochs", "0.5"]
+# The CI's msrun run (conftest.two_worker_run): also the LR scaled to the global batch, 2 x 8 at 0.048 for 256.
+TWO_WORKERS = [*FAST, "--epochs", "2", "--num_classes", "6", "--lr", "0.048", "--lr_scaling", "linear",
+               "--lr_reference_batch", "256"]
 BROKEN = ("truncated.jpg", "corrupt.jpg", "empty.jpg", "notes.png")
 
 

@@ -131,7 +131,7 @@ def test_a_device_this_mindspore_cannot_run_is_one_line_before_planning(demo_dat
 
 
 def _search_cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, "cube.py", "search", str(data), "--macs", "5M", "--samples", "4",
+    return [sys.executable, "cube.py", "search", str(data), "--macs", "5M", "--samples", "3",
             "--epochs", "1", "--config", str(DEMO_CONFIG), "--out", str(out), "--batch_size", "8",
             "--num_parallel_workers", "1", "--ema_decay", "0"]
 
@@ -147,7 +147,7 @@ def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_
     seen = []
     for line in first.stdout:  # stop the search while its third candidate trains
         seen.append(line)
-        if line.startswith("candidate 3/4") and "training" in line:
+        if line.startswith("candidate 3/3") and "training" in line:
             break
     log = out / "candidates" / "03_sample" / "logs" / "search.log"
     deadline = time.time() + 120
@@ -158,21 +158,21 @@ def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_
     assert first.returncode == 128 + signal.SIGTERM, err
     assert "run the same command again to continue" in err
     record = json.loads((out / SEARCH_FILE).read_text())
-    assert [c.get("top1") is not None for c in record["candidates"]] == [True, True, False, False]
+    assert [c.get("top1") is not None for c in record["candidates"]] == [True, True, False]
     done_metrics = {i: (out / record["candidates"][i]["run_dir"] / "metrics.jsonl").read_bytes() for i in (0, 1)}
 
     again = subprocess.run(_search_cmd(data, out), cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True,
                            timeout=1200)
     assert again.returncode == 0, again.stderr[-3000:]
     lines = [ln for ln in again.stdout.splitlines() if ln.startswith("candidate ")]
-    assert ["done before" in ln for ln in lines] == [True, True, False, False], again.stdout
+    assert ["done before" in ln for ln in lines] == [True, True, False], again.stdout
     assert all("training" in ln for ln in lines[2:])
     for i, text in done_metrics.items():  # the finished candidates were not touched
         assert (out / record["candidates"][i]["run_dir"] / "metrics.jsonl").read_bytes() == text
 
     record = json.loads((out / SEARCH_FILE).read_text())
     candidates = record["candidates"]
-    assert [c["source"] for c in candidates][:2] == ["tiny", "giant"] and len(candidates) == 4
+    assert [c["source"] for c in candidates][:2] == ["tiny", "giant"] and len(candidates) == 3
     for c in candidates:
         assert abs(c["macs"] / 5e6 - 1) <= 0.02 and 0 <= c["top1"] <= 1 and c["best_epoch"] == 1
         assert c["macs"] == count_macs(c["r"], c["w"], c["d"], 4).macs and c["train_seconds"] > 0
@@ -196,8 +196,6 @@ def test_search_trains_every_candidate_resumes_after_a_kill_and_its_best_config_
     assert "top1:" in scored
     assert json.loads((tmp_path / "eval.json").read_text())["top1"] == pytest.approx(best["top1"], abs=1 / 16)
     assert "max abs diff" in zoo("export.py", "--file_name", str(tmp_path / "best"), "--file_format", "ONNX")
-    zoo("train.py", "--epochs", "1", "--output_dir", str(tmp_path / "retrain"))
-    assert (tmp_path / "retrain" / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_best_medians_time_several_networks_in_turn_and_keep_each_ones_fastest():
@@ -268,9 +266,10 @@ def test_remeasure_refuses_a_macs_search_a_missing_one_and_one_in_use(tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target, samples, windows", [
-    # CI: the plumbing on one target with the formula points only (each sampled point is a width solve); what the
-    # harness target times is pinned by test_latency_times_what_eval_py_and_the_harness_run
-    ("mindspore", 2, "short"), pytest.param("harness", 2, "short", marks=pytest.mark.perf),
+    # CI: the plumbing on one target with one formula point (each point is a width solve, a compile per width tried);
+    # what the harness target times is pinned by test_latency_times_what_eval_py_and_the_harness_run
+    ("mindspore", 1, "short"), pytest.param("mindspore", 2, "short", marks=pytest.mark.long),
+    pytest.param("harness", 2, "short", marks=pytest.mark.perf),
     pytest.param("mindspore", 3, "real", marks=pytest.mark.perf),
     pytest.param("harness", 2, "real", marks=pytest.mark.perf)])  # harness: an export per network
 def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path, demo_data, target, samples, windows,

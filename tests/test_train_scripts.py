@@ -16,7 +16,7 @@ import pytest
 from helpers import ROOT, SCRIPT_ENV
 
 # Small and slow enough to be stopped mid-run: 4 demo classes at 32 px, many epochs.
-FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
+SMALL = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
         "--log_interval", "2", "--num_classes", "4"]
 ENV = {k: v for k, v in SCRIPT_ENV.items() if k != "MASTER_PORT"}  # the launcher chooses
 
@@ -24,7 +24,7 @@ ENV = {k: v for k, v in SCRIPT_ENV.items() if k != "MASTER_PORT"}  # the launche
 def _script(name: str, *args: str, out: Path, log: Path) -> subprocess.Popen:
     """The script in a session of its own (Ctrl-C reaches a terminal's foreground process group: this one)."""
     with open(log.with_suffix(".out"), "w") as stdout, open(log.with_suffix(".err"), "w") as stderr:
-        return subprocess.Popen(["bash", f"scripts/{name}", *args, *FAST, "--output_dir", str(out)], cwd=ROOT,
+        return subprocess.Popen(["bash", f"scripts/{name}", *args, *SMALL, "--output_dir", str(out)], cwd=ROOT,
                                 env=ENV, stdout=stdout, stderr=stderr, start_new_session=True)
 
 
@@ -97,7 +97,7 @@ def test_a_signal_to_the_distribute_script_stops_every_rank_and_says_how_to_resu
     assert not _alive(tree), _alive(tree)
     stopped = [line for line in err.splitlines() if line.startswith("stopped by")]
     assert stopped == [f"stopped by {sig.name}; every rank was stopped; resume with: bash "
-                       f"scripts/run_distribute_train.sh {demo_data} configs/demo.yaml 2 --epochs 50 {' '.join(FAST)} "
+                       f"scripts/run_distribute_train.sh {demo_data} configs/demo.yaml 2 --epochs 50 {' '.join(SMALL)} "
                        f"--output_dir {out} --resume auto"], err
 
 
@@ -114,7 +114,7 @@ def test_a_signal_to_the_standalone_script_stops_the_training_and_says_how_to_re
     err = (tmp_path / "console.err").read_text()
     assert err.strip().splitlines()[-1] == (
         f"stopped by SIGTERM; every rank was stopped; resume with: bash scripts/run_standalone_train.sh {demo_data} "
-        f"configs/demo.yaml --epochs 50 {' '.join(FAST)} --output_dir {out} --resume auto"), err
+        f"configs/demo.yaml --epochs 50 {' '.join(SMALL)} --output_dir {out} --resume auto"), err
 
 
 @pytest.mark.slow  # trains
@@ -146,7 +146,7 @@ def test_a_config_error_is_refused_once_before_any_rank_starts(demo_data, tmp_pa
         (out / "checkpoints").mkdir(parents=True)
         (out / "checkpoints" / "last.ckpt").write_bytes(b"")
     devices = ["2"] if script == "run_distribute_train.sh" else []
-    run = subprocess.run(["bash", f"scripts/{script}", str(demo_data), "configs/demo.yaml", *devices, *FAST, *extra,
+    run = subprocess.run(["bash", f"scripts/{script}", str(demo_data), "configs/demo.yaml", *devices, *SMALL, *extra,
                           "--output_dir", str(out)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.stderr.count("error: ") == 1 and message in run.stderr and "Traceback" not in run.stderr, run.stderr

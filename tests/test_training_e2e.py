@@ -10,40 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SCRIPT_ENV, write_odd_images
-
-# Small and fast: 4 demo classes at 32 px; what is tested is the machinery, not the accuracy.
-FAST = ["--device_target", "CPU", "--image_size", "32", "--batch_size", "8", "--num_parallel_workers", "1",
-        "--log_interval", "2", "--ema_decay", "0.9", "--lr", "0.002", "--warmup_epochs", "0.5"]
+from helpers import FAST, ROOT, SCRIPT_ENV
 
 
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def messy_data(demo_data, tmp_path_factory) -> Path:
-    """The demo data plus what real folders contain: broken files, odd formats, an empty class."""
-    root = tmp_path_factory.mktemp("messy") / "data"
-    shutil.copytree(demo_data, root)
-    odd = write_odd_images(root / "train" / "zz_odd")
-    for name in ("truncated.jpg", "corrupt.jpg", "empty.jpg"):
-        shutil.copy(odd[name], root / "train" / "circle_filled" / name)
-    shutil.copytree(root / "train" / "zz_odd", root / "val" / "zz_odd")
-    (root / "train" / "zz_empty").mkdir()
-    return root
-
-
 @pytest.mark.slow
-def test_distributed_training_two_workers(messy_data, tmp_path):
-    """Also the LR scaled to the global batch: 2 devices x 8 at lr 0.048 for 256 -> 0.048 x 16 / 256."""
+def test_distributed_training_two_workers(two_worker_run):
+    """msrun with 2 workers on messy data; also the LR scaled to the global batch: 2 x 8 at lr 0.048 for 256 ->
+    0.048 x 16 / 256."""
     from tinynet_ms.train import step_lr_schedule
 
-    out = tmp_path / "out"
-    run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
-                          *FAST, "--epochs", "2", "--num_classes", "6", "--output_dir", str(out),
-                          "--lr", "0.048", "--lr_scaling", "linear", "--lr_reference_batch", "256"],
-                         cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"}, capture_output=True, text=True, timeout=900)
+    out, run = two_worker_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     logs = [(out / "logs" / f"worker_{r}.log").read_text() for r in range(2)]
     digests = [log.split("weights digest ")[1].split()[0] for log in logs]
