@@ -71,3 +71,30 @@ def as_timm_state(arrays: dict) -> dict:
         if name.endswith(".moving_mean"):
             out[f"{name.rpartition('.')[0]}.num_batches_tracked"] = np.array(7, np.int64)
     return out
+
+
+def write_tiny_onnx(path: Path, image_size: int = 48, num_classes: int = 10, weight: float = 0.01,
+                    backbone: bool = False) -> Path:
+    """A hand-made ONNX model (batch 1, 3 x S x S in; global average pool, then one Gemm) for tests that need a model
+    file but no network compile: ``weight`` fills the Gemm's matrix (NaN: NaN logits for any input); ``backbone``
+    ends at the pooled (1, 3, 1, 1) feature map, as a one-level features_only export ends at a feature map."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, image_size, image_size])
+    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["pooled"])]
+    inits = []
+    if backbone:
+        output = helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [1, 3, 1, 1])
+    else:
+        nodes += [helper.make_node("Flatten", ["pooled"], ["flat"]),
+                  helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1)]  # OpenCV DNN's layout
+        inits = [helper.make_tensor("w", TensorProto.FLOAT, [num_classes, 3], [weight] * (3 * num_classes)),
+                 helper.make_tensor("b", TensorProto.FLOAT, [num_classes], list(np.arange(num_classes, dtype=float)))]
+        output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, num_classes])
+    graph = helper.make_graph(nodes, "tiny", [image], [output], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7  # readable by older runtimes (OpenCV DNN)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import BROKEN, ROOT, SCRIPT_ENV, write_odd_images
+from helpers import BROKEN, ROOT, SCRIPT_ENV, write_odd_images, write_tiny_onnx
 from tinynet_ms import create_model
 from tinynet_ms.data import load_eval_image, sample_names, scan_split
 from tinynet_ms.export import export_network
@@ -258,6 +258,53 @@ def test_bad_input_is_a_clear_error(harness, mini_onnx, tmp_path):
     assert run.returncode == 2 and "--mean needs 3 comma-separated numbers" in run.stderr
     run = _infer_script(tmp_path / "model.tflite", good, tmp_path)
     assert run.returncode == 2 and "does not exist" in run.stderr
+
+
+@pytest.mark.parametrize("backend", ["openvino", "opencv"])
+def test_non_finite_inputs_and_logits_are_errors_not_predictions(harness, tmp_path, backend):
+    """A .bin holding NaN or inf, or a model giving NaN logits for a finite input: one error line naming the file
+    (exit 1), instead of NaN logits that postprocess would score as class 0."""
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    x = np.random.default_rng(0).standard_normal((3, 48, 48)).astype(np.float32)
+    x.tofile(bins / "a_ok.bin")
+    model, nan_model = write_tiny_onnx(tmp_path / "m.onnx"), write_tiny_onnx(tmp_path / "nan.onnx", weight=np.nan)
+    flags = [f"--backend={backend}", "--image_size=48", "--input_type=bin", f"--input_path={bins}", "--output_dir=o"]
+    assert _main(f"--model_path={model}", *flags, cwd=tmp_path).returncode == 0
+    for bad in (np.nan, np.inf):
+        x[1, 2, 3] = bad
+        x.tofile(bins / "b_bad.bin")
+        run = _main(f"--model_path={model}", *flags, cwd=tmp_path)
+        assert run.returncode == 1 and run.stderr.splitlines() == [
+            f"error: {bins / 'b_bad.bin'}: 1 of 6912 values are NaN or inf: write the inputs again with "
+            f"preprocess.py"], run.stderr
+    (bins / "b_bad.bin").unlink()
+    run = _main(f"--model_path={nan_model}", *flags, cwd=tmp_path)
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        f"error: {bins / 'a_ok.bin'}: the model gave NaN/inf logits for this finite input: check the model file "
+        f"(export it again)"], run.stderr
+
+
+def test_image_listing_skips_link_loops_and_broken_links_as_the_python_scan_does(harness, mini_onnx, tmp_path):
+    """A class folder with a link back up (a loop), a link to a sibling folder, a dangling and a self-referencing
+    image link: the harness lists exactly the images scan_split lists, each skipped link in one short line."""
+    data = tmp_path / "data"
+    odd = write_odd_images(tmp_path / "odd")
+    for cls, name in (("a", "rgb.jpg"), ("b", "gray.jpg")):
+        (data / cls / "sub").mkdir(parents=True)
+        shutil.copy(odd[name], data / cls / "sub" / f"{cls}.jpg")
+    (data / "a" / "loop").symlink_to("..")
+    (data / "a" / "alias").symlink_to("sub")
+    (data / "b" / "gone.jpg").symlink_to("missing.jpg")
+    (data / "b" / "self.jpg").symlink_to("self.jpg")
+    run = _main(f"--model_path={mini_onnx}", "--backend=cpu", "--image_size=48", *_pre_flags(), "--input_type=image",
+                f"--input_path={data}", "--output_dir=out", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    expected = sorted(f"{n}_0.bin" for n in sample_names(scan_split(data).samples))
+    assert expected == ["a_0.bin", "b_0.bin"]
+    assert sorted(p.name for p in (tmp_path / "out" / "result_Files").iterdir()) == expected
+    assert sorted(run.stderr.splitlines()) == [f"skipping {data / 'b' / name}: not a readable file (a broken link?)"
+                                               for name in ("gone.jpg", "self.jpg")]
 
 
 def test_a_model_file_that_is_not_one_is_one_line(tmp_path, demo_data):

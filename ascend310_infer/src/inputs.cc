@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <stdexcept>
+#include <system_error>
 
 #include "preprocess.h"
 
@@ -20,17 +23,44 @@ bool IsImageFile(const fs::path &path) {
   return std::find(std::begin(kExts), std::end(kExts), ext) != std::end(kExts);
 }
 
-void ReadBin(const std::string &path, size_t count, float *out) {
-  const uintmax_t expected = count * sizeof(float);
+void ReadBin(const std::string &path, int image_size, float *out) {
+  const uintmax_t expected = static_cast<uintmax_t>(3) * image_size * image_size * sizeof(float);
   const uintmax_t actual = fs::file_size(path);
   if (actual != expected) {
-    throw std::runtime_error("expected " + std::to_string(expected) + " bytes (float32 3xSxS), got " +
-                             std::to_string(actual));
+    const std::string s = std::to_string(image_size);
+    throw std::runtime_error(std::to_string(actual) + " bytes, not the " + std::to_string(expected) +
+                             " of a float32 (3," + s + "," + s + ") tensor: write the inputs again with preprocess.py "
+                             "for this model");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in.read(reinterpret_cast<char *>(out), static_cast<std::streamsize>(expected))) {
     throw std::runtime_error("read failed");
   }
+}
+
+// Image files below dir as the Python scan (tinynet_ms.data.scan_split, pathlib's rglob) finds them: dir's own
+// entries are followed through symlinks (class folders may be links), deeper links to folders are not (one back up
+// would loop forever); a folder that cannot be listed or an image name that is no readable file (a broken or
+// looping link) is skipped with one line on stderr, as Python logs it.
+void FindImages(const fs::path &dir, bool follow_links, std::vector<fs::path> *paths) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const fs::path &path = it->path();
+    std::error_code link_ec, status_ec;
+    const bool is_link = it->is_symlink(link_ec);
+    const fs::file_status target = fs::status(path, status_ec);  // through links; an error leaves type none
+    if (fs::is_directory(target)) {
+      if (follow_links || !is_link) FindImages(path, false, paths);
+    } else if (IsImageFile(path)) {
+      if (fs::is_regular_file(target)) {
+        paths->push_back(path);
+      } else {
+        std::cerr << "skipping " << path.string() << ": not a readable file (a broken link?)\n";
+      }
+    }
+  }
+  if (ec) std::cerr << "skipping " << dir.string() << ": cannot list it (" << ec.message() << ")\n";
 }
 
 }  // namespace
@@ -43,9 +73,7 @@ std::vector<InputFile> ListInputs(const std::string &dir, const std::string &inp
       if (entry.is_regular_file() && entry.path().extension() == ".bin") paths.push_back(entry.path());
     }
   } else {
-    for (const auto &entry : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink)) {
-      if (entry.is_regular_file() && IsImageFile(entry.path())) paths.push_back(entry.path());
-    }
+    FindImages(dir, true, &paths);
   }
   // Byte-wise order of the full path, as Python's sorted() on str paths.
   std::sort(paths.begin(), paths.end(), [](const fs::path &a, const fs::path &b) { return a.string() < b.string(); });
@@ -71,9 +99,16 @@ void LoadInput(const InputFile &file, const std::string &input_type, int image_s
                float *out) {
   try {
     if (input_type == "bin") {
-      ReadBin(file.path, static_cast<size_t>(3) * image_size * image_size, out);
+      ReadBin(file.path, image_size, out);
     } else {
       EvalTransform(DecodeRgb(file.path), image_size, pre, out);
+    }
+    // A NaN/inf input gives NaN logits, whose argmax (class 0) would be scored as a prediction.
+    const size_t count = static_cast<size_t>(3) * image_size * image_size;
+    const auto bad = std::count_if(out, out + count, [](float v) { return !std::isfinite(v); });
+    if (bad > 0) {
+      throw std::runtime_error(std::to_string(bad) + " of " + std::to_string(count) +
+                               " values are NaN or inf: write the inputs again with preprocess.py");
     }
   } catch (const std::exception &e) {
     throw std::runtime_error(file.path + ": " + e.what());

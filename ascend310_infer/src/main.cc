@@ -1,6 +1,7 @@
 // Batch inference harness in the model-zoo ascend310_infer layout: inputs → backend → result_Files/*.bin + timing.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -132,8 +133,13 @@ int Run(const Options &opt) {
       if (num_classes == 0) num_classes = logits.size() / n;
       if (logits.size() / n != num_classes) throw std::runtime_error("model output size changed between batches");
       for (size_t i = 0; i < real; ++i) {
-        WriteFloats((result_dir / (files[first + i].stem + "_0.bin")).string(), &logits[i * num_classes],
-                    num_classes);
+        const float *row = &logits[i * num_classes];
+        // The input was checked finite: NaN/inf here is the model's (its argmax, class 0, is no prediction).
+        if (!std::all_of(row, row + num_classes, [](float v) { return std::isfinite(v); })) {
+          throw std::runtime_error(files[first + i].path + ": the model gave NaN/inf logits for this finite input: "
+                                   "check the model file (export it again)");
+        }
+        WriteFloats((result_dir / (files[first + i].stem + "_0.bin")).string(), row, num_classes);
       }
     }
   }
