@@ -51,11 +51,16 @@ def preprocess(data_path: str, output_path: str, image_size: int,
 
 
 def read_results(result_path: str, names: list[str]) -> tuple[list[str], np.ndarray]:
-    """(names that have a ``<name>_0.bin``, their float32 logits stacked)."""
+    """(names that have a ``<name>_0.bin``, their float32 logits stacked). Each file must hold the same whole number
+    of float32 logits, all finite: argmax(NaN) is class 0, so a broken input or model would score silently."""
     found, rows = [], []
     for name in names:
         path = Path(result_path) / f"{name}_0.bin"
         if path.is_file():
+            size = path.stat().st_size
+            if size == 0 or size % 4:
+                raise ValueError(f"{path}: {size} bytes is not a float32 logits vector; run the harness again "
+                                 f"(run_infer_310.sh)")
             found.append(name)
             rows.append(np.fromfile(path, np.float32))
     if not rows:
@@ -63,7 +68,13 @@ def read_results(result_path: str, names: list[str]) -> tuple[list[str], np.ndar
     sizes = {r.size for r in rows}
     if len(sizes) != 1:
         raise ValueError(f"result files in '{result_path}' hold different numbers of logits: {sorted(sizes)}")
-    return found, np.stack(rows)
+    logits = np.stack(rows)
+    broken = [n for n, ok in zip(found, np.isfinite(logits).all(axis=1)) if not ok]
+    if broken:
+        raise ValueError(f"{len(broken)} of {len(found)} result files in '{result_path}' hold NaN/inf logits (first: "
+                         f"{broken[0]}_0.bin): the model or its inputs are broken; check them, then run the harness "
+                         f"again")
+    return found, logits
 
 
 def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> dict:
@@ -76,7 +87,12 @@ def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> d
     if missing:
         log.warning("%d of %d labelled images have no result file in %s (not counted)", missing, len(labels),
                     result_path)
-    top1, top5 = topk_correct(logits, np.array([labels[n] for n in found]))
+    targets = np.array([labels[n] for n in found])
+    if targets.max() >= logits.shape[1]:  # labels the model cannot predict: the data is not the model's
+        raise ValueError(f"{label_file} has class index {targets.max()} but the result files in '{result_path}' "
+                         f"hold {logits.shape[1]} logits: the data has more classes than the model; score it on its "
+                         f"own dataset")
+    top1, top5 = topk_correct(logits, targets)
     result = {"top1": top1 / len(found), "top5": top5 / len(found), "num_samples": len(found)}
     line = f"top1: {result['top1']:.6f} top5: {result['top5']:.6f}"
     write_text_atomic(output, f"{line}\nnum_samples: {len(found)}\nmissing: {missing}\n")

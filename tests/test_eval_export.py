@@ -190,6 +190,44 @@ def test_preprocess_writes_exact_eval_tensors_and_postprocess_scores_them(mini_r
     assert "num_samples: 39" in (tmp_path / "acc.log").read_text()
 
 
+def _postprocess(tmp_path, rows: dict[str, np.ndarray | bytes], labels: dict[str, int], capsys) -> tuple[int, str]:
+    """postprocess.py's main, in-process, on result files holding ``rows`` (arrays as float32, bytes as they are)."""
+    from postprocess import main
+
+    (tmp_path / "result_Files").mkdir(exist_ok=True)
+    for name, row in rows.items():
+        data = row if isinstance(row, bytes) else np.asarray(row, np.float32).tobytes()
+        (tmp_path / "result_Files" / f"{name}_0.bin").write_bytes(data)
+    (tmp_path / "label.json").write_text(json.dumps(labels))
+    code = main(["--result_path", str(tmp_path / "result_Files"), "--label_file", str(tmp_path / "label.json"),
+                 "--output", str(tmp_path / "acc.log")])
+    return code, capsys.readouterr().err
+
+
+def test_postprocess_refuses_non_finite_logits(tmp_path, capsys):
+    """argmax(NaN) is class 0: a NaN/inf result file is an error naming it, not a correct class-0 prediction."""
+    rows = {"a": [3.0, 1.0, 0.0], "b": [0.0, 2.0, 1.0], "c": [np.nan] * 3, "d": [np.inf, 0.0, 0.0]}
+    code, err = _postprocess(tmp_path, rows, {"a": 0, "b": 1, "c": 0, "d": 0}, capsys)
+    assert code == 1 and err.splitlines() == [
+        f"error: 2 of 4 result files in '{tmp_path / 'result_Files'}' hold NaN/inf logits (first: c_0.bin): the model "
+        f"or its inputs are broken; check them, then run the harness again"], err
+    assert not (tmp_path / "acc.log").exists()
+
+
+def test_postprocess_checks_result_sizes_and_the_class_count(tmp_path, capsys):
+    """A result file that is no float32 vector, and labels beyond the model's logits (data of more classes than
+    the model), are one-line errors instead of a truncated read or a silent 0 for those images."""
+    code, err = _postprocess(tmp_path, {"a": [3.0, 1.0], "b": b"\0" * 11}, {"a": 0, "b": 1}, capsys)
+    assert code == 1 and err.splitlines() == [
+        f"error: {tmp_path / 'result_Files' / 'b_0.bin'}: 11 bytes is not a float32 logits vector; run the harness "
+        f"again (run_infer_310.sh)"], err
+    code, err = _postprocess(tmp_path, {"b": [0.0, 1.0]}, {"a": 0, "b": 3}, capsys)
+    assert code == 1 and err.splitlines() == [
+        f"error: {tmp_path / 'label.json'} has class index 3 but the result files in '{tmp_path / 'result_Files'}' "
+        f"hold 2 logits: the data has more classes than the model; score it on its own dataset"], err
+    assert not (tmp_path / "acc.log").exists()
+
+
 def test_offline_inference_names_must_be_unique(tmp_path, mini_run):
     image = next((mini_run["data"] / "val").rglob("*.jpg")).read_bytes()
     for cls in ("a", "b"):
