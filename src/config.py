@@ -21,6 +21,7 @@ import yaml
 
 from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.kernels import CPU_KERNELS
+from tinynet_ms.records import RecordError, in_bounds, read_text_bounded, shown
 from tinynet_ms.train.schedule import LR_SCALINGS
 
 
@@ -180,23 +181,17 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         else:
             value = str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"config key '{name}' ({source}) expects {type(default).__name__}, got {value!r}") from None
-    if key.bounds and not _in_bounds(value, key.bounds):
-        raise ConfigError(f"config key '{name}' ({source}) must be in {key.bounds}, got {value!r}")
+        raise ConfigError(f"config key '{name}' ({source}) expects {type(default).__name__}, got {shown(value)}") \
+            from None
+    if key.bounds and not in_bounds(value, key.bounds):
+        raise ConfigError(f"config key '{name}' ({source}) must be in {key.bounds}, got {shown(value)}")
     if key.choices and value not in key.choices:
         match = {c.lower(): c for c in key.choices}.get(value.lower())  # Ascend/ascend, onnx/ONNX
         if match is None:
-            raise ConfigError(f"config key '{name}' ({source}) must be one of {', '.join(key.choices)}, got {value!r}")
+            raise ConfigError(f"config key '{name}' ({source}) must be one of {', '.join(key.choices)}, got "
+                              f"{shown(value)}")
         value = match
     return value
-
-
-def _in_bounds(value: float, bounds: str) -> bool:
-    """``value`` in an interval written as "[lo, hi)" etc. (inf allowed); NaN is in none."""
-    lo, hi = (float(x) for x in bounds[1:-1].split(","))
-    above = value > lo if bounds[0] == "(" else value >= lo
-    below = value < hi if bounds[-1] == ")" else value <= hi
-    return above and below
 
 
 def _unknown(name: str, source: str) -> ConfigError:
@@ -308,16 +303,44 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     return values
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a flat mapping of ~60 keys (a few kB): anything larger is not one
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe subset without aliases (``*name``). A config is a flat mapping of scalar keys, so an alias has
+    no use in one, while a few nested ones expand to billions of nodes (the "billion laughs"): refusing every alias
+    is simpler and surer than bounding the expansion."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config: write the "
+                                              "value itself", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """What is wrong with a YAML text, in a few words and where (one line)."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())[:200]
+
+
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, tuple[Any, str]]:
     """{key: (value, file it came from)} of ``path`` on top of its ``_base_`` files."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}" + (f" (the {BASE_KEY} of {chain[-1]})" if chain else ""))
     if path.resolve() in chain:
         raise ConfigError(f"{path}: {BASE_KEY} includes itself ({' -> '.join(map(str, chain + (path,)))})")
+    fix = "fix it, or give another config"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        data = yaml.load(read_text_bounded(path, fix, MAX_CONFIG_BYTES), _ConfigLoader) or {}
+    except RecordError as exc:  # too big, not UTF-8
+        raise ConfigError(str(exc)) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: an integer too long to convert
+        raise ConfigError(f"{path} is not a valid config ({_yaml_problem(exc)}); {fix}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of config keys")
     values: dict[str, tuple[Any, str]] = {}
