@@ -1,14 +1,16 @@
 """INT8 post-training quantization (tinynet_ms.quantize): a real QDQ file, calibrated and scored, its sidecar kept;
 activation ranges from per-batch statistics of a chosen calibration batch, whatever batch the file was exported with."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, write_tiny_onnx
 from tinynet_ms import create_model
 from tinynet_ms.data import scan_split
 from tinynet_ms.export import export_network, load_exported, model_info, sidecar_path
@@ -121,3 +123,46 @@ def test_bad_input_is_one_line(mini_run, mini_onnx, tmp_path, args, expect):
     run = subprocess.run([sys.executable, "-m", "tinynet_ms.quantize", *argv], cwd=ROOT, capture_output=True,
                          text=True)
     assert run.returncode != 0 and expect in run.stderr.strip().splitlines()[-1], run.stderr  # one line says it
+
+
+def _spellings(model):
+    """Other names of ``model``'s file: a symlink, a detour through its folder, a relative path, a hard link."""
+    (model.parent / "link.onnx").symlink_to(model.name)
+    (model.parent / "hard.onnx").hardlink_to(model)
+    return [model, model.parent / "link.onnx", model.parent / ".." / model.parent.name / model.name,
+            Path(os.path.relpath(model)), model.parent / "hard.onnx", sidecar_path(model)]
+
+
+def test_output_that_is_the_model_itself_is_refused_before_any_work(tmp_path, capsys):
+    """--output naming the float model (or its sidecar) under any spelling would replace it and score INT8 against
+    itself: exit 2, one line, before the data is read (there is none here) and with the model untouched."""
+    model = write_tiny_onnx(tmp_path / "m.onnx")
+    sidecar_path(model).write_text("{}")
+    before = model.read_bytes(), sidecar_path(model).read_bytes()
+    for output in _spellings(model):
+        assert main([str(model), "--data", str(tmp_path / "no_data"), "--output", str(output)]) == 2, output
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: --output {output} is ") and "itself" in err[0], err
+    assert (model.read_bytes(), sidecar_path(model).read_bytes()) == before
+
+
+def test_a_backbone_export_is_refused_before_anything_is_written(tmp_path, demo_data, capsys):
+    """A one-level backbone file (one feature-map output, as export.py --features_only true --out_indices 4 writes)
+    passed the old 'one output' check, got quantized, then failed in numpy: now one line naming what is supported."""
+    model = write_tiny_onnx(tmp_path / "backbone.onnx", backbone=True)
+    assert main([str(model), "--data", str(demo_data), "--num_calib", "4"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {model} outputs (1,3,1,1): quantize takes a classifier export (one (N, classes) logits "
+                   f"output); a backbone (export.py --features_only true) cannot be scored on DATA/val"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.onnx"]
+
+
+def test_a_model_of_other_classes_than_the_data_is_named(tmp_path, demo_data, capsys):
+    """A 10-class model on 4-class data scored a meaningless top-1 (0.0000): one line naming both counts, exit 1,
+    nothing written."""
+    model = write_tiny_onnx(tmp_path / "ten.onnx", num_classes=10)
+    assert main([str(model), "--data", str(demo_data), "--num_calib", "4", "--runs", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: {model} has 10 classes but {demo_data / 'train'} has 4 class folders: quantize with the "
+                   f"dataset the model was trained on"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ten.onnx"]

@@ -232,15 +232,35 @@ def format_table(rows: Sequence[Scores]) -> str:
     return "\n".join(lines)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: one path once symlinks and spelling (./, ..) are resolved, or hard
+    links to one inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either one does not exist: not the same file
+        return False
+
+
 def run(args: argparse.Namespace) -> list[Scores]:
     model = Path(args.model)
     if not model.is_file():
         raise FileNotFoundError(f"model file not found: {model}")
     if model.suffix.lower() != ".onnx":
         raise UsageError(f"{model}: quantization takes the ONNX export (export.py --file_format ONNX)")
+    output = Path(args.output) if args.output else model.with_name(model.stem + "_int8.onnx")
+    for kept in (model, sidecar_path(model)):
+        if _same_file(output, kept):  # the float model would be replaced, then scored against itself
+            raise UsageError(f"--output {output} is {kept} itself: name another file (default "
+                             f"{model.stem}_int8.onnx)")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder: name the INT8 file, e.g. {output / model.name}")
     (in_shape, out_shapes) = model_io_shapes(model)
-    if len(out_shapes) != 1:
-        raise UsageError(f"{model} has {len(out_shapes)} outputs: only a classifier can be scored on DATA/val")
+    if len(out_shapes) != 1 or len(out_shapes[0]) != 2:
+        shapes = ", ".join(f"({','.join('N' if d == DYNAMIC else str(d) for d in s)})" for s in out_shapes)
+        raise UsageError(f"{model} outputs {shapes}: quantize takes a classifier export (one (N, classes) logits "
+                         f"output); a backbone (export.py --features_only true) cannot be scored on DATA/val")
     batch = DYNAMIC_BATCH if in_shape[0] == DYNAMIC else in_shape[0]
     image_size = in_shape[2]
     pre, source = read_preprocessing(model)
@@ -249,8 +269,11 @@ def run(args: argparse.Namespace) -> list[Scores]:
     train, val_split = train_split.samples, scan_split(data / "val", classes=train_split.classes)
     if not train or not val_split.samples:
         raise UsageError(f"{data}: train/ and val/ need images")
+    num_classes = out_shapes[0][1]
+    if num_classes not in (DYNAMIC, len(train_split.classes)):  # its scores would compare unrelated class indices
+        raise ValueError(f"{model} has {num_classes} classes but {data / 'train'} has {len(train_split.classes)} "
+                         f"class folders: quantize with the dataset the model was trained on")
     calib = calibration_samples(train, args.num_calib)
-    output = Path(args.output) if args.output else model.with_name(model.stem + "_int8.onnx")
     print(f"calibrating on {len(calib)} images of {data / 'train'} at {image_size}px in batches of "
           f"{args.calib_batch} (preprocessing: {source})", flush=True)
     quantize_model(model, output, calib, image_size, pre, args.calib_batch)
