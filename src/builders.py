@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
-from src.config import ConfigError
+from src.config import KEYS, ConfigError
 from tinynet_ms import TinyNet, TinyNetFeatures, create_model
 from tinynet_ms.models.tinynet import select_levels
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
@@ -29,6 +29,11 @@ def build_network(cfg: SimpleNamespace, checkpoint_path: str | None = None, trai
         raise ConfigError("config key 'features_only': the backbone has no classifier, so it cannot be trained or "
                           "evaluated here; export it (export.py --features_only true) or build it in your own "
                           "code with tinynet_ms.create_model(..., features_only=True)")
+    if for_export and not cfg.features_only and str(cfg.out_indices) != KEYS["out_indices"].default:
+        # the classifier has no levels to pick: ignoring the key would export something else than was asked for
+        raise ConfigError(f"config key 'out_indices' ('{cfg.out_indices}') picks backbone levels and needs "
+                          f"features_only true: add --features_only true to export the backbone, or drop out_indices "
+                          f"to export the classifier")
     backbone = dict(features_only=True, out_indices=out_indices(cfg)) if cfg.features_only else {}
     if training and not checkpoint_path:
         checkpoint_path = official_weights(cfg)  # fine-tuning from ImageNet (the EMA copy takes the net's weights)

@@ -116,3 +116,24 @@ def test_backbone_exports_one_output_per_level_and_re_loads_exactly(tmp_path, fi
     x = np.random.default_rng(3).standard_normal((3, 3, 96, 96)).astype(np.float32)
     for got, want in zip(load_exported(result.path)(x), _features(net, x), strict=True):
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("extra,message", [
+    ((), "config key 'out_indices' ('9') picks backbone levels and needs features_only true: add --features_only "
+         "true to export the backbone, or drop out_indices to export the classifier"),
+    (("--features_only", "true"), "config key 'out_indices' ('9'): out_indices must be increasing feature levels in "
+                                  "0..4 (reductions 2, 4, 8, 16, 32), got (9,)"),
+])
+def test_export_out_indices_is_a_backbone_key(tmp_path, capsys, extra, message):
+    """export.py --out_indices without --features_only was ignored (a classifier exported instead of the levels
+    asked for); out of range with it: the same one-line config error (exit 2), nothing written either way."""
+    from src.app import run_app
+    from src.exporting import run_export
+
+    argv = ["--model", "tinynet", "--w", "0.25", "--d", "0.35", "--num_classes", "10", "--image_size", "48",
+            "--device_target", "CPU", "--checkpoint_path", str(MINI_WEIGHTS), "--file_format", "ONNX",
+            "--file_name", str(tmp_path / "m"), "--out_indices", "9", *extra]
+    assert run_app(run_export, argv, "export", "export.py", aliases={"batch_size": "export_batch_size"}) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "error" in line] == [f"error: {message}"], err
+    assert not list(tmp_path.glob("m*"))
