@@ -29,27 +29,15 @@ from pathlib import Path
 
 from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.design import b0_macs, parse_macs, published_knots
-from tinynet_ms.formula import Knot, fit_knots, read_record, write_formula
+from tinynet_ms.formula import Knot, fit_knots, write_formula
 from tinynet_ms.latency import LATENCY_TARGETS, REPORT_SECONDS
-from src.search import SEARCH_FILE, SEARCH_FORMAT, Stopped, best_entry, remeasure, remeasure_table
+from src.search import SEARCH_FILE, Stopped, best_entry, load_search, remeasure, remeasure_table
 
 
 def best_candidate(search_dir: str | Path) -> dict:
-    """The best trained candidate of a search directory's ``cube.json`` (checked: ``ValueError`` naming the
-    file and what is wrong)."""
+    """The best trained candidate of a search directory's ``cube.json`` (checked: ``load_search``)."""
     path = Path(search_dir) / SEARCH_FILE
-    record = read_record(path, SEARCH_FORMAT, "a cube search: a search directory holds one")
-    budget = record.get("budget_macs", record.get("budget_ms"))
-    candidates = record.get("candidates")
-    if not isinstance(budget, (int, float)) or budget <= 0:
-        raise ValueError(f"{path}: 'budget_macs' (or 'budget_ms') must be a positive number")
-    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
-        raise ValueError(f"{path}: 'candidates' must be a list of objects")
-    cost = "macs" if "budget_macs" in record else "latency_ms"
-    for c in candidates:
-        if c.get("top1") is not None and not all(isinstance(c.get(k), (int, float)) and c[k] > 0
-                                                 for k in ("r", "d", "macs", cost)):
-            raise ValueError(f"{path}: every trained candidate needs positive r, d, macs and {cost}")
+    record = load_search(path, required=("r", "d", "macs"), scored=())  # the fields a fit reads, checked
     best = best_entry(record)
     if best is None:
         raise ValueError(f"{path}: no trained candidate (none has a top1): finish the search first")

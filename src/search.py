@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -33,7 +33,8 @@ from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_design, per_network
 from tinynet_ms.formula import read_record
-from tinynet_ms.latency import PROBE_SECONDS, REPORT_SECONDS, best_medians
+from tinynet_ms.latency import LATENCY_TARGETS, PROBE_SECONDS, REPORT_SECONDS, best_medians
+from tinynet_ms.records import Field, RecordError, check_fields, confined
 
 SEARCH_FORMAT = "tinynet_ms.cube/1"  # the record format's name since the first search: kept so old records read
 SEARCH_FILE = "cube.json"
@@ -110,9 +111,65 @@ def candidate_overrides(search: Search, rwd: RWD, run_dir: Path) -> list[str]:
 
 
 # -- the record -----------------------------------------------------------------------------------------------
+# cube.json may have been edited since it was written: every field the search, its report and ``cube.py fit`` read
+# is checked before use (the bounds are what a search can write, with room; huge values are refused, not run).
+_SHARE, _SECONDS = Field("number", "[0, 1]", null=True), Field("number", "[0, inf)")
+_STRUCTURE = Field("list", items=Field("int", "[0, 100000]"), max_len=100)
+_BUDGETS = {"budget_macs": Field("number", "(0, 1e15]"), "budget_ms": Field("number", "(0, 1e7]")}
+RECORD_FIELDS = {"search": Field("dict"), "candidates": Field("list", items=Field("dict"), max_len=10_000),
+                 **_BUDGETS}
+SEARCH_FIELDS = {"data": Field("str", max_len=4096), "config": Field("str", max_len=4096),
+                 "overrides": Field("list", items=Field("str", max_len=4096), max_len=1000),
+                 **{k: Field("int", "[1, 1e6]") for k in ("epochs", "samples", "device_num", "num_classes")},
+                 **{k: replace(f, null=True) for k, f in _BUDGETS.items()},
+                 "latency_target": Field("str", null=True, choices=LATENCY_TARGETS),
+                 "latency_runs": Field("int", "[1, 1e6]")}
+CANDIDATE_FIELDS = {"index": Field("int", "[1, 1e6]"), "source": Field("str", max_len=100),
+                    **{k: Field("number", KEYS[k].bounds) for k in ("r", "w", "d")},
+                    "image_size": Field("int", "[1, 1e5]"), "repeats": _STRUCTURE, "channels": _STRUCTURE,
+                    "params": Field("int", "[0, 1e12]"), "macs": _BUDGETS["budget_macs"],
+                    "latency_ms": _BUDGETS["budget_ms"], "run_dir": Field("str", max_len=4096),
+                    "top1": _SHARE, "top5": _SHARE, "best_epoch": Field("int", "[1, inf)", null=True),
+                    "weights": Field("str", null=True, choices=("ema", "model")), "train_seconds": _SECONDS,
+                    "wall_seconds": _SECONDS, "failed": Field("str", max_len=10_000)}
+DESCRIBED = ("index", "source", "r", "w", "d", "image_size", "repeats", "channels", "params", "macs", "run_dir")
+SCORED = ("top5", "train_seconds", "best_epoch")  # what a trained candidate (top1 set) holds besides
+
+
+def load_search(path: Path, required: Sequence[str] = DESCRIBED, scored: Sequence[str] = SCORED) -> dict:
+    """cube.json at ``path``, checked: every candidate holds ``required`` (a trained one ``scored`` too, a latency
+    search's ``latency_ms``), every field present fits ``*_FIELDS``, and each ``run_dir`` is a folder of its own
+    under OUT/candidates (a record naming another folder would have its training, with --overwrite true, delete
+    a run there). FileNotFoundError when missing; anything else wrong is a UsageError naming the file and the
+    first bad key: the directory given holds no search this one can continue."""
+    fix = f"delete it to start a new search in {path.parent}, or give another --out"
+    try:
+        record = check_fields(read_record(path, SEARCH_FORMAT, "python cube.py search"), RECORD_FIELDS, path, fix,
+                              required=("candidates",))
+        if ("budget_macs" in record) == ("budget_ms" in record):
+            raise RecordError(f"{path}: needs one of the keys 'budget_macs' and 'budget_ms'; {fix}")
+        check_fields(record.get("search", {}), SEARCH_FIELDS, path, fix, key_prefix="search.")
+        owners: dict[Path, int] = {}
+        for i, entry in enumerate(record["candidates"]):
+            needed = [*required, *(["latency_ms"] if "budget_ms" in record else []),
+                      *(scored if entry.get("top1") is not None else [])]
+            key = f"candidates[{i}]."
+            check_fields(entry, CANDIDATE_FIELDS, path, fix, needed, key_prefix=key)
+            if "run_dir" in entry:
+                run_dir = confined(path.parent, entry["run_dir"], f"{path}: key '{key}run_dir'", fix,
+                                   within=path.parent / "candidates")
+                if run_dir in owners:
+                    raise RecordError(f"{path}: key '{key}run_dir' is candidates[{owners[run_dir]}]'s too: each "
+                                      f"candidate trains in a folder of its own; {fix}")
+                owners[run_dir] = i
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
+    return record
+
+
 def read_search(out: Path) -> dict | None:
     path = out / SEARCH_FILE
-    return read_record(path, SEARCH_FORMAT, "python cube.py search") if path.exists() else None
+    return load_search(path) if path.exists() else None
 
 
 def write_search(out: Path, record: dict) -> None:

@@ -5,8 +5,12 @@ import json
 
 import pytest
 
+from helpers import ROOT
 from src import config as config_module
+from tinynet_ms.cli import UsageError
 from tinynet_ms.records import Field, RecordError, check_fields, confined, read_json
+
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 
 
 def _one_line(err: str) -> str:
@@ -71,3 +75,83 @@ def test_record_fields_are_checked_by_type_size_and_bounds(tmp_path):
     for outside in ("../x", "/etc", ".", "link/etc"):
         with pytest.raises(RecordError, match="which is not inside"):
             confined(tmp_path, outside, "k", "fix")
+
+
+# -- the cube search's cube.json (src/search.py) ----------------------------------------------------------------
+def _cube_record(search, **candidate) -> dict:
+    from src.search import new_record
+
+    entry = {"index": 1, "source": "tiny", "r": 0.3, "w": 0.5, "d": 0.4, "image_size": 67, "repeats": [1] * 7,
+             "channels": [8] * 7, "params": 1000, "macs": 5e6, "run_dir": "candidates/01_tiny", **candidate}
+    return new_record(search, [entry])
+
+
+def _search_args(data, out) -> list[str]:
+    return ["search", str(data), "--macs", "5M", "--samples", "1", "--epochs", "1", "--out", str(out), "--config",
+            str(DEMO_CONFIG)]
+
+
+def test_a_run_dir_outside_the_search_is_refused_before_anything_trains(tmp_path, demo_data, monkeypatch, capsys):
+    import src.search as search_module
+    from src.cube import main
+
+    # a run with checkpoints beside the search: a record sending a candidate there would train with
+    # --overwrite true and delete them
+    victim = tmp_path / "victim" / "checkpoints"
+    victim.mkdir(parents=True)
+    (victim / "last.ckpt").write_bytes(b"weights")
+    monkeypatch.setattr(search_module.subprocess, "Popen", lambda *a, **k: pytest.fail(f"trained: {a[0]}"))
+    out = tmp_path / "s"
+    (out / "candidates").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (out / "candidates" / "link").symlink_to(tmp_path / "elsewhere")
+    search = search_module.Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=1,
+                                  device_num=1, num_classes=4, budget_macs=5_000_000, out=out)
+    for run_dir in ("../victim", str(tmp_path / "victim"), "candidates/../../victim", "candidates", "cube.json",
+                    "candidates/link"):
+        search_module.write_search(out, _cube_record(search, run_dir=run_dir))
+        assert main(_search_args(demo_data, out)) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert line.startswith(f"error: {out / 'cube.json'}: key 'candidates[0].run_dir' is ") and \
+            f"which is not inside {out.resolve() / 'candidates'}" in line and "or give another --out" in line
+    assert (victim / "last.ckpt").read_bytes() == b"weights"
+    twice = _cube_record(search)
+    twice["candidates"].append({**twice["candidates"][0], "index": 2, "run_dir": "candidates/x/../01_tiny"})
+    search_module.write_search(out, twice)
+    with pytest.raises(UsageError, match=r"key 'candidates\[1\].run_dir' is candidates\[0\]'s too"):
+        search_module.run_search(search)
+
+
+@pytest.mark.parametrize("change,key", [
+    (lambda r: r.update(candidates={"index": 1}), "'candidates' must be a list"),
+    (lambda r: r.update(candidates=[[1, 2]]), "key 'candidates[0]' must be an object"),
+    (lambda r: r["candidates"][0].update(r="0.3"), "key 'candidates[0].r' must be a number in (0, 4], got '0.3'"),
+    (lambda r: r["candidates"][0].update(r=1e308), "key 'candidates[0].r' must be a number in (0, 4]"),
+    (lambda r: r["candidates"][0].update(channels=[8] * 10**5), "key 'candidates[0].channels' must be a list"),
+    (lambda r: r["candidates"][0].pop("run_dir") and None, "key 'candidates[0].run_dir' is missing"),
+    (lambda r: r["candidates"][0].update(top1="good"), "key 'candidates[0].top1' must be a number in [0, 1]"),
+    (lambda r: r["candidates"][0].update(top1=0.5), "key 'candidates[0].top5' is missing"),
+    (lambda r: r.update(search=[]), "key 'search' must be an object"),
+    (lambda r: r["search"].update(latency_runs=10**9), "key 'search.latency_runs' must be an integer in [1, 1e6]"),
+    (lambda r: r.pop("budget_macs") and None, "needs one of the keys 'budget_macs' and 'budget_ms'"),
+    (lambda r: json.dumps(r).replace("5000000", "1" * 5000), "not JSON (Exceeds the limit"),  # as text: too long
+])
+def test_a_malformed_cube_json_is_one_line_naming_the_file_and_key_exit_2(tmp_path, demo_data, capsys, change, key):
+    from src.cube import main
+    from src.search import Search
+
+    out = tmp_path / "s"
+    search = Search(data=str(demo_data), config=str(DEMO_CONFIG), overrides=[], epochs=1, samples=1, device_num=1,
+                    num_classes=4, budget_macs=5_000_000, out=out)
+    record = _cube_record(search)
+    text = change(record)
+    out.mkdir()
+    (out / "cube.json").write_text(text if isinstance(text, str) else json.dumps(record))
+    for args in (_search_args(demo_data, out), ["remeasure", str(out)], ["fit", str(out), "--out",
+                                                                          str(tmp_path / "f.json")]):
+        if args[0] == "fit" and "candidates[0]." in key and not any(k in key for k in (".r'", "top1")):
+            continue  # fit reads only r, d, macs and top1 of a candidate
+        assert main(args) == 2, args[0]
+        line = _one_line(capsys.readouterr().err)
+        assert line.startswith(f"error: {out / 'cube.json'}: ") and key in line, line
+        assert "delete it to start a new search" in line or "not a tinynet_ms.cube" in line

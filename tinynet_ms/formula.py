@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinynet_ms.atomic import atomic_path
+from tinynet_ms.records import RecordError, read_json
 
 FORMAT = "tinynet_ms.formula/1"
 Knot = tuple[float, float, float]  # (c = MACs / EfficientNet-B0's MACs, r, d)
@@ -65,16 +66,14 @@ def write_formula(path: str | Path, knots: Sequence[Knot], sources: Sequence[str
 
 def read_record(path: str | Path, fmt: str, written_by: str) -> dict:
     """A JSON object whose ``format`` is ``fmt`` (a formula or a cube search file): ``FileNotFoundError`` or
-    ``ValueError`` naming the file, and ``written_by`` (what makes one)."""
+    ``RecordError`` (a ValueError) naming the file, and ``written_by`` (what makes one). Its fields are the
+    caller's to check."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (written by {written_by})")
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not JSON ({exc})") from None
+    record = read_json(path, f"it is not a {fmt} file (written by {written_by})")
     if not isinstance(record, dict) or record.get("format") != fmt:
-        raise ValueError(f"{path}: not a {fmt} file (written by {written_by})")
+        raise RecordError(f"{path}: not a {fmt} file (written by {written_by})")
     return record
 
 

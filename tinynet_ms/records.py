@@ -140,23 +140,24 @@ def check_fields(record: Any, fields: Mapping[str, Field], where: str | os.PathL
     if not isinstance(record, dict):
         name = f"'{key_prefix.rstrip('.')}'" if key_prefix else "its content"
         raise RecordError(f"{where}: {name} must be a JSON object, got {shown(record)}; {fix}")
-    for key in required:
-        if key not in record:
-            raise RecordError(f"{where}: key '{key_prefix}{key}' is missing; {fix}")
     for key, field in fields.items():
         if key in record:
             problem = field.problem(record[key])
             if problem is not None:
                 raise RecordError(f"{where}: key '{key_prefix}{key}{problem[0]}' {problem[1]}; {fix}")
+    for key in required:
+        if key not in record:
+            raise RecordError(f"{where}: key '{key_prefix}{key}' is missing; {fix}")
     return record
 
 
-def confined(base: str | os.PathLike, relative: str, where: str, fix: str) -> Path:
-    """``base / relative`` resolved (symlinks followed), refused with a ``RecordError`` naming ``where`` unless
-    it lies strictly inside ``base``: a path read from a record must not reach outside its folder (an absolute
-    path, '..', or a link pointing elsewhere)."""
-    root = Path(base).resolve()
-    target = (root / relative).resolve()
+def confined(base: str | os.PathLike, relative: str, where: str, fix: str,
+             within: str | os.PathLike | None = None) -> Path:
+    """``base / relative`` resolved (symlinks followed), refused with a ``RecordError`` naming ``where`` unless it
+    lies strictly inside ``within`` (default ``base``): a path read from a record must not reach outside the folder
+    it belongs to (an absolute path, '..', or a link pointing elsewhere)."""
+    root = Path(base if within is None else within).resolve()
+    target = (Path(base).resolve() / relative).resolve()
     if target == root or not target.is_relative_to(root):
         raise RecordError(f"{where} is {shown(relative)}, which is not inside {root}; {fix}")
     return target
