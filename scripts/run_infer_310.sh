@@ -43,8 +43,11 @@ INFO=$(cd "$ROOT_DIR" && python -m tinynet_ms.export info "$MODEL_PATH") || exit
 read -r BATCH_SIZE IMAGE_SIZE CROP_PCT INTERPOLATION MEAN STD SOURCE OUTPUTS < <(python -c "
 import json, sys; i = json.loads(sys.argv[1]); p = i['preprocessing']
 print(i['input_shape'][0], i['input_shape'][2], p['crop_pct'], p['interpolation'], ','.join(map(str, p['mean'])),
-      ','.join(map(str, p['std'])), i['preprocessing_source'].replace(' ', '_'), len(i['output_shapes']))" "$INFO")
-[ "$OUTPUTS" == 1 ] || die "$MODEL_PATH has $OUTPUTS outputs (a backbone, export.py --features_only true): the harness scores classifiers; export without --features_only"
+      ','.join(map(str, p['std'])), i['preprocessing_source'].replace(' ', '_'),
+      'logits' if [len(s) for s in i['output_shapes']] == [2] else
+      ';'.join('(' + ','.join(map(str, s)) + ')' for s in i['output_shapes']))" "$INFO")
+# One (N, classes) output, or the harness would score feature maps (a one-level backbone has one output too) as logits.
+[ "$OUTPUTS" == logits ] || die "$MODEL_PATH outputs ${OUTPUTS//;/, }, not one (N, classes) logits (a backbone, export.py --features_only true): the harness scores classifiers; export without --features_only"
 if [ "$BATCH_SIZE" -lt 0 ]; then  # a dynamic batch: the caller's, default 1
   BATCH_SIZE=${RUN_BATCH:-1}; BATCH_KIND="dynamic, run at"
 else

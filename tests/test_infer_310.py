@@ -307,6 +307,18 @@ def test_image_listing_skips_link_loops_and_broken_links_as_the_python_scan_does
                                                for name in ("gone.jpg", "self.jpg")]
 
 
+def test_infer_script_refuses_a_one_level_backbone(tmp_path, demo_data):
+    """A backbone export with one level has one output too, a feature map: it was run and its values scored as
+    logits (top-1 0 over 320 'classes'); now one line before anything is built or run (exit 2)."""
+    model = write_tiny_onnx(tmp_path / "backbone.onnx", backbone=True)
+    run = _infer_script(model, demo_data / "val", tmp_path, "0", "cpu")
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and errors == [
+        f"error: {model} outputs (1,3,1,1), not one (N, classes) logits (a backbone, export.py --features_only true): "
+        f"the harness scores classifiers; export without --features_only"], run.stderr
+    assert not (tmp_path / "result_Files").exists()
+
+
 def test_a_model_file_that_is_not_one_is_one_line(tmp_path, demo_data):
     """Random bytes named .onnx / .mindir: one error line naming the file (exit 1), before anything is built."""
     for name, backend in (("random.onnx", "cpu"), ("random.mindir", "ascend")):
