@@ -155,3 +155,32 @@ def test_a_malformed_cube_json_is_one_line_naming_the_file_and_key_exit_2(tmp_pa
         line = _one_line(capsys.readouterr().err)
         assert line.startswith(f"error: {out / 'cube.json'}: ") and key in line, line
         assert "delete it to start a new search" in line or "not a tinynet_ms.cube" in line
+
+
+# -- export sidecars (tinynet_ms.export): read by preprocess.py / run_infer_310.sh (export info) and predict.py ----
+_PRE = {"crop_pct": 0.9, "interpolation": "bicubic", "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}
+
+
+@pytest.mark.parametrize("content,key", [
+    ({"preprocessing": []}, "key 'preprocessing' must be an object"),
+    ({"preprocessing": {**_PRE, "mean": ["0 1", 0, 0]}}, "key 'preprocessing.mean[0]' must be a number"),  # the
+    # harness's command line is split on spaces: a shifted field there runs the model on wrong inputs silently
+    ({"preprocessing": {**_PRE, "crop_pct": True}}, "key 'preprocessing.crop_pct' must be a number in (0, 1]"),
+    ({"preprocessing": {k: v for k, v in _PRE.items() if k != "std"}}, "key 'preprocessing.std' is missing"),
+    ({"preprocessing": _PRE, "class_names": ["x" * 5000]}, "key 'class_names[0]' must be text of at most 1,000"),
+    ({"preprocessing": _PRE, "class_names": "cat"}, "key 'class_names' must be a list"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ([_PRE], "its content must be a JSON object"),
+])
+def test_a_malformed_sidecar_is_one_line_naming_it_and_the_key(tmp_path, capsys, content, key):
+    from tinynet_ms.cli import run_main
+    from tinynet_ms.export import read_preprocessing, sidecar_class_names, sidecar_path
+
+    model = tmp_path / "m.onnx"
+    sidecar_path(model).write_text(content if isinstance(content, str) else json.dumps(content))
+    for read in (read_preprocessing, sidecar_class_names):
+        assert run_main(lambda: read(model)) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert line.startswith(f"error: {sidecar_path(model)}") and key in line and "export again" in line
+    sidecar_path(model).write_text(json.dumps({"preprocessing": _PRE, "class_names": ["cat", "dog"]}))
+    assert read_preprocessing(model)[0].mean == (0.5, 0.5, 0.5) and sidecar_class_names(model) == ["cat", "dog"]

@@ -30,6 +30,8 @@ from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.cli import run_main
 from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNetFeatures, TinyNetTrunk
 from tinynet_ms.models.fold import fold_batchnorm
+from tinynet_ms.models.variants import INTERPOLATIONS
+from tinynet_ms.records import Field, check_fields, read_json
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -92,32 +94,46 @@ def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, 
     return write_text_atomic(sidecar_path(model_path), json.dumps(info, indent=1) + "\n")
 
 
-def read_preprocessing(model_path: str | os.PathLike) -> tuple[Preprocessing, str]:
-    """(preprocessing, where it came from) of a model file: its sidecar, or the TinyNet default without one."""
+# A sidecar is read as untrusted input (tinynet_ms.records): its values go into the preprocessing, the harness's
+# command line (run_infer_310.sh splits them on spaces) and the predictions, so each is checked by type and size.
+_VECTOR = Field("list", items=Field("number", "[-1e6, 1e6]"), length=3)
+PREPROCESSING_FIELDS = {"crop_pct": Field("number", "(0, 1]"), "interpolation": Field("str", choices=INTERPOLATIONS),
+                        "mean": _VECTOR, "std": Field("list", items=Field("number", "(0, 1e6]"), length=3)}
+SIDECAR_FIELDS = {"preprocessing": Field("dict"),
+                  "class_names": Field("list", null=True, items=Field("str", max_len=1000), max_len=1_000_000)}
+
+
+def read_sidecar(model_path: str | os.PathLike) -> dict | None:
+    """A model file's sidecar, checked (``SIDECAR_FIELDS``, ``PREPROCESSING_FIELDS``): None without one, a
+    ``RecordError`` naming it and the first bad key when it is not one export writes."""
     sidecar = sidecar_path(model_path)
     if not sidecar.is_file():
+        return None
+    fix = "delete it to use the TinyNet default preprocessing, or export again"
+    record = check_fields(read_json(sidecar, fix), SIDECAR_FIELDS, sidecar, fix, required=("preprocessing",))
+    check_fields(record["preprocessing"], PREPROCESSING_FIELDS, sidecar, fix, required=tuple(PREPROCESSING_FIELDS),
+                 key_prefix="preprocessing.")
+    return record
+
+
+def read_preprocessing(model_path: str | os.PathLike) -> tuple[Preprocessing, str]:
+    """(preprocessing, where it came from) of a model file: its sidecar, or the TinyNet default without one."""
+    record = read_sidecar(model_path)
+    if record is None:
         return DEFAULT_PREPROCESSING, "default (no sidecar)"
+    fields = record["preprocessing"]
     try:
-        fields = json.loads(sidecar.read_text())["preprocessing"]
-        return Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}), str(sidecar)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{sidecar} is not a model sidecar written by export ({type(exc).__name__}: {exc}); "
-                         f"delete it to use the TinyNet default preprocessing, or export again") from None
+        return Preprocessing(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}), \
+            str(sidecar_path(model_path))
+    except TypeError as exc:  # a key this version does not know
+        raise ValueError(f"{sidecar_path(model_path)} is not a model sidecar this version reads ({exc}); delete it "
+                         f"to use the TinyNet default preprocessing, or export again") from None
 
 
 def sidecar_class_names(model_path: str | os.PathLike) -> list[str] | None:
     """The class names a model file's sidecar records (index order); None without a sidecar or names in it."""
-    sidecar = sidecar_path(model_path)
-    if not sidecar.is_file():
-        return None
-    try:
-        names = json.loads(sidecar.read_text()).get("class_names")
-        if names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-            return names
-    except (ValueError, AttributeError):  # not JSON, or not a JSON object
-        pass
-    raise ValueError(f"{sidecar}: no readable list of class names in it; fix or delete its 'class_names', or export "
-                     f"again")
+    record = read_sidecar(model_path)
+    return None if record is None else record.get("class_names")
 
 
 class DistinctOutputs(nn.Cell):

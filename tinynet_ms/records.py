@@ -123,7 +123,8 @@ class Field:
             if self.length and len(value) != self.length:
                 return bad[0], f"must be {self.describe()}, got {len(value)} item(s)"
             if len(value) > self.max_len:
-                return bad[0], f"must be {self.describe()} of at most {self.max_len:,} items, got {len(value):,}"
+                unit = "characters" if isinstance(value, str) else "items"
+                return bad[0], f"must be {self.describe()} of at most {self.max_len:,} {unit}, got {len(value):,}"
         if self.items is not None:
             for i, item in enumerate(value):
                 inner = self.items.problem(item)
