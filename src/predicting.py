@@ -53,10 +53,10 @@ def run_predict(cfg: SimpleNamespace) -> list[Prediction]:
     predictions, skipped = classify_files(classifier, files, cfg.topk, cfg.batch_size, data_workers(cfg, ctx),
                                           progress=progress)
     if not predictions:
-        raise ValueError(f"none of the {len(files)} images could be read (see the warnings above)")
+        raise ValueError(f"none of the {len(files)} images could be classified (see the warnings above)")
     print(format_predictions(predictions), flush=True)
     if cfg.output:
         log.info("predictions written to %s", write_predictions(predictions, cfg.output))
     log.info("%d images classified in %.1f s%s", len(predictions), time.time() - start,
-             f"; {len(skipped)} unreadable skipped" if skipped else "")
+             f"; {len(skipped)} skipped (see the warnings above)" if skipped else "")
     return predictions

@@ -79,7 +79,8 @@ def test_folder_csv_top1_is_the_networks_argmax_and_broken_files_are_skipped(min
     _check_rows(rows, reference, [f"class_{i}" for i in range(10)], 1.5e-6)  # timm file: no names stored; CSV: 6 digits
     for name in BROKEN:  # one warning each, and the count at the end
         assert sum(f"skipping {images / 'odd' / name}" in line for line in captured.err.splitlines()) == 1, name
-    assert f"{len(reference)} images classified" in captured.err and f"{len(BROKEN)} unreadable skipped" in captured.err
+    assert f"{len(reference)} images classified" in captured.err
+    assert f"{len(BROKEN)} skipped (see the warnings above)" in captured.err
     assert "stores no class names: naming its 10 outputs class_0..class_9" in captured.err
     assert "/" + str(len(reference) + len(BROKEN)) + " images" in captured.err  # the folder's progress bar
     assert captured.out.splitlines()[0].split() == ["file", "rank", "prob", "index", "class"]
@@ -232,7 +233,7 @@ def test_positional_arguments_and_usage_errors(mini_run, images, tmp_path, capsy
     assert "must end in .csv or .json" in capsys.readouterr().err
     assert _predict([*base, str(tmp_path / "nothing")]) == 1 and "no images found" in capsys.readouterr().err
     assert _predict([*base, *(str(images / "odd" / b) for b in BROKEN)]) == 1
-    assert f"none of the {len(BROKEN)} images could be read" in capsys.readouterr().err
+    assert f"none of the {len(BROKEN)} images could be classified" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # one training epoch: 40 s here (graph compilation, 2 shared cores)
@@ -279,3 +280,20 @@ def test_converted_imagenet_weights_name_each_images_own_argmax(mini_run, tmp_pa
     assert [int(rows[f]["index1"]) for f in files] == top1.tolist()
     assert [rows[f]["top1"] for f in files] == [names[i] for i in top1]
     assert len(set(top1.tolist())) >= 3, "too few distinct top-1 classes for the check to mean anything"
+
+
+def test_nan_or_inf_scores_are_skipped_not_predicted(images, caplog):
+    """A model giving NaN/inf logits for an image (a broken file) 'predicted' class 0 with probability nan, exit 0:
+    such an image is now a logged skip like an unreadable one (none classified: predict.py exits 1)."""
+    files = find_images([images / "val" / "star_filled"])[0][:3]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        logits = np.tile(np.arange(10, dtype=np.float32), (len(x), 1))
+        logits[1, 4], logits[2, 7] = np.nan, np.inf
+        return logits
+
+    predictions, skipped = classify_files(Classifier(run, 48, DEFAULT_PREPROCESSING, NAMES, fixed_batch=3), files)
+    assert [p.file for p in predictions] == [str(files[0])] and predictions[0].indices[0] == 9
+    assert skipped == [(str(f), "NaN/inf scores") for f in files[1:]]
+    assert [r.getMessage() for r in caplog.records if "NaN/inf" in r.getMessage()] == [
+        f"skipping {f}: the model gave NaN/inf scores for it (a broken model file?)" for f in files[1:]]

@@ -134,8 +134,8 @@ def top_k(probs: np.ndarray, k: int) -> np.ndarray:
 
 def classify_files(classifier: Classifier, files: Sequence[str | os.PathLike], topk: int = 5, batch_size: int = 32,
                    workers: int = 1, progress: bool = False) -> tuple[list[Prediction], list[tuple[str, str]]]:
-    """(predictions of the readable files in order, (file, reason) of the skipped ones, each logged once as a
-    warning). ``workers`` threads decode; ``progress`` draws a bar on stderr."""
+    """(predictions of the readable files in order, (file, reason) of the skipped ones, unreadable or given NaN/inf
+    scores, each logged once as a warning). ``workers`` threads decode; ``progress`` draws a bar on stderr."""
     k = min(topk, len(classifier.class_names))
     batch = classifier.fixed_batch or max(1, min(batch_size, len(files)))
     predictions, skipped = [], []
@@ -162,8 +162,16 @@ def classify_files(classifier: Classifier, files: Sequence[str | os.PathLike], t
             if images:
                 x = np.zeros((batch, 3, classifier.image_size, classifier.image_size), np.float32)
                 x[:len(images)] = np.stack([image for _, image in images])
-                probs = softmax(classifier.run(x)[:len(images)])
-                for (path, _), row, best in zip(images, probs, top_k(probs, k)):
+                logits = classifier.run(x)[:len(images)]
+                probs = softmax(logits)
+                for (path, _), finite, row, best in zip(images, np.isfinite(logits).all(axis=1), probs,
+                                                        top_k(probs, k)):
+                    if not finite:  # NaN sorts as the largest: class 0 'predicted' with probability nan
+                        if bar:
+                            bar.clear()
+                        log.warning("skipping %s: the model gave NaN/inf scores for it (a broken model file?)", path)
+                        skipped.append((path, "NaN/inf scores"))
+                        continue
                     predictions.append(Prediction(path, tuple(classifier.class_names[i] for i in best),
                                                   tuple(int(i) for i in best), tuple(float(row[i]) for i in best)))
             if bar:
