@@ -12,6 +12,7 @@ import numpy as np
 from tinynet_ms.atomic import atomic_path, write_text_atomic
 from tinynet_ms.data import load_eval_image, sample_names, scan_split
 from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing
+from tinynet_ms.records import Field, RecordError, check_fields, read_json, shown
 from tinynet_ms.train.metrics import topk_correct
 
 log = logging.getLogger("tinynet")
@@ -77,11 +78,25 @@ def read_results(result_path: str, names: list[str]) -> tuple[list[str], np.ndar
     return found, logits
 
 
-def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> dict:
-    """Top-1/top-5 of the harness's logits; writes ``output`` and returns the numbers."""
+def read_labels(label_file: str) -> dict[str, int]:
+    """preprocess.py's label file, checked: {image name: class index}, each name a plain file name (the harness's
+    logits for it are read from RESULT_PATH/<name>_0.bin: a name holding a path would read a file elsewhere)."""
     if not Path(label_file).is_file():
         raise FileNotFoundError(f"label file not found: {label_file} (written by preprocess.py)")
-    labels: dict[str, int] = json.loads(Path(label_file).read_text())
+    fix = "write it again with preprocess.py"
+    labels = read_json(label_file, fix)
+    check_fields(labels, dict.fromkeys(labels if isinstance(labels, dict) else (), Field("int", "[0, 1e7]")),
+                 label_file, fix)
+    for name in labels:
+        if Path(name).name != name or name in (".", ".."):
+            raise RecordError(f"{label_file}: key {shown(name)} is not an image name (a file name without a "
+                              f"folder); {fix}")
+    return labels
+
+
+def postprocess(result_path: str, label_file: str, output: str = "acc.log") -> dict:
+    """Top-1/top-5 of the harness's logits; writes ``output`` and returns the numbers."""
+    labels = read_labels(label_file)
     found, logits = read_results(result_path, list(labels))
     missing = len(labels) - len(found)
     if missing:

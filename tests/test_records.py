@@ -184,3 +184,30 @@ def test_a_malformed_sidecar_is_one_line_naming_it_and_the_key(tmp_path, capsys,
         assert line.startswith(f"error: {sidecar_path(model)}") and key in line and "export again" in line
     sidecar_path(model).write_text(json.dumps({"preprocessing": _PRE, "class_names": ["cat", "dog"]}))
     assert read_preprocessing(model)[0].mean == (0.5, 0.5, 0.5) and sidecar_class_names(model) == ["cat", "dog"]
+
+
+# -- the offline label file (preprocess.py writes it, postprocess.py reads it) ------------------------------------
+@pytest.mark.parametrize("labels,expect", [
+    ({"../outside": 0}, "key '../outside' is not an image name"),
+    ({"/tmp/x": 0}, "key '/tmp/x' is not an image name"),
+    ({"a": "0"}, "key 'a' must be an integer in [0, 1e7], got '0'"),
+    ({"a": -1}, "key 'a' must be an integer"),
+    (["a", 0], "its content must be a JSON object"),
+])
+def test_the_label_file_names_only_result_files_in_the_result_folder(tmp_path, capsys, labels, expect):
+    import numpy as np
+
+    from src.offline import postprocess
+    from tinynet_ms.cli import run_main
+
+    results = tmp_path / "result_Files"
+    results.mkdir()
+    for name in ("a", "../outside", "/tmp/x"):  # logits a hostile label file would otherwise score
+        path = results / f"{name}_0.bin"
+        if path.resolve().parent.is_dir():
+            np.ones(4, np.float32).tofile(path)
+    label_file = tmp_path / "label.json"
+    label_file.write_text(json.dumps(labels))
+    assert run_main(lambda: postprocess(str(results), str(label_file), str(tmp_path / "acc.log"))) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {label_file}: ") and expect in line and "preprocess.py" in line
