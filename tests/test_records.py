@@ -211,3 +211,19 @@ def test_the_label_file_names_only_result_files_in_the_result_folder(tmp_path, c
     assert run_main(lambda: postprocess(str(results), str(label_file), str(tmp_path / "acc.log"))) == 1
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"error: {label_file}: ") and expect in line and "preprocess.py" in line
+
+
+# -- the dataset index cache (OUTPUT_DIR/.cache/*_index.json) -----------------------------------------------------
+def test_an_edited_index_cache_is_checked_again_not_trusted(tmp_path, demo_data):
+    from tinynet_ms.data import scan_split
+
+    cache = tmp_path / "index.json"
+    truth = scan_split(demo_data / "val", cache_file=cache)
+    entries = json.loads(cache.read_text())
+    for content in ("[1, 2]", "[" * 100000 + "]" * 100000,
+                    json.dumps({path: [key, 7, "yes"] for path, (key, _, _) in entries.items()}),
+                    json.dumps({path: [key] for path, (key, _, _) in entries.items()})):
+        cache.write_text(content)
+        again = scan_split(demo_data / "val", cache_file=cache)
+        assert again.samples == truth.samples
+        assert json.loads(cache.read_text()) == entries  # rewritten whole

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tinynet_ms.atomic import write_text_atomic
 from tinynet_ms.data.images import NATIVE_FORMATS
+from tinynet_ms.records import RecordError, read_json
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
@@ -79,6 +80,13 @@ def check_image(path: str | os.PathLike) -> tuple[str | None, bool]:
         return f"{type(exc).__name__}: {exc}", False
 
 
+def _cached(hit: object, key: str) -> bool:
+    """Whether a cache entry is this file's as it is now: [its key, problem or None, native]. The cache is a file
+    anyone may have edited: an entry of another shape is checked again, not trusted."""
+    return isinstance(hit, list) and len(hit) == 3 and hit[0] == key and isinstance(hit[1], (str, type(None))) \
+        and isinstance(hit[2], bool)
+
+
 def _cache_key(path: Path) -> str:
     st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
@@ -111,15 +119,16 @@ def scan_split(split_dir: str | os.PathLike, classes: list[str] | None = None,
     cache: dict[str, list] = {}
     if cache_file and Path(cache_file).is_file():
         try:
-            cache = json.loads(Path(cache_file).read_text())
-        except (OSError, ValueError):
+            cache = read_json(cache_file, "it is rebuilt")
+        except (OSError, RecordError):  # only a cache: checked again and rewritten below
             cache = {}
+        cache = cache if isinstance(cache, dict) else {}
 
     def check(item: tuple[Path, int]):
         path = item[0]
         key = _cache_key(path)
         hit = cache.get(str(path))
-        if hit and hit[0] == key:
+        if _cached(hit, key):
             return path, key, hit[1], hit[2]
         problem, native = check_image(path)
         return path, key, problem, native
