@@ -285,9 +285,10 @@ def test_non_finite_inputs_and_logits_are_errors_not_predictions(harness, tmp_pa
         f"(export it again)"], run.stderr
 
 
-def test_image_listing_skips_link_loops_and_broken_links_as_the_python_scan_does(harness, mini_onnx, tmp_path):
+def test_listing_skips_link_loops_and_broken_links_as_the_python_scan_does(harness, mini_onnx, tmp_path):
     """A class folder with a link back up (a loop), a link to a sibling folder, a dangling and a self-referencing
-    image link: the harness lists exactly the images scan_split lists, each skipped link in one short line."""
+    image link: the harness lists exactly the images scan_split lists, each skipped link in one short line; .bin
+    inputs alike."""
     data = tmp_path / "data"
     odd = write_odd_images(tmp_path / "odd")
     for cls, name in (("a", "rgb.jpg"), ("b", "gray.jpg")):
@@ -305,6 +306,17 @@ def test_image_listing_skips_link_loops_and_broken_links_as_the_python_scan_does
     assert sorted(p.name for p in (tmp_path / "out" / "result_Files").iterdir()) == expected
     assert sorted(run.stderr.splitlines()) == [f"skipping {data / 'b' / name}: not a readable file (a broken link?)"
                                                for name in ("gone.jpg", "self.jpg")]
+    bins = tmp_path / "bins"  # the same for .bin inputs: a looping or dangling link is a logged skip, not an error
+    bins.mkdir()
+    np.zeros((3, 48, 48), np.float32).tofile(bins / "ok.bin")
+    (bins / "self.bin").symlink_to("self.bin")
+    (bins / "gone.bin").symlink_to("missing.bin")
+    run = _main(f"--model_path={mini_onnx}", "--backend=cpu", "--image_size=48", "--input_type=bin",
+                f"--input_path={bins}", "--output_dir=out_bin", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert [p.name for p in (tmp_path / "out_bin" / "result_Files").iterdir()] == ["ok_0.bin"]
+    assert sorted(run.stderr.splitlines()) == [f"skipping {bins / name}: not a readable file (a broken link?)"
+                                               for name in ("gone.bin", "self.bin")]
 
 
 def test_infer_script_refuses_a_one_level_backbone(tmp_path, demo_data):

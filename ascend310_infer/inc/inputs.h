@@ -13,7 +13,7 @@ struct InputFile {
 };
 
 // bin: *.bin directly in dir, sorted by name. image: image files anywhere under dir, sorted by full path (links to
-// folders followed in dir itself only, as the Python scan; unlistable folders and broken links skipped, logged).
+// folders followed in dir itself only, as the Python scan). Unlistable folders and broken links: skipped, logged.
 // Throws when the set is empty or two files share a stem.
 std::vector<InputFile> ListInputs(const std::string &dir, const std::string &input_type);
 

@@ -38,11 +38,14 @@ void ReadBin(const std::string &path, int image_size, float *out) {
   }
 }
 
-// Image files below dir as the Python scan (tinynet_ms.data.scan_split, pathlib's rglob) finds them: dir's own
-// entries are followed through symlinks (class folders may be links), deeper links to folders are not (one back up
-// would loop forever); a folder that cannot be listed or an image name that is no readable file (a broken or
-// looping link) is skipped with one line on stderr, as Python logs it.
-void FindImages(const fs::path &dir, bool follow_links, std::vector<fs::path> *paths) {
+bool IsBinFile(const fs::path &path) { return path.extension() == ".bin"; }
+
+// The files `wanted` names in dir (recurse: and below it) as the Python scan (tinynet_ms.data.scan_split, pathlib's
+// rglob) finds them: dir's own entries are followed through symlinks (class folders may be links), deeper links to
+// folders are not (one back up would loop forever); a folder that cannot be listed or a wanted name that is no
+// readable file (a broken or looping link) is skipped with one line on stderr, as Python logs it.
+void FindFiles(const fs::path &dir, bool (*wanted)(const fs::path &), bool recurse, bool follow_links,
+               std::vector<fs::path> *paths) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
@@ -51,8 +54,8 @@ void FindImages(const fs::path &dir, bool follow_links, std::vector<fs::path> *p
     const bool is_link = it->is_symlink(link_ec);
     const fs::file_status target = fs::status(path, status_ec);  // through links; an error leaves type none
     if (fs::is_directory(target)) {
-      if (follow_links || !is_link) FindImages(path, false, paths);
-    } else if (IsImageFile(path)) {
+      if (recurse && (follow_links || !is_link)) FindFiles(path, wanted, true, false, paths);
+    } else if (wanted(path)) {
       if (fs::is_regular_file(target)) {
         paths->push_back(path);
       } else {
@@ -68,13 +71,8 @@ void FindImages(const fs::path &dir, bool follow_links, std::vector<fs::path> *p
 std::vector<InputFile> ListInputs(const std::string &dir, const std::string &input_type) {
   if (!fs::is_directory(dir)) throw std::runtime_error("input_path is not a directory: " + dir);
   std::vector<fs::path> paths;
-  if (input_type == "bin") {
-    for (const auto &entry : fs::directory_iterator(dir)) {
-      if (entry.is_regular_file() && entry.path().extension() == ".bin") paths.push_back(entry.path());
-    }
-  } else {
-    FindImages(dir, true, &paths);
-  }
+  const bool bin = input_type == "bin";
+  FindFiles(dir, bin ? IsBinFile : IsImageFile, !bin, true, &paths);
   // Byte-wise order of the full path, as Python's sorted() on str paths.
   std::sort(paths.begin(), paths.end(), [](const fs::path &a, const fs::path &b) { return a.string() < b.string(); });
   if (paths.empty()) {
