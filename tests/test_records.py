@@ -227,3 +227,33 @@ def test_an_edited_index_cache_is_checked_again_not_trusted(tmp_path, demo_data)
         again = scan_split(demo_data / "val", cache_file=cache)
         assert again.samples == truth.samples
         assert json.loads(cache.read_text()) == entries  # rewritten whole
+
+
+# -- class names stored in a checkpoint (tinynet_ms.weights), read by eval, export and predict ---------------------
+@pytest.mark.parametrize("value,expect", [
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    (json.dumps(["cat", 3]), "key 'class_names[1]' must be text"),
+    (json.dumps({"0": "cat"}), "key 'class_names' must be a list"),
+    ("cat, dog", "not JSON"),
+])
+def test_class_names_in_a_checkpoint_are_checked_like_a_sidecars(tmp_path, capsys, value, expect):
+    import mindspore as ms
+    import numpy as np
+
+    from tinynet_ms.cli import run_main
+    from tinynet_ms.weights import read_class_names
+
+    path = tmp_path / "w.ckpt"
+    ms.save_checkpoint([{"name": "classifier.bias", "data": ms.Tensor(np.zeros(2, np.float32))}], str(path),
+                       append_dict={"class_names": value})
+    assert run_main(lambda: read_class_names(path)) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {path}: ") and expect in line and "write_class_names" in line
+
+
+def test_a_formula_file_nested_too_deeply_is_one_line(tmp_path):
+    from tinynet_ms.formula import read_formula
+
+    (tmp_path / "f.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match=r"f\.json: nested too deeply"):
+        read_formula(tmp_path / "f.json")

@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mindspore as ms
@@ -32,6 +32,7 @@ from tinynet_ms.models import DEFAULT_PREPROCESSING, Preprocessing, TinyNetFeatu
 from tinynet_ms.models.fold import fold_batchnorm
 from tinynet_ms.models.variants import INTERPOLATIONS
 from tinynet_ms.records import Field, check_fields, read_json
+from tinynet_ms.weights import CLASS_NAMES_FIELD
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -99,8 +100,7 @@ def write_sidecar(model_path: str | os.PathLike, net: nn.Cell, batch_size: int, 
 _VECTOR = Field("list", items=Field("number", "[-1e6, 1e6]"), length=3)
 PREPROCESSING_FIELDS = {"crop_pct": Field("number", "(0, 1]"), "interpolation": Field("str", choices=INTERPOLATIONS),
                         "mean": _VECTOR, "std": Field("list", items=Field("number", "(0, 1e6]"), length=3)}
-SIDECAR_FIELDS = {"preprocessing": Field("dict"),
-                  "class_names": Field("list", null=True, items=Field("str", max_len=1000), max_len=1_000_000)}
+SIDECAR_FIELDS = {"preprocessing": Field("dict"), "class_names": replace(CLASS_NAMES_FIELD, null=True)}
 
 
 def read_sidecar(model_path: str | os.PathLike) -> dict | None:

@@ -18,6 +18,7 @@ import numpy as np
 from mindspore import nn
 
 from tinynet_ms.atomic import atomic_path
+from tinynet_ms.records import Field, RecordError, check_fields, parse_json
 
 log = logging.getLogger("tinynet")
 
@@ -106,22 +107,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
 # The checkpoint entry holding the class names (a JSON list, index order): what the outputs mean travels with the
 # weights, so eval/export/predict can name classes without the dataset at hand.
 CLASS_NAMES_KEY = "class_names"
+# What a stored list of class names may be, wherever it is read back (a checkpoint, an export sidecar).
+CLASS_NAMES_FIELD = Field("list", items=Field("str", max_len=1000), max_len=1_000_000)
 
 
 def read_class_names(path: str | os.PathLike) -> list[str] | None:
     """The class names a ``.ckpt`` stores (``save_checkpoint_atomic(..., class_names=...)``), in index order; None
-    when it stores none (written before names were kept, or by another tool)."""
+    when it stores none (written before names were kept, or by another tool). Checked (``CLASS_NAMES_FIELD``):
+    a ``RecordError`` naming the file otherwise."""
     value = _load_checkpoint(path).get(CLASS_NAMES_KEY)
     if value is None:
         return None
-    try:
-        names = json.loads(value)
-    except (TypeError, ValueError):
-        names = None
-    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"{path}: its '{CLASS_NAMES_KEY}' entry is not a JSON list of names; store them again with "
-                         f"tinynet_ms.classes.write_class_names")
-    return names
+    fix = "store them again with tinynet_ms.classes.write_class_names"
+    if not isinstance(value, str):
+        raise RecordError(f"{path}: key '{CLASS_NAMES_KEY}' is not a JSON list of names; {fix}")
+    names = parse_json(value, f"{path}: key '{CLASS_NAMES_KEY}'", fix)
+    return check_fields({CLASS_NAMES_KEY: names}, {CLASS_NAMES_KEY: CLASS_NAMES_FIELD}, path, fix)[CLASS_NAMES_KEY]
 
 
 def read_torch_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
