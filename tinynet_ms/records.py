@@ -42,11 +42,12 @@ def shown(value: Any) -> str:
 def read_text_bounded(path: str | os.PathLike, fix: str, max_bytes: int = MAX_RECORD_BYTES) -> str:
     """The UTF-8 text of a record file, refused (``RecordError``) when larger than ``max_bytes`` or not UTF-8."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise RecordError(f"{path}: {size:,} bytes, more than a record of this kind can be ({max_bytes:,}); {fix}")
+    with open(path, "rb") as f:  # read to the bound, not to the size stat gives: /proc files say 0, files grow
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RecordError(f"{path}: more than {max_bytes:,} bytes, more than a record of this kind can be; {fix}")
     try:
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError(f"{path}: not UTF-8 text (byte {exc.start}); {fix}") from None
 
