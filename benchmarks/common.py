@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -22,9 +23,35 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# /proc/cpuinfo flags that decide which kernels MindSpore, onnxruntime, OpenVINO and torch pick
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx512_bf16": "AVX-512 BF16",
+             "amx_tile": "AMX"}
+
+
+def cpu_features() -> str:
+    """The vector extensions this CPU offers, of those in ``ISA_FLAGS`` (empty off Linux)."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return ""
+    return ", ".join(name for flag, name in ISA_FLAGS.items() if flag in flags)
+
+
 def header(device: str) -> str:
-    return (f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} | {os.cpu_count()} cores | "
+    return (f"# {time.strftime('%Y-%m-%d')} | {cpu_name()} ({cpu_features() or 'no AVX2'}) | {os.cpu_count()} cores | "
             f"MindSpore {ms.__version__} | {device}")
+
+
+def replace_block(path: Path, name: str, text: str) -> None:
+    """Replace what sits between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path`` with ``text``: a
+    page's generated part, the prose around it kept. Raises ValueError naming the file when the markers are not
+    there once each."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    page = path.read_text(encoding="utf-8")
+    if page.count(begin) != 1 or page.count(end) != 1 or page.index(begin) > page.index(end):
+        raise ValueError(f"{path}: expected one '{begin}' ... '{end}' block for the generated tables")
+    head, rest = page.split(begin)
+    path.write_text(f"{head}{begin}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}", encoding="utf-8")
 
 
 def speedup(value: float, base: float, higher_is_better: bool = True) -> str:

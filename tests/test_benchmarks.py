@@ -76,3 +76,34 @@ def test_digits_folder_splits_each_class(tmp_path):
         assert all(low <= n <= high for n in counts), (split, counts)
     train = {p.name for p in (root / "train").rglob("*.png")}
     assert not train & {p.name for p in (root / "val").rglob("*.png")}  # no image in both
+
+
+def test_goal_table_puts_ours_over_each_peer_the_right_way_round():
+    from benchmarks.bench_all import HARNESS, OURS_INFER, goal_table
+
+    train = [{"model": "tinynet_e", "size": 106, "kernels": "on", "amp": "O0", "mode": "graph", "img_per_sec": 150.0},
+             {"model": "tinynet_e", "size": 106, "kernels": "off", "amp": "O0", "mode": "graph", "img_per_sec": 15.0},
+             {"model": "tinynet_e", "size": 106, "kernels": "-", "amp": "-", "mode": "timm eager", "img_per_sec": 100.0}]
+    infer = [{"model": "tinynet_e", "size": 106, "runtime": OURS_INFER, "bs1_ms": 2.0, "bs32_img_per_sec": 900.0},
+             {"model": "tinynet_e", "size": 106, "runtime": "timm eager", "bs1_ms": 5.0, "bs32_img_per_sec": 300.0},
+             {"model": "tinynet_e", "size": 106, "runtime": HARNESS, "bs1_ms": 1.0, "bs32_img_per_sec": 1200.0},
+             {"model": "tinynet_e", "size": 106, "runtime": "onnxruntime", "bs1_ms": 1.2, "bs32_img_per_sec": 1000.0}]
+    lines = goal_table(train, infer, ["tinynet_e"]).splitlines()
+    assert lines[0] == "goal (ours over the peer, higher is better) | E@106"
+    cells = [line.rsplit(" | ", 1)[1] for line in lines[2:]]
+    # train 150 / 100; latency 5 / 2 (lower is better); no torch.compile row; harness 1.2 / 1.0 and 1200 / 1000
+    assert cells == ["1.50x", "2.50x", "-", "1.20x", "1.20x"]
+
+
+def test_a_generated_block_replaces_only_its_own_text(tmp_path):
+    import pytest
+
+    from benchmarks.common import replace_block
+
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- t:begin -->\nold\n<!-- t:end -->\noutro\n")
+    replace_block(page, "t", "new table\n")
+    assert page.read_text() == "intro\n<!-- t:begin -->\nnew table\n<!-- t:end -->\noutro\n"
+    page.write_text("no markers\n")
+    with pytest.raises(ValueError, match="page.md: expected one '<!-- t:begin -->'"):
+        replace_block(page, "t", "x")
