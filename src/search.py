@@ -35,6 +35,7 @@ from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_desig
 from tinynet_ms.formula import read_record
 from tinynet_ms.latency import LATENCY_TARGETS, PROBE_SECONDS, REPORT_SECONDS, best_medians
 from tinynet_ms.records import Field, RecordError, check_fields, confined
+from tinynet_ms.train.metrics import MetricsLog
 
 SEARCH_FORMAT = "tinynet_ms.cube/1"  # the record format's name since the first search: kept so old records read
 SEARCH_FILE = "cube.json"
@@ -312,7 +313,7 @@ def run_candidate(search: Search, entry: dict, lock_fd: int) -> int:
 def read_result(run_dir: Path, epochs: int) -> dict:
     """A finished candidate's scores from its ``metrics.jsonl``: the best epoch's top-1 (model or EMA weights, as
     the trainer chose ``best.ckpt``) and that evaluation's top-5; training seconds summed over the epochs."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = MetricsLog(run_dir / "metrics.jsonl").records()  # each checked
     if not records or records[-1].get("epoch") != epochs:
         raise ValueError(f"{run_dir / 'metrics.jsonl'}: the run did not finish its {epochs} epochs")
     best_epoch = records[-1].get("best_epoch") or 0
