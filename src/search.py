@@ -158,7 +158,7 @@ def load_search(path: Path, required: Sequence[str] = DESCRIBED, scored: Sequenc
             check_fields(entry, CANDIDATE_FIELDS, path, fix, needed, key_prefix=key)
             if "run_dir" in entry:
                 run_dir = confined(path.parent, entry["run_dir"], f"{path}: key '{key}run_dir'", fix,
-                                   within=path.parent / "candidates")
+                                   within="candidates")
                 if run_dir in owners:
                     raise RecordError(f"{path}: key '{key}run_dir' is candidates[{owners[run_dir]}]'s too: each "
                                       f"candidate trains in a folder of its own; {fix}")

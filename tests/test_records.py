@@ -115,6 +115,13 @@ def test_a_run_dir_outside_the_search_is_refused_before_anything_trains(tmp_path
         assert line.startswith(f"error: {out / 'cube.json'}: key 'candidates[0].run_dir' is ") and \
             f"which is not inside {out.resolve() / 'candidates'}" in line and "or give another --out" in line
     assert (victim / "last.ckpt").read_bytes() == b"weights"
+    (out / "candidates" / "link").unlink()
+    (out / "candidates").rmdir()
+    (out / "candidates").symlink_to(tmp_path)  # OUT/candidates itself a link: its runs would be elsewhere
+    search_module.write_search(out, _cube_record(search, run_dir="candidates/victim"))
+    with pytest.raises(UsageError, match=r"key 'candidates\[0\].run_dir' is 'candidates/victim', which is not"):
+        search_module.run_search(search)
+    (out / "candidates").unlink()
     twice = _cube_record(search)
     twice["candidates"].append({**twice["candidates"][0], "index": 2, "run_dir": "candidates/x/../01_tiny"})
     search_module.write_search(out, twice)
@@ -257,3 +264,4 @@ def test_a_formula_file_nested_too_deeply_is_one_line(tmp_path):
     (tmp_path / "f.json").write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(ValueError, match=r"f\.json: nested too deeply"):
         read_formula(tmp_path / "f.json")
+

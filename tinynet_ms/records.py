@@ -153,12 +153,12 @@ def check_fields(record: Any, fields: Mapping[str, Field], where: str | os.PathL
     return record
 
 
-def confined(base: str | os.PathLike, relative: str, where: str, fix: str,
-             within: str | os.PathLike | None = None) -> Path:
+def confined(base: str | os.PathLike, relative: str, where: str, fix: str, within: str = "") -> Path:
     """``base / relative`` resolved (symlinks followed), refused with a ``RecordError`` naming ``where`` unless it
-    lies strictly inside ``within`` (default ``base``): a path read from a record must not reach outside the folder
-    it belongs to (an absolute path, '..', or a link pointing elsewhere)."""
-    root = Path(base if within is None else within).resolve()
+    lies strictly inside ``base / within`` (``within`` taken literally: a link there pointing elsewhere does not
+    move the bound). A path read from a record must not reach outside the folder it belongs to: an absolute path,
+    '..', or a link pointing elsewhere."""
+    root = Path(base).resolve() / within
     target = (Path(base).resolve() / relative).resolve()
     if target == root or not target.is_relative_to(root):
         raise RecordError(f"{where} is {shown(relative)}, which is not inside {root}; {fix}")
