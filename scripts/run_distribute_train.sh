@@ -64,5 +64,5 @@ elif [ -n "${MASTER_PORT:-}" ]; then
 else
   MODE=()
 fi
-launch --ranks "$DEVICE_NUM" "${NODES[@]}" --log_dir "$LOG_DIR" "${MODE[@]}" --resume_command "$RESUME" \
-  -- "$ROOT_DIR/train.py" "${ARGS[@]}"
+launch --ranks "$DEVICE_NUM" "${NODES[@]}" --log_dir "$LOG_DIR" --output_dir "$OUTPUT_DIR" "${MODE[@]}" \
+  --resume_command "$RESUME" -- "$ROOT_DIR/train.py" "${ARGS[@]}"

@@ -21,6 +21,7 @@ if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then DEVICE_ID=$1; shift; fi
 ARGS=(--config_path "$CONFIG_PATH" --data_path "$DATA_PATH" --device_id "$DEVICE_ID" "$@")
 OUTPUT_DIR=$(training_output_dir "${ARGS[@]}") || exit $?  # a config error: once, before training starts
 mkdir -p "$OUTPUT_DIR/logs" || die "cannot create '$OUTPUT_DIR/logs'"
-LOG_DIR=$(cd "$OUTPUT_DIR/logs" && pwd)
-# The launcher streams the output to the console and to LOG_DIR/worker_0.log.
-launch --single --log_dir "$LOG_DIR" --resume_command "$RESUME" -- "$ROOT_DIR/train.py" "${ARGS[@]}"
+OUTPUT_DIR=$(cd "$OUTPUT_DIR" && pwd)
+# The launcher locks OUTPUT_DIR (one run at a time) and streams the output to the console and LOGS/worker_0.log.
+launch --single --log_dir "$OUTPUT_DIR/logs" --output_dir "$OUTPUT_DIR" --resume_command "$RESUME" \
+  -- "$ROOT_DIR/train.py" "${ARGS[@]}"

@@ -62,12 +62,19 @@ def run_app(fn: Callable[[SimpleNamespace], object], argv: list[str], doc: str, 
 
 
 def _check_training_output(cfg: SimpleNamespace) -> None:
-    """train.py's output_dir check (a fresh run refuses another run's checkpoints), as a rank other than 0 makes
-    it: it only checks; deleting with --overwrite true stays the run's rank 0's job."""
+    """train.py's output_dir check (a fresh run refuses another run's checkpoints); it only checks: deleting with
+    --overwrite true stays the run's rank 0's job. A refused directory that a run is still writing is named as in
+    use (not as holding a finished run's files). Not locked otherwise: the nodes of a multi-node job sharing the
+    directory check it while node 0's launcher holds its lock."""
     from src.context import RunContext
-    from src.trainer import check_output_dir
+    from src.trainer import check_output_dir, lock_output_dir
 
-    check_output_dir(cfg, RunContext(cfg.device_target, rank=1, world=2))
+    try:
+        check_output_dir(cfg, RunContext(cfg.device_target), only_check=True)
+    except ConfigError:
+        with lock_output_dir(cfg):  # InUse when a run holds it
+            pass
+        raise
 
 
 # The checks an entry point makes after loading its config and before it touches a device or data.

@@ -8,12 +8,18 @@ from types import SimpleNamespace
 from src.builders import build_network, image_size, preprocessing, require_checkpoint
 from src.context import setup_context, setup_logging
 from tinynet_ms.classes import checkpoint_class_names
-from tinynet_ms.export import DYNAMIC, ExportResult, export_and_verify, output_names
+from tinynet_ms.atomic import lock_output_file
+from tinynet_ms.export import DYNAMIC, ExportResult, export_and_verify, export_path, output_names
 
 log = logging.getLogger("tinynet")
 
 
 def run_export(cfg: SimpleNamespace) -> ExportResult:
+    with lock_output_file(export_path(cfg.file_name, cfg.file_format), "export"):  # first: one writer per file
+        return _export(cfg)
+
+
+def _export(cfg: SimpleNamespace) -> ExportResult:
     ctx = setup_context(cfg)
     setup_logging(ctx)
     checkpoint = require_checkpoint(cfg)

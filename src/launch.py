@@ -11,9 +11,13 @@ watch them, because a bare msrun leaves the user waiting and guessing:
 - several nodes (``--nodes`` > 1): the same command on every server, only ``--node_rank`` differing; msrun's own
   dynamic cluster connects them (its scheduler runs on the node that owns ``--master_addr``), this node's ranks are
   ``node_rank x ranks ...``, and a failure names the node as well as the rank. The port must then be given (every
-  node must agree on it), and only node 0, which hosts the scheduler, checks that it is free.
+  node must agree on it), and only node 0, which hosts the scheduler, checks that it is free;
+- one run per output_dir (``--output_dir``): its lock (``tinynet_ms.atomic``) is taken before any rank starts, so a
+  second training into the directory is refused at once (exit 2), and held till the end by the launcher and what it
+  starts; the ranks' train.py share it instead of being refused;
+- the previous run's logs (a resume, a re-run) are kept as ``worker_R.log.1`` ..., never truncated.
 
-    python -m src.launch --ranks N --log_dir DIR [--master_port P | --rank_table | --single] [--cwd DIR]
+    python -m src.launch --ranks N --log_dir DIR [--output_dir DIR] [--master_port P | --rank_table | --single] [--cwd DIR]
                          [--nodes M --node_rank R --master_addr HOST --cluster_time_out S]
                          [--resume_command TEXT] -- SCRIPT ARGS...
 
@@ -33,14 +37,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import psutil
 
-EXIT_FAILED, EXIT_USAGE = 1, 2  # tinynet_ms.cli's codes; importing it would load MindSpore into the launcher
+from tinynet_ms.atomic import InUse, OutputLock, lock_directory  # stdlib only: no MindSpore in the launcher
+from tinynet_ms.cli import EXIT_FAILED, EXIT_USAGE
+
 FINISHED = "training finished"  # every rank's last log line (src/trainer.py)
 DEFAULT_PORT = 8118  # msrun's port when MASTER_PORT is not set and this one is free
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -60,6 +66,8 @@ _SCHEDULER_GONE = "Failed to connect to the meta server"
 # may need more: MindSpore advises raising it when collective set-up is slow).
 NODE_TIMEOUT_SECONDS = 15
 _FRAMEWORK_LINE = ("[WARNING]", "[INFO]", "[DEBUG]")  # MindSpore's: they stay in the logs, off the console
+# train.py's own log lines ("12:03:04 [rank 1] epoch 1 ...", src/context.py): the run's progress, not why it failed
+_PROGRESS_LINE = re.compile(r"\d\d:\d\d:\d\d (\[rank \d+\] )?")
 
 
 def port_in_use(port: int) -> bool:
@@ -187,12 +195,16 @@ class Group:
     worker in a session of its own, MindSpore's dataset workers are a rank's children, and a rank that was
     killed leaves its children orphaned (no longer below us, but still in the rank's session)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: OutputLock | None = None) -> None:
         self.procs: list[subprocess.Popen] = []
         self.sessions: set[int] = set()  # session ids of what we started (its pid) and of msrun's workers
+        # the output_dir's lock: what we start holds it too (should this process die first) and shares it (its env)
+        self.pass_fds = () if lock is None or lock.fd is None else (lock.fd,)
+        self.env = {} if lock is None else lock.env
 
-    def start(self, cmd: Sequence[str], **kw) -> subprocess.Popen:
-        proc = subprocess.Popen(list(cmd), start_new_session=True, **kw)
+    def start(self, cmd: Sequence[str], env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+        env = {**(os.environ if env is None else env), **self.env}
+        proc = subprocess.Popen(list(cmd), start_new_session=True, pass_fds=self.pass_fds, env=env, **kw)
         self.procs.append(proc)
         self.sessions.add(proc.pid)
         return proc
@@ -231,10 +243,12 @@ class Group:
         return members
 
 
-def _output(proc: subprocess.Popen, stop: StopRequest, log: TextIO | None = None) -> Iterator[str | None]:
-    """``proc``'s (merged) output line by line, echoed to the console without MindSpore's framework lines, every
-    line copied to ``log``; None after POLL_SECONDS of silence, so the caller can poll. Ends at EOF, on a stop
-    request, or once ``proc`` has exited and stays silent (a dataset worker it left may hold the pipe open)."""
+def _output(proc: subprocess.Popen, stop: StopRequest, log: TextIO | None = None,
+            hidden: re.Pattern | None = None) -> Iterator[str | None]:
+    """``proc``'s (merged) output line by line, echoed to the console without MindSpore's framework lines (nor those
+    matching ``hidden``), every line copied to ``log``; None after POLL_SECONDS of silence, so the caller can poll.
+    Ends at EOF, on a stop request, or once ``proc`` has exited and stays silent (a dataset worker it left may hold
+    the pipe open)."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
@@ -256,7 +270,7 @@ def _output(proc: subprocess.Popen, stop: StopRequest, log: TextIO | None = None
         if log is not None:
             log.write(line)
             log.flush()
-        if not line.startswith(_FRAMEWORK_LINE):
+        if not line.startswith(_FRAMEWORK_LINE) and not (hidden and hidden.search(line)):
             print(line.rstrip("\n"), flush=True)
         yield line
 
@@ -324,6 +338,11 @@ def failed_elsewhere(text: str, layout: Layout) -> bool:
             or _NOT_FORMED in text)
 
 
+# msrun's console (the ranks' logs, tailed) without what report() says once, naming the rank: the ranks' own error
+# lines (each rank of a data-parallel run often fails with the same one) and msrun's line on a worker's exit.
+_SAID_IN_REPORT = re.compile(rf"^error: |{_MSRUN_WORKER_EXIT.pattern}")
+
+
 def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str, layout: Layout,
            log_dir: Path) -> Failure | None:
     """msrun with its console streamed (it writes the rank logs itself); returns the first worker msrun reports
@@ -334,7 +353,7 @@ def _msrun(group: Group, stop: StopRequest, cmd: list[str], cwd: str, layout: La
     msrun, ranks_of = psutil.Process(proc.pid), {}
     watch = LogWatch([log_dir / "scheduler.log", *(log_dir / f"worker_{rank}.log" for rank in layout.here)])
     looked = time.monotonic()
-    for line in _output(proc, stop):
+    for line in _output(proc, stop, hidden=_SAID_IN_REPORT):
         _worker_ranks(msrun, ranks_of)
         group.sessions.update(ranks_of)  # each worker leads a session of its own
         dead = _MSRUN_WORKER_EXIT.search(line or "")
@@ -360,7 +379,7 @@ def _rank_table(group: Group, stop: StopRequest, layout: Layout, script: list[st
     procs = []
     for i, rank in enumerate(layout.here):
         env = dict(os.environ, DEVICE_ID=str(first_device + i), RANK_ID=str(rank), RANK_SIZE=str(layout.world))
-        with open(log_dir / f"worker_{rank}.log", "wb") as log:
+        with open(log_dir / f"worker_{rank}.log", "ab") as log:
             procs.append(group.start([sys.executable, *script], cwd=cwd, env=env, stdout=log,
                                      stderr=subprocess.STDOUT))
     while not stop.signum:
@@ -377,7 +396,7 @@ def _rank_table(group: Group, stop: StopRequest, layout: Layout, script: list[st
 def _single(group: Group, stop: StopRequest, script: list[str], log_dir: Path, cwd: str) -> Failure | None:
     """One process, no msrun (one device: msrun's scheduler would run the script too and train a second time),
     its output on the console and in ``worker_0.log``."""
-    with open(log_dir / "worker_0.log", "w") as log:
+    with open(log_dir / "worker_0.log", "a") as log:
         proc = group.start([sys.executable, *script], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, bufsize=1, errors="replace")
         for _ in _output(proc, stop, log):
@@ -396,8 +415,10 @@ def _read(path: Path) -> str:
 
 
 def _tail(log: Path, n: int = 5) -> list[str]:
-    """The last ``n`` lines of a rank's log that are not MindSpore's framework lines."""
-    return [line for line in _read(log).splitlines() if line.strip() and not line.startswith(_FRAMEWORK_LINE)][-n:]
+    """The last ``n`` lines of a rank's log that can say why it failed (a traceback, MindSpore's [ERROR] lines): not
+    MindSpore's framework lines nor the run's own progress lines."""
+    return [line for line in _read(log).splitlines()
+            if line.strip() and not line.startswith(_FRAMEWORK_LINE) and not _PROGRESS_LINE.match(line)][-n:]
 
 
 def _own_error(log: Path) -> str:
@@ -458,8 +479,9 @@ def _cause_elsewhere(layout: Layout, log_dir: Path, master: str) -> str:
 def report(failure: Failure | None, layout: Layout, log_dir: Path, console_has_all: bool = False,
            master: str = "") -> int:
     """Every rank of this node finished → 0. Otherwise name the rank that failed first (and its node), how, and its
-    own error line, then each rank that did not finish with the tail of its log; → 2 when the rank failed with the
-    entry points' config-error code, else 1. ``console_has_all``: a single process whose whole output is on the
+    own error line, then what became of each other rank that did not finish: failed too (its error, unless it is
+    the same), stopped by us, or not finished; a log's tail only where no error line of its own says why; → 2 when
+    the rank failed with the entry points' config-error code, else 1. ``console_has_all``: a single process whose whole output is on the
     console already: only what it did not say itself (its own ``error:`` line stays the one error line)."""
     unfinished = [r for r in layout.here if FINISHED not in _read(log_dir / f"worker_{r}.log")]
     if failure is None and not unfinished:
@@ -481,18 +503,74 @@ def report(failure: Failure | None, layout: Layout, log_dir: Path, console_has_a
     if elsewhere:  # this node's ranks were only the victims
         print(elsewhere, file=sys.stderr)
         cause = None
-    elif failure is not None:
+    first = _own_error(log_dir / f"worker_{cause}.log") if cause is not None else ""  # the failing rank's own
+    if failure is not None and not elsewhere:
         who = layout.name(failure.rank)
         kind = ", a configuration error" if code == EXIT_USAGE else ""
-        own = _own_error(log_dir / f"worker_{failure.rank}.log") if failure.rank is not None else ""
-        print(f"error: {who} (pid {failure.pid}) {how_it_ended(failure.code)}{kind}{': ' + own if own else ''}; "
+        print(f"error: {who} (pid {failure.pid}) {how_it_ended(failure.code)}{kind}{': ' + first if first else ''}; "
               f"the {'other ' if failure.rank is not None else ''}ranks were stopped", file=sys.stderr)
     for rank in sorted(unfinished, key=lambda r: r != cause):  # the rank that failed first, first
         log = log_dir / f"worker_{rank}.log"
-        print(f"rank {rank} {'FAILED' if rank == cause else 'did not finish'}, see {log}", file=sys.stderr)
-        for line in _tail(log):
-            print(f"  rank {rank}: {line}", file=sys.stderr)
+        own = _own_error(log)
+        if rank == cause:
+            what = "FAILED"
+        elif own and own == first:
+            what = "failed too, with the same error"
+        elif own:
+            what = f"failed{' too' if cause is not None else ''}: {own}"
+        else:  # no error of its own: we stopped it, or (no failure seen) it ended without a word
+            what = "was stopped" if failure is not None else "did not finish"
+        print(f"rank {rank} {what}; see {log}", file=sys.stderr)
+        if not own and (rank == cause or failure is None):  # why it failed is only in its log
+            for line in _tail(log):
+                print(f"  rank {rank}: {line}", file=sys.stderr)
     return code
+
+
+# What a refused second training into the same output_dir is told (the launcher's refusal and train.py's).
+IN_USE_ADVICE = "wait for it to finish or stop it, or choose another --output_dir"
+
+
+def lock_output_dir(out: Path, job: str | None = None) -> OutputLock:
+    """A training's output_dir lock: the launcher takes it before any rank starts (a second job into the directory
+    is refused at once, nothing of the running one touched) and hands it to its ranks (train.py), which share it
+    through ``TINYNET_LOCK_TOKEN``; ``job``: the token every node of a multi-node job agrees on (a shared
+    output_dir)."""
+    return lock_directory(out, "training", IN_USE_ADVICE, job=job)
+
+
+def job_token(args: argparse.Namespace, layout: Layout) -> str | None:
+    """What the launchers of one multi-node job have in common, so that they share a shared output_dir's lock (one
+    node's launcher cannot hand its token to the others); None on one node (a fresh token per run)."""
+    if layout.nodes == 1:
+        return None
+    if args.rank_table:
+        return f"rank table {os.environ.get('RANK_TABLE_FILE', '')} x{layout.nodes}"
+    return f"msrun {args.master_addr}:{args.master_port} x{layout.nodes}"
+
+
+def log_names(args: argparse.Namespace, layout: Layout) -> list[str]:
+    """The log files this node's run writes into ``--log_dir`` (msrun's scheduler runs on node 0)."""
+    names = [f"worker_{rank}.log" for rank in layout.here]
+    return names + ["scheduler.log"] if not (args.single or args.rank_table) and layout.node_rank == 0 else names
+
+
+def rotate_logs(log_dir: Path, names: Sequence[str]) -> list[str]:
+    """The previous run's logs (a resumed run's, a re-run's) kept as NAME.1 (NAME.2 the one before, and so on)
+    instead of being truncated by this run (msrun opens its logs with 'w'); what was moved."""
+    moved = []
+    for name in names:
+        log = log_dir / name
+        if not log.is_file() or log.stat().st_size == 0:
+            continue
+        n = 1
+        while (log_dir / f"{name}.{n}").exists():
+            n += 1
+        for k in range(n, 1, -1):
+            os.replace(log_dir / f"{name}.{k - 1}", log_dir / f"{name}.{k}")
+        os.replace(log, log_dir / f"{name}.1")
+        moved.append(f"{name}.1")
+    return moved
 
 
 def stopped(signum: int, survivors: list[psutil.Process], resume_command: str) -> str:
@@ -561,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster_time_out", type=int,
                         help="seconds msrun waits for every rank to join the cluster (msrun's default: 600)")
     parser.add_argument("--cwd", default=os.getcwd(), help="the ranks' working directory")
+    parser.add_argument("--output_dir", type=Path,
+                        help="the training's output_dir: locked before any rank starts (another run there: refused, "
+                             "exit 2), held till the end, shared with the ranks")
     parser.add_argument("--resume_command", default="", help="the command that resumes this run (printed on a stop)")
     parser.add_argument("script", nargs=argparse.REMAINDER, help="-- SCRIPT ARGS...")
     args = parser.parse_args(argv)
@@ -571,7 +652,14 @@ def main(argv: list[str] | None = None) -> int:
     if layout is None:
         print(error, file=sys.stderr)
         return EXIT_USAGE
-    with StopRequest().installed() as stop:  # first: the caller's pid is this process from here on
+    with StopRequest().installed() as stop, ExitStack() as held:  # first: the caller's pid is this process now
+        lock = None
+        if args.output_dir is not None:
+            try:  # before the logs are touched: a refused run leaves the running one's alone
+                lock = held.enter_context(lock_output_dir(args.output_dir, job_token(args, layout)))
+            except InUse as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                return EXIT_USAGE
         port = None
         if not (args.rank_table or args.single):
             port, line = msrun_port(args.master_port, args.default_port, args.nodes, args.node_rank == 0)
@@ -579,7 +667,10 @@ def main(argv: list[str] | None = None) -> int:
             if port is None:
                 return EXIT_USAGE
         args.log_dir.mkdir(parents=True, exist_ok=True)
-        group, failure = Group(), None
+        kept = rotate_logs(args.log_dir, log_names(args, layout))
+        if kept:
+            print(f"the previous logs in {args.log_dir} are kept as {', '.join(kept)}", flush=True)
+        group, failure = Group(lock), None
         try:
             if not stop.signum:  # none arrived during the port check
                 failure = _run(args, layout, group, stop, script, port)
@@ -588,8 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         if stop.signum:
             print(stopped(stop.signum, survivors, args.resume_command), file=sys.stderr, flush=True)
             return 128 + stop.signum
-    return report(failure, layout, args.log_dir, console_has_all=args.single,
-                  master=f"{args.master_addr}:{args.master_port}")
+        return report(failure, layout, args.log_dir, console_has_all=args.single,
+                      master=f"{args.master_addr}:{args.master_port}")
 
 
 if __name__ == "__main__":

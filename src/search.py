@@ -14,7 +14,6 @@ candidate, the way a user runs it; the planning (``tinynet_ms.candidates``, ``ti
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from src.config import KEYS, load_config
-from tinynet_ms.atomic import atomic_path, write_text_atomic
+from tinynet_ms.atomic import atomic_path, lock_directory, write_text_atomic
 from tinynet_ms.candidates import Candidate, plan
 from tinynet_ms.cli import EXIT_USAGE, UsageError
 from tinynet_ms.design import RWD, b0_macs, count_macs, macs_cost, network_design, per_network
@@ -454,16 +453,9 @@ def report(search: Search, record: dict) -> None:
 
 # -- the command ----------------------------------------------------------------------------------------------
 def lock(out: Path) -> int:
-    """An exclusive lock on ``OUT`` (its fd), or a UsageError when another search or its training holds it."""
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".search.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UsageError(f"{out} is in use by another cube search (or the training it started is still "
-                         f"running): wait for it, or stop it first") from None
-    return fd
+    """``OUT``'s lock (the one every writer of a run directory takes, ``tinynet_ms.atomic``), its fd; a UsageError
+    when another search, the training it started, or another run holds it."""
+    return lock_directory(out, "cube search", "wait for it, or stop it first").fd
 
 
 def check_device(device: str) -> None:

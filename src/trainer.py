@@ -16,12 +16,13 @@ import mindspore.dataset as ds
 import numpy as np
 from mindspore import nn, ops
 
+from src import launch
 from src.builders import build_network, dataset_classes, image_size, scan_dataset
 from src.config import ConfigError, save_config
 from src.context import (RunContext, all_reduce_sum, before_first_call, data_workers, setup_context,
                          setup_logging)
 from src.evaluation import evaluate_samples
-from tinynet_ms.atomic import remove_temporaries
+from tinynet_ms.atomic import OutputLock, remove_temporaries
 from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
                               freeze_backbone, load_train_state, plot_curves, save_train_state, scaled_lr,
@@ -352,55 +353,81 @@ def weights_digest(net: nn.Cell) -> str:
     return h.hexdigest()[:16]
 
 
+# What a run writes into its output_dir besides checkpoints/ (its logs/ are rotated by the launcher, never replaced).
+RUN_FILES = ("metrics.jsonl", "curves.png", "config.yaml")
+
+
 def previous_run_files(out: Path) -> list[Path]:
-    """What a run left in ``out``: its checkpoints, metrics and curves."""
+    """What a run left in ``out``: its checkpoints, metrics, curves and config."""
     ckpts = sorted((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").is_dir() else []
-    return ckpts + [p for p in (out / "metrics.jsonl", out / "curves.png") if p.is_file()]
+    return ckpts + [out / name for name in RUN_FILES if (out / name).is_file()]
 
 
-def check_output_dir(cfg: SimpleNamespace, ctx: RunContext) -> None:
-    """A fresh run never silently replaces another run's work: it needs --resume, or --overwrite true (then the old
-    checkpoints and metrics go first, so none of them survives beside the new run's)."""
+def _output_folder(cfg: SimpleNamespace) -> Path:
+    """``output_dir``, made and checked writable: found now, not when the first epoch's checkpoint is written."""
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir '{out}' is a file, not a folder")
-    try:  # found now, not when the first epoch's checkpoint is written
+        raise ConfigError(f"output_dir '{out}' is a file, not a folder: choose another --output_dir")
+    try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out / "checkpoints"):
             pass
     except OSError as e:
         raise ConfigError(f"output_dir '{out}' cannot be written ({e.strerror or e}): choose another --output_dir "
                           f"or fix its permissions") from None
-    if ctx.is_main:  # a run killed while writing left these; nobody writes here before this run starts
-        stale = remove_temporaries(out / "checkpoints", *CHECKPOINT_TEMPORARIES) + remove_temporaries(out, ".jsonl",
-                                                                                                     ".png")
+    return out
+
+
+def lock_output_dir(cfg: SimpleNamespace) -> OutputLock:
+    """The output_dir's lock, held for the run's life: one run writes a directory at a time (two would interleave
+    their metrics, replace each other's config and checkpoints). The ranks of a launcher's job share its lock."""
+    return launch.lock_output_dir(_output_folder(cfg))
+
+
+def check_output_dir(cfg: SimpleNamespace, ctx: RunContext, only_check: bool = False) -> None:
+    """A fresh run never silently replaces another run's work: it needs --resume, or --overwrite true (then the old
+    checkpoints, metrics, curves and config go first, so none of them survives beside the new run's). A run killed
+    before its first checkpoint left only metrics/curves/config: --resume auto starts it again in place. Rank 0
+    decides (its refusal stops the job); the other ranks only check that the folder can be written: they start at
+    other moments, when rank 0 may have written this run's config.yaml already. ``only_check``: the scripts' check
+    before any rank starts: refuses as rank 0 would, changes nothing."""
+    out = _output_folder(cfg)
+    if not (ctx.is_main or only_check):
+        return
+    if not only_check:  # a run killed while writing left these; nobody writes here before this run starts
+        stale = remove_temporaries(out / "checkpoints", *CHECKPOINT_TEMPORARIES) + remove_temporaries(
+            out, *(Path(name).suffix for name in RUN_FILES))
         if stale:
             log.info("removed %d temporaries of an interrupted write: %s", len(stale), ", ".join(p.name for p in stale))
     if _resume_path(cfg, out / "checkpoints") is not None:
         return
-    old = [p for p in previous_run_files(out) if p.suffix == ".ckpt"]
-    if not old:
+    old = previous_run_files(out)
+    ckpts = [p for p in old if p.suffix == ".ckpt"]
+    if not old or (cfg.resume and not ckpts):  # --resume auto over a run killed before its first checkpoint
         return
     if not cfg.overwrite:
-        raise ConfigError(f"output_dir '{out}' holds another run's checkpoints ({', '.join(p.name for p in old[:4])}"
-                          f"{', ...' if len(old) > 4 else ''}): pass --resume auto to continue it, --overwrite true "
-                          f"to start afresh (deletes them), or another --output_dir")
-    if ctx.is_main:
-        for path in previous_run_files(out):
+        names = ", ".join(p.name for p in (ckpts or old)[:4]) + (", ..." if len(ckpts or old) > 4 else "")
+        what = f"checkpoints ({names})" if ckpts else f"files ({names}; no checkpoint)"
+        raise ConfigError(f"output_dir '{out}' holds another run's {what}: pass --resume auto to continue it, "
+                          f"--overwrite true to start afresh (deletes them), or another --output_dir")
+    if not only_check:
+        for path in old:
             path.unlink()
-        log.info("--overwrite true: deleted the previous run's %d checkpoints and its metrics in %s", len(old), out)
+        log.info("--overwrite true: deleted the previous run's %d checkpoints and its %s in %s", len(ckpts),
+                 ", ".join(p.name for p in old if p.suffix != ".ckpt") or "nothing else", out)
 
 
 def run_training(cfg: SimpleNamespace) -> TrainState:
-    ctx = setup_context(cfg)
-    setup_logging(ctx)
-    check_output_dir(cfg, ctx)
-    trainer = Trainer(cfg, ctx)
-    trainer.resume()
-    if ctx.is_main:  # only once the run is known to start: a run that fails to set up leaves the old record alone
-        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
-    state = trainer.fit()
-    # Every rank logs a digest of its weights: data-parallel ranks must end identical.
-    log.info("training finished: %d epochs, best top-1 %.4f at epoch %d, weights digest %s", state.epoch,
-             state.best_top1, state.best_epoch, weights_digest(trainer.net))
-    return state
+    with lock_output_dir(cfg):  # first: before anything reads, cleans or writes the directory
+        ctx = setup_context(cfg)
+        setup_logging(ctx)
+        check_output_dir(cfg, ctx)
+        trainer = Trainer(cfg, ctx)
+        trainer.resume()
+        if ctx.is_main:  # only once the run is known to start: a run that fails to set up leaves the old record alone
+            save_config(cfg, Path(cfg.output_dir) / "config.yaml")
+        state = trainer.fit()
+        # Every rank logs a digest of its weights: data-parallel ranks must end identical.
+        log.info("training finished: %d epochs, best top-1 %.4f at epoch %d, weights digest %s", state.epoch,
+                 state.best_top1, state.best_epoch, weights_digest(trainer.net))
+        return state

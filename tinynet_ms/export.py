@@ -162,6 +162,12 @@ def exportable(net: nn.Cell) -> nn.Cell:
     return fold_batchnorm(net, cpu_kernels=False)
 
 
+def export_path(file_name: str | os.PathLike, file_format: str) -> Path:
+    """The file ``export_network`` writes: ``file_name`` + the format's extension (unless it ends in it already)."""
+    ext = FORMATS.get(file_format.upper(), "")
+    return Path(file_name) if Path(file_name).suffix.lower() == ext else Path(str(file_name) + ext)
+
+
 def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str, batch_size: int,
                    image_size: int, preprocessing: Preprocessing | None = None, dynamic_batch: bool = False,
                    class_names: Sequence[str] | None = None) -> Path:
@@ -178,7 +184,7 @@ def export_network(net: nn.Cell, file_name: str | os.PathLike, file_format: str,
                          "its --dynamic_batch_size option when it compiles the AIR file")
     if batch_size < 1 or image_size < 1:
         raise ValueError(f"batch_size and image_size must be positive, got {batch_size} and {image_size}")
-    path = Path(str(file_name) + FORMATS[fmt]) if Path(file_name).suffix.lower() != FORMATS[fmt] else Path(file_name)
+    path = export_path(file_name, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = output_names(net)
     graph = exportable(net) if len(names) == 1 else DistinctOutputs(exportable(net))

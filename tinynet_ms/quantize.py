@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tinynet_ms.atomic import atomic_path
+from tinynet_ms.atomic import atomic_path, lock_output_file
 from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.data.folder import Sample, scan_split
 from tinynet_ms.data.images import load_eval_image
@@ -276,9 +276,10 @@ def run(args: argparse.Namespace) -> list[Scores]:
     calib = calibration_samples(train, args.num_calib)
     print(f"calibrating on {len(calib)} images of {data / 'train'} at {image_size}px in batches of "
           f"{args.calib_batch} (preprocessing: {source})", flush=True)
-    quantize_model(model, output, calib, image_size, pre, args.calib_batch)
-    print(f"wrote {output}", flush=True)
-    rows = score([model, output], val_split.samples, batch, image_size, pre, args.runs)
+    with lock_output_file(output, "quantization"):  # one writer of OUTPUT (an export, another quantization)
+        quantize_model(model, output, calib, image_size, pre, args.calib_batch)
+        print(f"wrote {output}", flush=True)
+        rows = score([model, output], val_split.samples, batch, image_size, pre, args.runs)
     print(format_table(rows))
     print(f"INT8 - float top-1: {100 * (rows[1].top1 - rows[0].top1):+.2f} points on {len(val_split.samples)} "
           f"images (paired 95% interval +-{100 * rows[1].top1_ci95:.2f}; the top-1 classes agree on "
