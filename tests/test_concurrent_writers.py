@@ -40,6 +40,9 @@ def test_one_writer_holds_a_directory_and_the_processes_of_its_job_share_it(tmp_
         with pytest.raises(InUse, match=f"^{tmp_path / 'm.onnx'} is in use by another export "):
             lock_output_file(tmp_path / "m.onnx", "quantization")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OSError, match=rf"^{re.escape(str(tmp_path / 'a_file' / 'm.onnx'))} cannot be written \("):
+        lock_output_file(tmp_path / "a_file" / "m.onnx", "export")  # named as the output, not as its lock file
 
 
 @pytest.mark.slow  # a process

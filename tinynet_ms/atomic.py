@@ -156,9 +156,13 @@ def hold_lock(path: str | os.PathLike, holder: str, what: str, advice: str, remo
     passed on to child processes, which may outlive this one)."""
     path = Path(path)
     job = job or os.environ.get(LOCK_TOKEN_ENV, "")
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # named as what cannot be written, not as the hidden lock file
+            raise OSError(f"{what} cannot be written ({exc.strerror or exc}): choose another place or fix its "
+                          f"permissions") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
