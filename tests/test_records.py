@@ -265,3 +265,26 @@ def test_a_formula_file_nested_too_deeply_is_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"f\.json: nested too deeply"):
         read_formula(tmp_path / "f.json")
 
+
+# -- metrics.jsonl: read back on resume (truncate_after), for the curves and by the cube search (read_result) ------
+@pytest.mark.parametrize("line,expect", [
+    ("[1, 2]", "line 2: its content must be a JSON object"),
+    ('{"epoch": "2"}', "line 2: key 'epoch' must be an integer"),
+    ('{"train_loss": 1.0}', "line 2: key 'epoch' is missing"),
+    ('{"epoch": 2, "val_top1": "high"}', "line 2: key 'val_top1' must be a number"),
+    ("{epoch: 2}", "line 2: not JSON"),
+])
+def test_a_malformed_metrics_line_is_one_line_naming_the_file_and_line(tmp_path, capsys, line, expect):
+    from src.search import read_result
+    from tinynet_ms.cli import run_main
+    from tinynet_ms.train.metrics import MetricsLog
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps({"epoch": 1, "train_loss": 2.0, "val_top1": 0.5, "val_top5": 0.9, "best_epoch": 1})
+                    + f"\n{line}\n")
+    for read in (lambda: MetricsLog(path).truncate_after(1), lambda: read_result(tmp_path, 2)):
+        assert run_main(read) == 1
+        err = _one_line(capsys.readouterr().err)
+        assert err.startswith(f"error: {path} {expect}") and "delete that line" in err, err
+    MetricsLog(path).truncate_after(0)  # a fresh start keeps nothing, whatever was there
+    assert path.read_text() == ""

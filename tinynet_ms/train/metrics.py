@@ -11,6 +11,7 @@ import numpy as np
 from mindspore import nn
 
 from tinynet_ms.atomic import atomic_path, write_text_atomic
+from tinynet_ms.records import Field, check_fields, parse_json, read_text_bounded
 
 
 def topk_correct(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> list[int]:
@@ -37,6 +38,15 @@ def finite_or_null(record: dict) -> dict:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
 
 
+# What a metrics.jsonl line may hold (a resume, the curves and the cube search read them back; the file may have been
+# edited): the epoch, and numbers (None: NaN/inf, or not measured that epoch).
+_NUMBERS = ("train_loss", "lr", "epoch_seconds", "img_per_sec", "loss_scale", "val_top1", "val_top5", "val_top1_ema",
+            "val_top5_ema", "best_top1")
+METRIC_FIELDS = {"epoch": Field("int", "[1, 1e7]"), "best_epoch": Field("int", "[-1, 1e7]", null=True),
+                 "skipped_steps": Field("int", "[0, inf)", null=True),
+                 **{k: Field("number", null=True) for k in _NUMBERS}}
+
+
 class MetricsLog:
     """Append-only JSON lines, one object per epoch; on resume, entries after the restored epoch go."""
 
@@ -44,12 +54,18 @@ class MetricsLog:
         self.path = Path(path)
 
     def records(self) -> list[dict]:
+        """Every epoch's record, checked (``METRIC_FIELDS``): a ``RecordError`` naming the file, line and key."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        whole = read_text_bounded(self.path, "delete the file: it is the run's history, not its state")
+        fix = "delete that line (or the file: it is the run's history, not its state)"
+        return [check_fields(parse_json(line, f"{self.path} line {n}", fix), METRIC_FIELDS, f"{self.path} line {n}",
+                             fix, required=("epoch",))
+                for n, line in enumerate(whole.splitlines(), 1) if line.strip()]
 
     def truncate_after(self, epoch: int) -> None:
-        kept = [r for r in self.records() if r.get("epoch", 0) <= epoch]
+        # a fresh start (epoch 0) keeps nothing: what is there need not even read as metrics
+        kept = [r for r in self.records() if r["epoch"] <= epoch] if epoch > 0 else []
         write_text_atomic(self.path, "".join(json.dumps(finite_or_null(r)) + "\n" for r in kept))
 
     def append(self, record: dict) -> None:
@@ -66,9 +82,9 @@ def plot_curves(records: list[dict], png: str | os.PathLike) -> Path:
 
     epochs = [r["epoch"] for r in records]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in records], marker="o")
+    ax1.plot(epochs, [r.get("train_loss") for r in records], marker="o")
     ax1.set(xlabel="epoch", ylabel="train loss", title="training loss")
-    ax2.plot(epochs, [r["val_top1"] for r in records], marker="o", label="top-1")
+    ax2.plot(epochs, [r.get("val_top1") for r in records], marker="o", label="top-1")
     if any(r.get("val_top1_ema") is not None for r in records):
         ax2.plot(epochs, [r.get("val_top1_ema") for r in records], marker="s", label="top-1 (EMA)")
     ax2.set(xlabel="epoch", ylabel="val top-1", title="validation accuracy")
