@@ -35,6 +35,10 @@ class CheckpointMismatchError(ValueError):
     """Weights do not fit the network: names or shapes differ."""
 
 
+class UnreadableCheckpoint(ValueError):
+    """A ``.ckpt`` that is not a whole checkpoint (empty, truncated, corrupt): a caller may say what to do instead."""
+
+
 def named_params(net: nn.Cell) -> dict[str, ms.Parameter]:
     """Every parameter of ``net`` (BN moving statistics too) under its structural name (``bn1.gamma``).
 
@@ -91,10 +95,13 @@ def _load_checkpoint(path: str | os.PathLike) -> dict:
     if path.suffix.lower() in TORCH_SUFFIXES:
         raise ValueError(f"{path} is a PyTorch/timm file; convert it first: "
                          f"python -m tinynet_ms.convert {path} OUT.ckpt --model NAME")
+    if path.stat().st_size == 0:  # MindSpore would only say its parameter dict is empty and blame filter_prefix
+        raise UnreadableCheckpoint(f"{path} is empty (0 bytes), not a checkpoint: a write to it never finished")
     try:
         params = ms.load_checkpoint(str(path))
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError variants for bad files
-        raise ValueError(f"{path} is not a readable MindSpore checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise UnreadableCheckpoint(f"{path} is not a readable MindSpore checkpoint ({type(exc).__name__}: {exc})") \
+            from exc
     return params
 
 

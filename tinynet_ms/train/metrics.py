@@ -54,10 +54,12 @@ class MetricsLog:
         self.path = Path(path)
 
     def records(self) -> list[dict]:
-        """Every epoch's record, checked (``METRIC_FIELDS``): a ``RecordError`` naming the file, line and key."""
+        """The whole records; an unterminated last line (an append cut short by a kill) is no record. Each is
+        checked (``METRIC_FIELDS``): a ``RecordError`` naming the file, line and key otherwise."""
         if not self.path.is_file():
             return []
-        whole = read_text_bounded(self.path, "delete the file: it is the run's history, not its state")
+        text = read_text_bounded(self.path, "delete the file: it is the run's history, not its state")
+        whole = text if text.endswith("\n") else text[:text.rfind("\n") + 1]
         fix = "delete that line (or the file: it is the run's history, not its state)"
         return [check_fields(parse_json(line, f"{self.path} line {n}", fix), METRIC_FIELDS, f"{self.path} line {n}",
                              fix, required=("epoch",))
@@ -69,9 +71,18 @@ class MetricsLog:
         write_text_atomic(self.path, "".join(json.dumps(finite_or_null(r)) + "\n" for r in kept))
 
     def append(self, record: dict) -> None:
+        """One line, or nothing: a write that fails part-way (a full disk, a file-size limit) is cut off again, so
+        that no half line is left for the next append to continue."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(finite_or_null(record)) + "\n")
+        data = memoryview((json.dumps(finite_or_null(record)) + "\n").encode())
+        with self.path.open("ab", buffering=0) as f:
+            end = f.seek(0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[f.write(data):]
+            except OSError:
+                f.truncate(end)
+                raise
 
 
 def plot_curves(records: list[dict], png: str | os.PathLike) -> Path:
