@@ -1,15 +1,19 @@
 """The training run: data, model, AMP train step, per-epoch eval, checkpoints, metrics — resumable."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import math
+import signal
 import tempfile
 import time
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -27,7 +31,8 @@ from tinynet_ms.data import create_train_dataset
 from tinynet_ms.train import (EMA, MetricsLog, TrainState, TrainStep, WithLoss, changed_conditions, create_rmsprop,
                               freeze_backbone, load_train_state, plot_curves, save_train_state, scaled_lr,
                               step_lr_schedule)
-from tinynet_ms.weights import (CHECKPOINT_TEMPORARIES, batchnorm_statistics, non_finite, param_arrays,
+from tinynet_ms.weights import (CHECKPOINT_TEMPORARIES, UnreadableCheckpoint, batchnorm_statistics, ema_weights,
+                                network_weights, non_finite, param_arrays, read_checkpoint, read_class_names,
                                 save_checkpoint_atomic)
 
 log = logging.getLogger("tinynet")
@@ -51,18 +56,68 @@ def _resume_path(cfg: SimpleNamespace, ckpt_dir: Path) -> Path | None:
     return path
 
 
-def divergence_sign(window_loss: float, start_loss: float, skipped: int, steps: int,
-                    num_classes: int) -> str | None:
-    """What says a run is going wrong long before its epoch ends: a loss far above its start (the first logged
-    loss, or ln C if that was lower: early losses of a healthy run do rise above both, timm's too, so only a
-    rise by a large factor counts), or most steps of the window skipped."""
-    start = max(start_loss, math.log(max(num_classes, 2)))
-    if not math.isfinite(window_loss):
-        return f"loss is NaN or inf ({window_loss})"
-    if window_loss > 4.0 * start:
-        return f"loss {window_loss:.4g} is far above its start {start:.4g}"
-    if skipped * 2 > steps:
-        return f"{skipped} of the last {steps} steps overflowed and were skipped"
+class Stretch(NamedTuple):
+    """Training steps as the divergence test sees them: a log window, or a whole epoch (summed over ranks)."""
+    steps: int
+    loss_sum: float  # over the steps whose loss was finite
+    finite: int  # steps whose loss was finite
+    skipped: int  # steps that changed nothing: a NaN/inf loss or overflowing gradients
+    loss_scale: float
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.finite if self.finite else math.nan
+
+
+# Cross-entropy past LOSS_BOUND x ln C (ln C: the loss of a uniform guess over C classes) has diverged whatever the
+# run's start: the right class gets probability C^-1000, logits thousands apart, which only exploded weights give. A
+# learning run stays within tens of ln C (timm's head init starts a 4-class run near 4 ln C; the demo recipe's early
+# rise peaks at 19 ln C, then falls); diverged runs measured here passed it in their first steps (5.8e8 at --lr 1e4,
+# issue 33's 3.8e14). Not relative to the first logged loss: a run can diverge before that.
+LOSS_BOUND = 1000.0
+# Weights and BN statistics past WEIGHT_BOUND in magnitude: a learning TinyNet keeps them within ~50 (timm's init under
+# 5; demo runs: |w| 3.2, variances 49), a diverging one passes it within an epoch or two (--lr 1e4: |w| 1.1e6,
+# variances 1.8e25; issue 33: 2.8e30), finite but past float16 and a few layers from overflowing float32.
+WEIGHT_BOUND = 1e6
+
+
+def divergence_sign(s: Stretch, num_classes: int, start_loss: float | None = None, dynamic: bool = False,
+                    weights: Mapping[str, np.ndarray] | None = None) -> str | None:
+    """The one test of diverged training, for a log window (a warning) and for an epoch with its ``weights`` (never
+    saved: Trainer._check_diverged); the reason with its cure, or None. Diverged: most losses NaN/inf; most steps
+    skipped (not while a dynamic scale above 1 is still coming down); the mean loss past LOSS_BOUND x ln C; a weight
+    or BN statistic NaN/inf or past WEIGHT_BOUND. Given ``start_loss`` (the run's first logged loss), also a loss 4x
+    above it (or above ln C if higher): healthy early losses rise above both (timm's too; the demo recipe's 5.8x), so
+    that is a window's warning only, never an epoch's stop."""
+    chance = math.log(max(num_classes, 2))
+    bad = s.steps - s.finite
+    if bad * 2 > s.steps:
+        return f"the loss was NaN or inf at {bad} of {s.steps} steps: lower --lr"
+    overflowed = s.skipped - bad  # a finite loss, yet skipped: its gradients overflowed
+    if s.skipped * 2 > s.steps and not (dynamic and s.loss_scale > 1):
+        if overflowed * 2 <= s.skipped:
+            cure = "lower --lr"
+        elif s.loss_scale > 1 and not dynamic:
+            cure = "use a smaller --loss_scale"
+        else:
+            cure = "use --amp_level O0 or a lower --lr"
+        return (f"{s.skipped} of {s.steps} steps were skipped, {overflowed} of them for gradients overflowing at loss "
+                f"scale {s.loss_scale:g}: {cure}")
+    if not math.isfinite(s.loss):
+        return f"the loss overflowed ({s.loss}): lower --lr"
+    if s.loss > LOSS_BOUND * chance:
+        return (f"loss {s.loss:.4g} is past {LOSS_BOUND:g} ln C = {LOSS_BOUND * chance:.4g}, where no learning run "
+                f"goes: lower --lr")
+    if weights:
+        broken = non_finite(weights)
+        if broken:
+            return f"{len(broken)} weight/statistic tensors are NaN or inf (first: {broken[0]}): lower --lr"
+        peak, name = max(((float(np.abs(v).max()), k) for k, v in weights.items()
+                          if np.issubdtype(v.dtype, np.floating) and v.size), default=(0.0, ""))
+        if peak > WEIGHT_BOUND:
+            return f"{name} reaches {peak:.3g}, past {WEIGHT_BOUND:g} where no learning run's weights go: lower --lr"
+    if start_loss is not None and s.loss > 4.0 * max(start_loss, chance):
+        return f"loss {s.loss:.4g} is far above its start {max(start_loss, chance):.4g}: lower --lr"
     return None
 
 
@@ -118,14 +173,16 @@ class Trainer:
         if ctx.world > 1:
             reducer = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=ctx.world)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        # float32 at a fixed scale on one device: the loss alone tells a bad step (TrainStep's check_grads); with
-        # several, the all-reduced gradients do, so that every rank skips the same steps
+        # float32 at a fixed scale on one device: the loss alone tells a bad step (TrainStep's check_grads; at a
+        # scale past LOSS_GUARD_MAX_SCALE it checks the gradients anyway); with several, the all-reduced gradients
+        # do, so that every rank skips the same steps
         check_grads = ctx.dynamic_loss_scale or ctx.amp_level != "O0" or ctx.world > 1
         self.step = TrainStep(WithLoss(amp_net, loss_fn), self.optimizer, cfg.loss_scale, ctx.dynamic_loss_scale,
                               ema=ema, grad_reducer=reducer, check_grads=check_grads)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         self.state = self._fresh_state()
         self.start_loss: float | None = None  # this process's first logged loss, what divergence is measured from
+        self.resumed_from: Path | None = None
 
     # -- pieces ---------------------------------------------------------------------------------------------
     def _fresh_state(self) -> TrainState:
@@ -138,7 +195,11 @@ class Trainer:
             if self.ctx.is_main and self.metrics.path.exists():
                 self.metrics.truncate_after(0)
             return
-        saved = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
+        try:
+            saved = load_train_state(path, self.net, self.optimizer, self.step, self.ema_net)
+        except UnreadableCheckpoint as e:
+            raise UnreadableCheckpoint(f"{e}; it cannot be resumed. {self._without(path)}") from None
+        self.resumed_from = path
         log.info("resumed %s: %d epochs done, best top-1 %.4f", path, saved.epoch, saved.best_top1)
         now = self._fresh_state()
         changed = changed_conditions(saved, now)
@@ -148,13 +209,52 @@ class Trainer:
         self.state = replace(saved, data_workers=now.data_workers, cpu_threads=now.cpu_threads,
                              global_batch=now.global_batch)
         scale = float(self.step.loss_scale.asnumpy())
-        if scale != self.cfg.loss_scale:  # not silently: --loss_scale only sets where a fresh run starts
+        if scale != self.cfg.loss_scale and self.ctx.dynamic_loss_scale:  # not silently: it is learned state
             log.info("loss scale %g continues from the checkpoint (--loss_scale %g sets a fresh run's initial scale)",
                      scale, self.cfg.loss_scale)
+        elif scale != self.cfg.loss_scale:  # a fixed scale is a setting: lowered after an overflow, it must apply
+            self.step.loss_scale.set_data(ms.Tensor(self.cfg.loss_scale, ms.float32))
+            log.info("fixed loss scale %g (--loss_scale; the checkpoint's run had %g)", self.cfg.loss_scale, scale)
         if self.ctx.is_main:
             self.metrics.truncate_after(self.state.epoch)
+            self._complete_best(path)
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def _without(self, path: Path) -> str:
+        """What to do when ``path`` cannot be resumed. Not a fallback to an epoch checkpoint: those hold the weights
+        only, so continuing from one would silently restart the optimizer's moments, the EMA and the best-top-1
+        record: another run than the one asked for, which the user should choose knowingly."""
+        for older in sorted(self.ckpt_dir.glob("epoch_*.ckpt"), reverse=True):
+            try:
+                read_checkpoint(older)
+            except ValueError:
+                continue
+            return (f"Its run's newest intact weights are {older}: to go on from them (a fresh optimizer and EMA) "
+                    f"pass --pretrained_checkpoint {older} with another --output_dir; or --overwrite true starts "
+                    f"afresh")
+        return "Nothing of its run can be continued: --overwrite true starts afresh"
+
+    def _complete_best(self, path: Path) -> None:
+        """best.ckpt goes after last.ckpt (``_save``): a run stopped between the two left a last.ckpt whose record
+        names its own epoch as the best, beside an older best.ckpt; write the weights that record names."""
+        if self.state.best_epoch != self.state.epoch or self.state.best_is_ema < 0:
+            return
+        arrays = read_checkpoint(path)
+        weights = ema_weights(arrays) if self.state.best_is_ema else network_weights(arrays)
+        best = self.ckpt_dir / "best.ckpt"
+        try:
+            held = read_checkpoint(best) if best.is_file() else {}
+        except ValueError:  # torn or foreign: replaced below
+            held = {}
+        if held.keys() == weights.keys() and all(np.array_equal(held[k], v) for k, v in weights.items()):
+            return
+        with self._writing(best):
+            save_checkpoint_atomic(weights, best, class_names=read_class_names(path))
+        log.warning("%s did not hold the best weights %s records (epoch %d, top-1 %.4f: the run stopped before "
+                    "writing it): written from it", best, path, self.state.best_epoch, self.state.best_top1)
+
+    def _train_epoch(self, epoch: int) -> tuple[dict, Stretch]:
+        """The epoch's steps: its metrics record and the epoch as the divergence test sees it (the same on every
+        rank: summed over them)."""
         cfg, ctx = self.cfg, self.ctx
         data = create_train_dataset(
             self.train_set.samples, self.image_size, cfg.batch_size, epoch=epoch, seed=cfg.seed,
@@ -167,44 +267,42 @@ class Trainer:
             raise RuntimeError(f"pipeline yields {steps} batches per epoch, expected {self.steps_per_epoch}")
         self.step.set_train(True)
         skipped_before = int(self.step.skipped.asnumpy())
-        self.step.take_loss_sum()
-        loss_total, window_start, t_start, t_first, first = 0.0, 0, time.time(), None, 0
+        self.step.take_losses()
+        totals = np.zeros(2)  # the finite losses' sum and count
+        window_start, t_start, t_first, first = 0, time.time(), None, 0
         skipped_window, warned, before = skipped_before, False, 0
         for done in self._run_steps(data, steps):
             if t_first is None:
                 t_first, first = time.time(), done  # excludes graph compilation from the throughput
             if done // cfg.log_interval > before // cfg.log_interval or done == steps:
-                loss_sum = self.step.take_loss_sum()
-                loss_total += loss_sum
+                loss_sum, finite = self.step.take_losses()
+                totals += (loss_sum, finite)
                 elapsed = time.time() - t_first
                 ips = (done - first) * cfg.batch_size * ctx.world / elapsed if done > first else 0.0
                 eta = ((cfg.epochs - epoch) * steps - done) * cfg.batch_size * ctx.world / ips if ips else 0.0
-                window_loss = loss_sum / (done - window_start)
+                skipped_now = int(self.step.skipped.asnumpy())
+                window = Stretch(done - window_start, loss_sum, finite, skipped_now - skipped_window,
+                                 float(self.step.loss_scale.asnumpy()))
                 if ctx.is_main:
                     log.info("epoch %d/%d step %d/%d loss %.4f lr %.6f img/s %.1f eta %s", epoch + 1, cfg.epochs,
-                             done, steps, window_loss, self.lr[epoch * steps + done - 1], ips, _fmt_time(eta))
-                skipped_now = int(self.step.skipped.asnumpy())
-                if self.start_loss is None and math.isfinite(window_loss):
-                    self.start_loss = window_loss
-                sign = divergence_sign(window_loss, self.start_loss or 0.0, skipped_now - skipped_window,
-                                       done - window_start, cfg.num_classes)
-                if sign and not warned and ctx.is_main:  # once per epoch; the epoch-end checks decide whether to stop
-                    log.warning("epoch %d step %d: the run looks diverged: %s (usual cures: a lower --lr; if steps "
-                                "overflow, --amp_level O0 or a smaller --loss_scale)", epoch + 1, done, sign)
+                             done, steps, window.loss, self.lr[epoch * steps + done - 1], ips, _fmt_time(eta))
+                if self.start_loss is None and math.isfinite(window.loss):
+                    self.start_loss = window.loss
+                sign = divergence_sign(window, cfg.num_classes, self.start_loss, ctx.dynamic_loss_scale)
+                if sign and not warned and ctx.is_main:  # once per epoch; the epoch-end check decides whether to stop
+                    log.warning("epoch %d step %d: the run looks diverged: %s", epoch + 1, done, sign)
                     warned = True
                 window_start, skipped_window = done, skipped_now
             before = done
         seconds = time.time() - t_start
         train_imgs = (steps - first) * cfg.batch_size * ctx.world
-        skipped = int(self.step.skipped.asnumpy()) - skipped_before
-        train_loss = loss_total / steps
-        if skipped == steps:
-            raise FloatingPointError(
-                f"every step of epoch {epoch + 1} overflowed (loss {train_loss}): {self._way_back()}, with a lower --lr, "
-                f"--amp_level O0 or a smaller --loss_scale")
-        return {"train_loss": train_loss, "lr": float(self.lr[(epoch + 1) * steps - 1]), "epoch_seconds": seconds,
+        skipped = int(self.step.skipped.asnumpy()) - skipped_before  # the same on every rank (reduced gradients)
+        loss_sum, finite = all_reduce_sum(totals, ctx)  # the losses are each rank's own
+        whole = Stretch(steps * ctx.world, float(loss_sum), int(finite), skipped * ctx.world,
+                        float(self.step.loss_scale.asnumpy()))
+        return {"train_loss": whole.loss, "lr": float(self.lr[(epoch + 1) * steps - 1]), "epoch_seconds": seconds,
                 "img_per_sec": train_imgs / (time.time() - t_first) if steps > first else 0.0,
-                "skipped_steps": skipped, "loss_scale": float(self.step.loss_scale.asnumpy())}
+                "skipped_steps": skipped, "loss_scale": whole.loss_scale}, whole
 
     def _run_steps(self, data: ds.Dataset, steps: int) -> Iterator[int]:
         """Run the epoch's steps, yielding how many are done after each host call: one per call from the host
@@ -249,39 +347,71 @@ class Trainer:
     def _validate(self, net: nn.Cell) -> tuple[float, float, int]:
         return evaluate_samples(net, self.val_set.samples, self.image_size, self.cfg, self.ctx, self.workers)
 
-    def _check_finite(self, epoch: int, record: dict) -> None:
-        """A diverged epoch stops the run before anything of it is written (checkpoints refuse NaN/inf anyway),
-        naming the newest checkpoint to return to."""
-        bad = non_finite(param_arrays(self.net)) + (non_finite(param_arrays(self.ema_net)) if self.ema_net else [])
-        if not bad:
-            return
-        raise FloatingPointError(
-            f"epoch {epoch + 1} diverged (train loss {record['train_loss']:.4g}, {record['skipped_steps']} steps "
-            f"skipped): {len(bad)} weight/statistic tensors are NaN or inf (first: {bad[0]}); nothing of this epoch "
-            f"was saved; {self._way_back()} and a lower --lr")
+    def _check_diverged(self, epoch: int, whole: Stretch) -> None:
+        """A diverged epoch (``divergence_sign``) stops the run before anything of it is written: it never becomes
+        last.ckpt or best.ckpt and rotates no epoch checkpoint out. Every rank decides alike: the losses are summed
+        over ranks, and the weights are the same after the BN-statistics sync."""
+        weights = param_arrays(self.net)
+        if self.ema_net is not None:
+            weights.update({f"ema.{k}": v for k, v in param_arrays(self.ema_net).items()})
+        sign = divergence_sign(whole, self.cfg.num_classes, dynamic=self.ctx.dynamic_loss_scale, weights=weights)
+        if sign:
+            raise FloatingPointError(f"epoch {epoch + 1} diverged: {sign}, then {self._way_back()}")
 
     def _way_back(self) -> str:
-        """Where a failed run can be taken up again (only finite states are ever saved)."""
+        """How a stopped run goes on and what it kept: only sound states are ever saved, the stopped epoch's never."""
         last = self.ckpt_dir / "last.ckpt"
         if last.is_file():
-            return f"resume from {last} (epoch {self.state.epoch}) with --resume auto"
-        return "no checkpoint of this run exists yet (it failed in its first epoch): start again"
+            return (f"--resume auto (nothing of this epoch was saved; the last good checkpoint {last}, epoch "
+                    f"{self.state.epoch}, is kept)")
+        if self.resumed_from is not None:
+            return f"--resume {self.resumed_from} (nothing of this epoch was saved; that checkpoint is kept)"
+        return "--resume auto (it starts again: no epoch of this run was saved)"
 
-    def _save(self, epoch: int, record: dict) -> None:
-        """The epoch's metrics record first, then last.ckpt: a kill in between leaves a record that the resume
-        (which truncates metrics to last.ckpt's epoch) removes and the re-run writes again, so every finished epoch
-        is in metrics.jsonl exactly once; the other order would lose the record for good."""
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """A full disk, quota or file-size limit while writing ``path``: one line naming it and the way on. Nothing
+        is lost: every write is atomic or undone (metrics), in ``_save``'s order, so --resume auto re-runs at most
+        the epoch being saved."""
+        try:
+            yield
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            err = OSError(f"cannot write {path}: {e.strerror} (the disk or quota is full, or the file-size limit, "
+                          f"ulimit -f, is reached): free space or raise the limit, then --resume auto; nothing is "
+                          f"lost, it goes on from the last checkpoint written whole")
+            err.errno = e.errno
+            raise err from None
+
+    def _save(self, epoch: int, record: dict, best: nn.Cell | None) -> None:
+        """The epoch's metrics record first, then last.ckpt, then (``best``: this epoch's best weights) best.ckpt. A
+        kill between record and last.ckpt leaves a record that the resume (which truncates metrics to last.ckpt's
+        epoch) removes and the re-run writes again, so every finished epoch is in metrics.jsonl exactly once; a kill
+        between last.ckpt and best.ckpt leaves a last.ckpt that names its own epoch the best, which the resume writes
+        to best.ckpt (``_complete_best``). Other orders lose the record, or leave best.ckpt holding an epoch that no
+        checkpoint or record knows (what a kill before last.ckpt did)."""
         if not self.ctx.is_main:
             return
-        self.metrics.append(record)
+        with self._writing(self.metrics.path):
+            self.metrics.append(record)
         classes = self.train_set.classes  # stored with the weights: predict.py and export name the outputs
-        save_train_state(self.ckpt_dir / "last.ckpt", self.net, self.optimizer, self.step, self.state, self.ema_net,
-                         class_names=classes)
+        last = self.ckpt_dir / "last.ckpt"
+        with self._writing(last):
+            save_train_state(last, self.net, self.optimizer, self.step, self.state, self.ema_net, class_names=classes)
         if self.cfg.keep_checkpoint_max > 0:
-            save_checkpoint_atomic(self.net, self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt", class_names=classes)
+            path = self.ckpt_dir / f"epoch_{epoch + 1:04d}.ckpt"
+            with self._writing(path):
+                save_checkpoint_atomic(self.net, path, class_names=classes)
             epoch_files = sorted(self.ckpt_dir.glob("epoch_*.ckpt"))
             for old in epoch_files[:-self.cfg.keep_checkpoint_max]:
                 old.unlink()
+        if best is not None:
+            path = self.ckpt_dir / "best.ckpt"
+            with self._writing(path):
+                save_checkpoint_atomic(best, path, class_names=classes)
+            log.info("new best top-1 %.4f (%s weights) -> %s", self.state.best_top1,
+                     "ema" if self.state.best_is_ema else "model", path)
 
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> TrainState:
@@ -300,10 +430,14 @@ class Trainer:
             log.info("data sink: %d steps per host call (the largest divisor of %d steps/epoch up to log_interval %d)"
                      "%s", k, self.steps_per_epoch, cfg.log_interval,
                      "" if k * 4 >= cfg.log_interval else "; a log_interval dividing the steps per epoch sinks more")
+        with suppress(ValueError):  # (not in the main thread: signals cannot be set there)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past ulimit -f: a write error (_writing), not a kill
         for epoch in range(self.state.epoch, cfg.epochs):
-            record = {"epoch": epoch + 1, **self._train_epoch(epoch)}
+            record, whole = self._train_epoch(epoch)
+            record = {"epoch": epoch + 1, **record}
             self._sync_batchnorm_stats()
-            self._check_finite(epoch, record)
+            self._check_diverged(epoch, whole)
+            best_net = None
             if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
                 top1, top5, n = self._validate(self.net)
                 record.update(val_top1=top1, val_top5=top5, val_samples=n)
@@ -312,23 +446,20 @@ class Trainer:
                     ema1, ema5, _ = self._validate(self.ema_net)
                     record.update(val_top1_ema=ema1, val_top5_ema=ema5)
                     candidates.append((ema1, self.ema_net, "ema"))
-                best1, best_net, source = max(candidates, key=lambda c: c[0])
+                best1, net, source = max(candidates, key=lambda c: c[0])
                 if best1 > self.state.best_top1:
                     self.state.best_top1, self.state.best_epoch = best1, epoch + 1
-                    if self.ctx.is_main:
-                        save_checkpoint_atomic(best_net, self.ckpt_dir / "best.ckpt",
-                                               class_names=self.train_set.classes)
-                        log.info("new best top-1 %.4f (%s weights) -> %s", best1, source,
-                                 self.ckpt_dir / "best.ckpt")
+                    self.state.best_is_ema, best_net = int(source == "ema"), net
             self.state.epoch = epoch + 1
             record.update(best_top1=self.state.best_top1, best_epoch=self.state.best_epoch)
-            self._save(epoch, record)
+            self._save(epoch, record, best_net)
             if self.ctx.is_main:
                 log.info("epoch %d: %s", epoch + 1,
                          " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
         records = self.metrics.records() if self.ctx.is_main else []
         if records:
-            log.info("curves: %s", plot_curves(records, self.out / "curves.png"))
+            with self._writing(self.out / "curves.png"):
+                log.info("curves: %s", plot_curves(records, self.out / "curves.png"))
         return self.state
 
 

@@ -209,3 +209,19 @@ def test_ema_of_a_deep_network_compiles_and_averages_every_parameter():
     ema()
     for before, average in zip(start, ema_net.get_parameters()):
         np.testing.assert_allclose(average.asnumpy(), 0.75 * before + 0.25 * 4.0, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_loss_scale_past_float32s_reach_is_guarded_on_the_gradients():
+    """Issue 33: --loss_scale 1e38 in float32, where the loss alone was checked: the loss stayed finite, the scaled
+    gradients overflowed and the step applied them (NaN weights; the run then blamed the lr). Now a scale past
+    LOSS_GUARD_MAX_SCALE checks every gradient: the step is skipped and leaves no trace."""
+    net, _, opt, step = _train_step(loss_scale=1e38, check_grads=False)
+    image, label = _batch()
+    noise = ms.Tensor(np.random.default_rng(1).random((8, net.noise_size), dtype=np.float32))  # zeros drop it all
+    before = {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+    loss = float(step(image, label, noise).asnumpy())
+    assert np.isfinite(loss) and step.take_losses() == (pytest.approx(loss), 1)
+    assert int(step.skipped.asnumpy()) == 1 and int(opt.global_step.asnumpy()[0]) == 0
+    for p in net.get_parameters():
+        np.testing.assert_array_equal(p.asnumpy(), before[p.name], err_msg=p.name)

@@ -23,6 +23,7 @@ class TrainState:
     epoch: int = 0  # completed epochs
     best_top1: float = -1.0
     best_epoch: int = -1
+    best_is_ema: int = -1  # whose weights best.ckpt holds: 1 the EMA's, 0 the model's, -1 unknown (an older file)
     # What the numbers depend on besides the config and the data (0: not recorded): the C++ random crop/flip
     # draw per data worker, and CPU kernels split their sums by thread.
     data_workers: int = 0
@@ -63,6 +64,7 @@ def save_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
     arrays["train_state.epoch"] = np.array(state.epoch, np.int32)
     arrays["train_state.best_top1"] = np.array(state.best_top1, np.float32)
     arrays["train_state.best_epoch"] = np.array(state.best_epoch, np.int32)
+    arrays["train_state.best_is_ema"] = np.array(state.best_is_ema, np.int32)
     for key in _CONDITIONS:
         arrays[f"train_state.{key}"] = np.array(getattr(state, key), np.int32)
     return save_checkpoint_atomic(arrays, path, class_names=class_names)
@@ -94,4 +96,5 @@ def load_train_state(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimi
 
     return TrainState(epoch=int(scalar("train_state.epoch")), best_top1=float(scalar("train_state.best_top1")),
                       best_epoch=int(scalar("train_state.best_epoch")),
+                      best_is_ema=int(scalar("train_state.best_is_ema", -1)),
                       **{key: int(scalar(f"train_state.{key}")) for key in _CONDITIONS})

@@ -6,6 +6,12 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from tinynet_ms.weights import batchnorm_statistics, named_params
 
+# The largest fixed loss scale at which the loss alone tells a bad float32 step: the scaled gradients overflow
+# float32 (3.4e38) only where an unscaled gradient passes 3.4e38 / 2^24 = 2e31, which no network short of exploded
+# weights has (and those the trainer's divergence check stops). Above it ordinary gradients overflow under a finite
+# loss (--loss_scale 1e38 applied inf gradients: NaN weights), so the step checks every gradient.
+LOSS_GUARD_MAX_SCALE = 2.0 ** 24
+
 
 class EMA(nn.Cell):
     """Exponential moving average of every parameter (weights and BN statistics, as timm's ModelEmaV2)
@@ -40,9 +46,13 @@ class TrainStep(nn.Cell):
     ``dynamic`` loss scaling halves the scale on overflow and doubles it after ``scale_window`` finite
     steps (Ascend/GPU); otherwise the scale is fixed (CPU). Skipped steps are counted in ``skipped``.
 
-    ``check_grads=False`` guards on the loss alone: in float32 at a fixed scale a gradient does not overflow
-    unless the loss does, and the all-gradients reduction costs ~4% of a CPU step. Keep it on for float16 (AMP)
-    and for dynamic scaling, whose whole point is gradients overflowing under a finite loss.
+    ``check_grads=False`` guards on the loss alone: in float32 at a fixed scale up to ``LOSS_GUARD_MAX_SCALE`` a
+    gradient does not overflow unless the loss does, and the all-gradients reduction costs ~4% of a CPU step (a
+    larger scale checks the gradients anyway). Keep it on for float16 (AMP) and for dynamic scaling, whose whole
+    point is gradients overflowing under a finite loss.
+
+    ``take_losses`` reads the summed loss of the steps whose loss was finite and their count: one NaN batch, skipped,
+    does not make a stretch's mean loss NaN, and the count tells NaN losses from overflowing gradients.
     """
 
     def __init__(self, net_with_loss: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0,
@@ -51,7 +61,7 @@ class TrainStep(nn.Cell):
         super().__init__(auto_prefix=False)
         if dynamic and not check_grads:
             raise ValueError("dynamic loss scaling needs check_grads=True: it reacts to overflowing gradients")
-        self.check_grads = check_grads
+        self.check_grads = check_grads or loss_scale > LOSS_GUARD_MAX_SCALE
         self.net_with_loss, self.optimizer, self.ema = net_with_loss, optimizer, ema
         self.weights = optimizer.parameters
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
@@ -61,6 +71,7 @@ class TrainStep(nn.Cell):
         self.good_steps = Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False)
         self.skipped = Parameter(Tensor(0, ms.int32), name="skipped_steps", requires_grad=False)
         self.loss_sum = Parameter(Tensor(0.0, ms.float32), name="loss_sum", requires_grad=False)
+        self.loss_count = Parameter(Tensor(0, ms.int32), name="loss_count", requires_grad=False)
         self.hyper_map = ops.HyperMap()
         self.bn_stats = ms.ParameterTuple(batchnorm_statistics(net_with_loss))
 
@@ -78,7 +89,10 @@ class TrainStep(nn.Cell):
             if self.ema is not None:
                 loss = ops.depend(loss, self.ema())
         loss = ops.depend(loss, self._update_scale(finite))
-        loss = ops.depend(loss, ops.assign_add(self.loss_sum, loss.astype(ms.float32)))
+        loss_ok = ops.isfinite(loss)
+        loss = ops.depend(loss, ops.assign_add(self.loss_sum, ops.select(loss_ok, loss, ops.zeros_like(loss))
+                                               .astype(ms.float32)))
+        loss = ops.depend(loss, ops.assign_add(self.loss_count, loss_ok.astype(ms.int32)))
         return loss
 
     def _update_scale(self, finite):
@@ -98,11 +112,13 @@ class TrainStep(nn.Cell):
         """What a resumed run must restore besides network, EMA and optimizer."""
         return {"loss_scale": self.loss_scale, "good_steps": self.good_steps, "skipped_steps": self.skipped}
 
-    def take_loss_sum(self) -> float:
-        """Host read of the summed loss since the last call (one device sync per call, not per step)."""
-        value = float(self.loss_sum.asnumpy())
+    def take_losses(self) -> tuple[float, int]:
+        """Host read of the summed finite losses since the last call and how many steps had one (one device sync
+        per call, not per step)."""
+        value, count = float(self.loss_sum.asnumpy()), int(self.loss_count.asnumpy())
         self.loss_sum.set_data(Tensor(0.0, ms.float32))
-        return value
+        self.loss_count.set_data(Tensor(0, ms.int32))
+        return value, count
 
 
 def _ema_update(decay, average, param):
