@@ -17,7 +17,8 @@ watch them, because a bare msrun leaves the user waiting and guessing:
   starts; the ranks' train.py share it instead of being refused;
 - the previous run's logs (a resume, a re-run) are kept as ``worker_R.log.1`` ..., never truncated.
 
-    python -m src.launch --ranks N --log_dir DIR [--output_dir DIR] [--master_port P | --rank_table | --single] [--cwd DIR]
+    python -m src.launch --ranks N --log_dir DIR [--output_dir DIR] [--master_port P | --rank_table | --single]
+                         [--cwd DIR]
                          [--nodes M --node_rank R --master_addr HOST --cluster_time_out S]
                          [--resume_command TEXT] -- SCRIPT ARGS...
 

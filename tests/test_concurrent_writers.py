@@ -45,6 +45,27 @@ def test_one_writer_holds_a_directory_and_the_processes_of_its_job_share_it(tmp_
         lock_output_file(tmp_path / "a_file" / "m.onnx", "export")  # named as the output, not as its lock file
 
 
+def test_a_node_starting_while_the_holder_writes_its_token_still_joins(tmp_path, monkeypatch):
+    """The nodes of a multi-node job start at the same moment: node 0 found node 1's launcher holding the shared
+    output_dir's lock before it had written its job token, and was refused ('in use by another process')."""
+    import fcntl
+    import json
+    import threading
+
+    (tmp_path / ".lock").write_text("")
+    fd = os.open(tmp_path / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held, nothing written yet
+    job = "msrun 10.0.0.1:8118 x2"
+    writer = threading.Timer(0.3, os.pwrite, (fd, json.dumps({"holder": "training", "pid": 1, "token": job}).encode(),
+                                              0))
+    writer.start()
+    try:
+        assert launch.lock_output_dir(tmp_path, job=job).fd is None  # a share in node 1's lock
+    finally:
+        writer.join()
+        os.close(fd)
+
+
 @pytest.mark.slow  # a process
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src.launch import lock_output_dir; "

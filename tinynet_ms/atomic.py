@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,13 +122,24 @@ def _is_open_file(fd: int, path: Path) -> bool:
     return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
+# How long a refused process waits for the holder to finish writing who it is: the nodes of a multi-node job start
+# at the same moment, and one that read a half-written file could not tell that it belongs to the holder's job.
+HOLDER_WRITE_SECONDS = 2.0
+
+
 def _holder(fd: int) -> dict:
-    """What the holder wrote into the lock file ({} while it is still writing, or for a foreign file)."""
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
+    """What the holder wrote into the lock file; {} for a foreign file, or a holder that did not write it in time."""
+    deadline = time.monotonic() + HOLDER_WRITE_SECONDS
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0))
+            if isinstance(info, dict) and "token" in info:
+                return info
+        except (OSError, ValueError):  # being written: empty, or new text over the end of the old
+            pass
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.05)
 
 
 def _who(info: dict) -> str:
@@ -175,9 +187,9 @@ def hold_lock(path: str | os.PathLike, holder: str, what: str, advice: str, remo
             break
         os.close(fd)  # its last holder removed this file while we opened it: take the one now there
     token = job or secrets.token_hex(8)  # a process of a job whose lock went away keeps the job's token
-    os.ftruncate(fd, 0)
-    info = {"holder": holder, "pid": os.getpid(), "host": socket.gethostname(), "token": token}
-    os.pwrite(fd, json.dumps(info).encode(), 0)
+    text = json.dumps({"holder": holder, "pid": os.getpid(), "host": socket.gethostname(), "token": token}).encode()
+    os.pwrite(fd, text, 0)  # then cut the old end: the file is never empty, readers retry while it is not JSON
+    os.ftruncate(fd, len(text))
     return OutputLock(path, fd, token, remove)
 
 
