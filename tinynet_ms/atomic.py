@@ -203,5 +203,5 @@ def lock_directory(folder: str | os.PathLike, holder: str, advice: str, job: str
 def lock_output_file(path: str | os.PathLike, holder: str) -> OutputLock:
     """The lock of one output file (``.NAME.lock`` beside it, removed on release): an export, a quantization."""
     path = Path(path)
-    return hold_lock(path.with_name(f".{path.name}.lock"), holder, f"{path}",
-                     f"wait for it to finish, or write another file", remove=True)
+    return hold_lock(path.with_name(f".{path.name}.lock"), holder, str(path), "wait for it to finish, or write another "
+                     "file", remove=True)
