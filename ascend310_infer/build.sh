@@ -26,6 +26,9 @@ if [ -z "$openvino_dir" ]; then
 fi
 echo "build.sh: MSLITE_HOME='${mslite_home}' MINDSPORE_PATH='${mindspore_path}' OpenVINO_DIR='${openvino_dir}'"
 
+# One build at a time in this tree (two harness runs, or test workers, starting together would share build/).
+exec 9> "$here/.build.lock"
+flock 9
 # Always passed, so a previous configure's cache never outlives the current environment; "$@" comes last to win.
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=Release \
   -DMSLITE_HOME="$mslite_home" -DMINDSPORE_PATH="$mindspore_path" -DOpenVINO_DIR="$openvino_dir" \

@@ -16,11 +16,19 @@ from helpers import MINI_WEIGHTS, ROOT, SCRIPT_ENV, TWO_WORKERS, write_odd_image
 ms.set_device("CPU")
 
 
+# The modules whose tests launch msrun. Under pytest-xdist (the CI tier: -n 2 --dist loadgroup) they share one
+# worker, so no two msrun jobs race for the default port or run four ranks on two cores; the other worker runs the rest.
+MSRUN_MODULES = {"test_demo", "test_launch", "test_multinode", "test_train_scripts", "test_training_e2e"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """A perf or long test is slow too: the quick tier (-m "not slow") never runs one."""
     for item in items:
         if item.get_closest_marker("perf") or item.get_closest_marker("long"):
             item.add_marker(pytest.mark.slow)
+        if item.module.__name__ in MSRUN_MODULES:
+            item.add_marker(pytest.mark.xdist_group("msrun"))
 
 
 @pytest.fixture(autouse=True)

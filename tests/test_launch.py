@@ -67,8 +67,9 @@ def _run(tmp_path, how: str, mode: list[str], capsys, ranks: int = 2, failing: i
 
 
 @pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
-@pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "rank_table"])
-@pytest.mark.parametrize("how", ["kill", "exit"])
+@pytest.mark.parametrize("how,mode", [  # msrun: a launch each (about 14 s), CI the kill, `long` the exit
+    ("kill", "rank_table"), ("exit", "rank_table"), pytest.param("kill", "msrun", marks=pytest.mark.slow),
+    pytest.param("exit", "msrun", marks=pytest.mark.long)])
 def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode, how):
     flags = ["--rank_table"] if mode == "rank_table" else ["--master_port", str(_free_port())]
     code, seconds, err, pids, out = _run(tmp_path, how, flags, capsys)
@@ -99,8 +100,10 @@ def _wait_for(tmp_path, pattern: str, count: int, seconds: float = 60) -> None:
 
 
 @pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
-@pytest.mark.parametrize("mode", [pytest.param("msrun", marks=pytest.mark.slow), "single"])
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig,mode", [  # msrun: CI sends SIGTERM, `long` SIGINT
+    (signal.SIGTERM, "single"), (signal.SIGINT, "single"),
+    pytest.param(signal.SIGTERM, "msrun", marks=pytest.mark.slow),
+    pytest.param(signal.SIGINT, "msrun", marks=pytest.mark.long)])
 def test_launcher_signal_stops_every_rank_and_says_how_to_resume(tmp_path, mode, sig):
     """SIGTERM to the launcher (a cluster scheduler's job stop) or SIGINT (Ctrl-C) stops the ranks and their
     children too: msrun starts each worker in a session of its own, so signalling msrun's process group would

@@ -79,7 +79,7 @@ def _stop(proc: subprocess.Popen, sig: signal.Signals) -> tuple[list[psutil.Proc
 
 
 @pytest.mark.slow  # an msrun launch that trains
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.long)])
 def test_a_signal_to_the_distribute_script_stops_every_rank_and_says_how_to_resume(demo_data, tmp_path, sig):
     out = tmp_path / "out"
     with _default_port_busy():
