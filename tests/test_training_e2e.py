@@ -128,9 +128,9 @@ def test_bad_input_gives_one_line_error(demo_data, tmp_path, case, expect, code)
     elif case == "wrong_classes":
         extra = ["--num_classes", "10"]
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "config.yaml").write_text("the earlier run's record\n")
+    (tmp_path / "out" / "config.yaml").write_text("the earlier run's record\n")  # resumed below: a run's files
     cmd = [sys.executable, "train.py", "--config_path", "configs/demo.yaml", "--data_path", str(data), *FAST,
-           "--output_dir", str(tmp_path / "out"), *extra]
+           "--output_dir", str(tmp_path / "out"), "--resume", "auto", *extra]
     run = subprocess.run(cmd, cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == code
     assert expect in run.stderr and "Traceback" not in run.stderr
