@@ -1,8 +1,12 @@
 """Fixtures. Shared constants and writers live in helpers.py (a plain module), not here."""
+import fcntl
+import json
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's C++ warnings drown pytest output
 
@@ -16,19 +20,11 @@ from helpers import MINI_WEIGHTS, ROOT, SCRIPT_ENV, TWO_WORKERS, write_odd_image
 ms.set_device("CPU")
 
 
-# The modules whose tests launch msrun. Under pytest-xdist (the CI tier: -n 2 --dist loadgroup) they share one
-# worker, so no two msrun jobs race for the default port or run four ranks on two cores; the other worker runs the rest.
-MSRUN_MODULES = {"test_demo", "test_launch", "test_multinode", "test_train_scripts", "test_training_e2e"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """A perf or long test is slow too: the quick tier (-m "not slow") never runs one."""
     for item in items:
         if item.get_closest_marker("perf") or item.get_closest_marker("long"):
             item.add_marker(pytest.mark.slow)
-        if item.module.__name__ in MSRUN_MODULES:
-            item.add_marker(pytest.mark.xdist_group("msrun"))
 
 
 @pytest.fixture(autouse=True)
@@ -81,25 +77,47 @@ def mini_run(tmp_path_factory) -> dict:
     return {"data": data, "config": config, "weights": MINI_WEIGHTS, "root": root}
 
 
+@contextmanager
+def _made_once(tmp_path_factory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder shared by this session's pytest-xdist workers (their basetemps are subfolders of the session's), one
+    worker at a time: (folder, True) for the worker that must fill it, (folder, False) once one has."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / f"shared_{name}", root / f"shared_{name}" / ".done"
+    with open(root / f"shared_{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fresh = not done.exists()
+        folder.mkdir(exist_ok=True)
+        yield folder, fresh
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def messy_data(demo_data, tmp_path_factory) -> Path:
     """The demo data plus what real folders contain: broken files, odd formats, an empty class (6 classes)."""
-    root = tmp_path_factory.mktemp("messy") / "data"
-    shutil.copytree(demo_data, root)
-    odd = write_odd_images(root / "train" / "zz_odd")
-    for name in ("truncated.jpg", "corrupt.jpg", "empty.jpg"):
-        shutil.copy(odd[name], root / "train" / "circle_filled" / name)
-    shutil.copytree(root / "train" / "zz_odd", root / "val" / "zz_odd")
-    (root / "train" / "zz_empty").mkdir()
+    with _made_once(tmp_path_factory, "messy") as (folder, fresh):
+        root = folder / "data"
+        if fresh:
+            shutil.copytree(demo_data, root)
+            odd = write_odd_images(root / "train" / "zz_odd")
+            for name in ("truncated.jpg", "corrupt.jpg", "empty.jpg"):
+                shutil.copy(odd[name], root / "train" / "circle_filled" / name)
+            shutil.copytree(root / "train" / "zz_odd", root / "val" / "zz_odd")
+            (root / "train" / "zz_empty").mkdir()
     return root
 
 
 @pytest.fixture(scope="session")
 def two_worker_run(messy_data, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The CI's one-node msrun training (2 workers, 2 epochs, TWO_WORKERS on messy_data): its output directory and
-    the script's process. Checked by test_training_e2e; the multi-node test trains the same on two nodes."""
-    out = tmp_path_factory.mktemp("two_workers") / "out"
-    run = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2",
-                          *TWO_WORKERS, "--output_dir", str(out)], cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"},
-                         capture_output=True, text=True, timeout=900)
-    return out, run
+    """The CI's one-node msrun training (2 workers, 2 epochs, TWO_WORKERS on messy_data), run once per session
+    (whichever xdist worker asks first): its output directory and the script's process. Checked by
+    test_training_e2e; the multi-node test trains the same on two nodes and compares."""
+    with _made_once(tmp_path_factory, "two_workers") as (folder, fresh):
+        out, record = folder / "out", folder / "run.json"
+        if fresh:
+            args = ["bash", "scripts/run_distribute_train.sh", str(messy_data), "configs/demo.yaml", "2", *TWO_WORKERS,
+                    "--output_dir", str(out)]
+            run = subprocess.run(args, cwd=ROOT, env={**SCRIPT_ENV, "MASTER_PORT": "8131"}, capture_output=True,
+                                 text=True, timeout=900)
+            record.write_text(json.dumps([run.args, run.returncode, run.stdout, run.stderr]))
+    return out, subprocess.CompletedProcess(*json.loads(record.read_text()))
