@@ -286,7 +286,7 @@ def test_a_diverged_epoch_never_replaces_the_good_checkpoints(demo_data, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill", ["after", "before"])
+@pytest.mark.parametrize("kill", ["after", pytest.param("before", marks=pytest.mark.long)])
 def test_a_kill_around_writing_best_checkpoint_resumes_with_best_completed(demo_data, tmp_path, monkeypatch, kill):
     """Issue 33: kill -9 right after best.ckpt of epoch 1 (last.ckpt came next), then --resume auto, was refused
     ('pass --resume auto', which was passed): best.ckpt held an epoch no checkpoint knew. Now last.ckpt goes first;

@@ -163,9 +163,9 @@ def classify_files(classifier: Classifier, files: Sequence[str | os.PathLike], t
                 x = np.zeros((batch, 3, classifier.image_size, classifier.image_size), np.float32)
                 x[:len(images)] = np.stack([image for _, image in images])
                 logits = classifier.run(x)[:len(images)]
-                probs = softmax(logits)
-                for (path, _), finite, row, best in zip(images, np.isfinite(logits).all(axis=1), probs,
-                                                        top_k(probs, k)):
+                finite_rows = np.isfinite(logits).all(axis=1)
+                probs = softmax(np.where(finite_rows[:, None], logits, 0.0))  # a NaN row is skipped below, unscored
+                for (path, _), finite, row, best in zip(images, finite_rows, probs, top_k(probs, k)):
                     if not finite:  # NaN sorts as the largest: class 0 'predicted' with probability nan
                         if bar:
                             bar.clear()
