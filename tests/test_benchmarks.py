@@ -107,3 +107,14 @@ def test_a_generated_block_replaces_only_its_own_text(tmp_path):
     page.write_text("no markers\n")
     with pytest.raises(ValueError, match="page.md: expected one '<!-- t:begin -->'"):
         replace_block(page, "t", "x")
+
+
+def test_the_speed_tables_on_the_pages_are_bench_alls():
+    """docs/benchmarks.md's tables and the README's goal table sit in bench_all.py's blocks (written by its
+    --markdown / --readme), each naming the command and machine that made them."""
+    root = Path(__file__).resolve().parents[1]
+    for page, block, first_row in (("docs/benchmarks.md", "bench:tables", "**Train step**"),
+                                   ("README.md", "bench:goals", "train step ≥ 1.5x timm eager")):
+        text = (root / page).read_text(encoding="utf-8")
+        inside = text.split(f"<!-- {block}:begin -->")[1].split(f"<!-- {block}:end -->")[0]
+        assert "python benchmarks/bench_all.py" in inside and "GFLOP/s" in inside and first_row in inside, page
