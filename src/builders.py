@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
-from src.config import KEYS, ConfigError
+from src.config import KEYS, ConfigError, not_a_file
 from tinynet_ms import TinyNet, TinyNetFeatures, create_model
 from tinynet_ms.models.tinynet import select_levels
 from tinynet_ms.data import ImageFolder, list_classes, scan_split
@@ -95,7 +95,7 @@ def require_checkpoint(cfg: SimpleNamespace) -> str:
         raise ConfigError("no weights given: pass --checkpoint_path (a .ckpt from train.py, or a converted / timm "
                          "pretrained file) or --pretrained true (the official ImageNet weights)")
     if not Path(cfg.checkpoint_path).is_file():
-        raise FileNotFoundError(f"checkpoint_path '{cfg.checkpoint_path}' does not exist")
+        raise FileNotFoundError(f"checkpoint_path '{cfg.checkpoint_path}' {not_a_file(cfg.checkpoint_path)}")
     return cfg.checkpoint_path
 
 

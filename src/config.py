@@ -328,10 +328,16 @@ def _yaml_problem(exc: Exception) -> str:
     return " ".join(str(exc).split())[:200]
 
 
+def not_a_file(path: str | Path) -> str:
+    """Why ``path``, which a key names as a file, is not one: 'is a folder, not a file' or 'does not exist'."""
+    return "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+
+
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, tuple[Any, str]]:
     """{key: (value, file it came from)} of ``path`` on top of its ``_base_`` files."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}" + (f" (the {BASE_KEY} of {chain[-1]})" if chain else ""))
+        raise ConfigError(f"config file {path} {not_a_file(path)}"
+                          + (f" (the {BASE_KEY} of {chain[-1]})" if chain else ""))
     if path.resolve() in chain:
         raise ConfigError(f"{path}: {BASE_KEY} includes itself ({' -> '.join(map(str, chain + (path,)))})")
     fix = "fix it, or give another config"

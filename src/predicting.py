@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from src.builders import eval_network, image_size, preprocessing, require_checkpoint
-from src.config import ConfigError
+from src.config import ConfigError, not_a_file
 from src.context import data_workers, setup_context, setup_logging
 from tinynet_ms.classes import checkpoint_class_names, stored_class_names
 from tinynet_ms.data.folder import IMAGE_EXTENSIONS
@@ -23,7 +23,7 @@ def build_classifier(cfg: SimpleNamespace) -> Classifier:
     BatchNorm folded and preprocessed exactly as eval.py does, named by the checkpoint's stored class names."""
     if cfg.model_path:
         if not Path(cfg.model_path).is_file():
-            raise FileNotFoundError(f"model_path '{cfg.model_path}' does not exist")
+            raise FileNotFoundError(f"model_path '{cfg.model_path}' {not_a_file(cfg.model_path)}")
         log.info("predicting with %s (the exported file; the config's model keys are not used)", cfg.model_path)
         return exported_classifier(cfg.model_path, stored_class_names(cfg.checkpoint_path))
     checkpoint = require_checkpoint(cfg)

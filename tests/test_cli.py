@@ -48,7 +48,7 @@ CASES = [
     ("preprocess.py", ["--data_path", "nowhere"], 2, "give either --model_path"),
     ("postprocess.py", ["--label_file", "missing.json"], 1, "label file not found"),
     ("train.py", ["--config_path", "configs/demo.yaml", "--device_target", "TPU"], 2, "must be one of Ascend, GPU, CPU"),
-    ("train.py", ["--config_path", "configs/nope.yaml"], 2, "config file not found"),
+    ("train.py", ["--config_path", "configs/nope.yaml"], 2, "configs/nope.yaml does not exist"),
     ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet_z", "--data_path", "nowhere"], 2,
      "config key 'model': unknown model 'tinynet_z'"),
     ("train.py", ["--config_path", "configs/demo.yaml", "--model", "tinynet", "--w", "0", "--data_path", "nowhere"], 2,

@@ -102,8 +102,10 @@ def test_type_errors_and_malformed_args():
         parse_overrides(["--lr"])
     with pytest.raises(ConfigError, match="expected --key value, got 'oops'"):
         parse_overrides(["oops"])
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="config file .* does not exist"):
         load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="config file .* is a folder, not a file"):  # said as such, not 'missing'
+        load_config(str(ROOT / "configs"))
 
 
 ALIASES = {"export.py": {"batch_size": "export_batch_size"}}  # as the entry points pass them to run_app
@@ -183,6 +185,9 @@ def test_config_path_equals_form_and_unknown_keys_on_the_scripts(tmp_path, capsy
     code = run_app(run_eval, [f"--config_path={ROOT}/configs/tinynet_e.yaml", "--device_target=CPU", f"--data_path={tmp_path}",
                               "--checkpoint_path=x.ckpt"], "eval", "eval.py")
     assert code == 1 and "'x.ckpt' does not exist" in capsys.readouterr().err  # config accepted; the file is missing
+    code = run_app(run_eval, [f"--config_path={ROOT}/configs/tinynet_e.yaml", "--device_target=CPU",
+                              f"--data_path={tmp_path}", f"--checkpoint_path={tmp_path}"], "eval", "eval.py")
+    assert code == 1 and "is a folder, not a file" in capsys.readouterr().err
     code = run_app(run_eval, [f"--config_path={ROOT}/configs/demo.yaml", "--epoch=3"], "train", "train.py")
     err = capsys.readouterr().err
     assert code == 2 and "unknown config key 'epoch'" in err and "did you mean epochs" in err
