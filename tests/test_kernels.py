@@ -2,6 +2,7 @@
 stock cells forward and backward, per shape and in a whole TinyNet (logits, loss gradients, train steps), with
 unchanged parameter names; create_model's cpu_kernels choice and the library build."""
 import shutil
+import subprocess
 
 import mindspore as ms
 import numpy as np
@@ -552,3 +553,52 @@ def test_tinynet_amp_o2(graph_mode):
     scale = max(np.abs(g).max() for g in g_off)
     for a, b in zip(g_off, g_on):
         assert np.abs(a - b).max() <= 5e-2 * max(np.abs(a).max(), 1e-2 * scale)
+
+
+def _pointwise_cases(fold, rng):
+    """(fused cell, input, expected) for the folded 1x1 convs (bias, bias + Swish) and the classifier: batch 1-3,
+    planes wider than one column block (53x53), fewer rows than a row block, a 1x1 plane."""
+    for (h, w), (k, m), batch, swish in [((53, 53), (16, 96), 2, True), ((7, 7), (40, 240), 1, False),
+                                         ((4, 4), (160, 1280), 3, True), ((3, 5), (5, 3), 1, False),
+                                         ((1, 1), (8, 8), 2, True)]:
+        conv = nn.Conv2d(k, m, 1, has_bias=False)
+        bias = rng.standard_normal(m).astype(np.float32)
+        x = ms.Tensor(rng.standard_normal((batch, k, h, w)).astype(np.float32))
+        y = conv(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)
+        yield f"pointwise {k}->{m} at {h}x{w}", fold.PointwiseBias(conv, bias, swish), x, \
+            (nn.SiLU()(y) if swish else y).asnumpy()
+    for batch, (k, m) in [(1, (1280, 1000)), (5, (64, 10)), (2, (7, 3))]:
+        dense = nn.Dense(k, m)
+        dense.bias.set_data(ms.Tensor(rng.standard_normal(m).astype(np.float32)))
+        x = ms.Tensor(rng.standard_normal((batch, k)).astype(np.float32))
+        yield f"linear {k}->{m}, batch {batch}", fold.FusedDense(dense), x, dense(x).asnumpy()
+
+
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
+def test_fused_inference_pointwise_and_classifier_match_stock(graph_mode):
+    from tinynet_ms.models import fold
+
+    for case, cell, x, expected in _pointwise_cases(fold, np.random.default_rng(5)):
+        got = cell(x).asnumpy()
+        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, case
+
+
+@pytest.mark.slow  # compiles the library afresh
+def test_pointwise_kernels_without_onednn(tmp_path, monkeypatch, graph_mode):
+    """A MindSpore without libdnnl: the library builds without it and the same ops give the same numbers."""
+    from tinynet_ms.kernels import build, pointwise
+    from tinynet_ms.models import fold
+
+    monkeypatch.setenv("TINYNET_MS_HOME", str(tmp_path))
+    monkeypatch.setattr(build, "_library", None)
+    monkeypatch.setattr(build, "_mindspore_lib", lambda: None)
+    assert "-DTINYNET_DNNL" not in build.compile_flags() and not build.link_flags()
+    path = build.build_library()
+    assert path.parent == tmp_path / "kernels" and "libdnnl" not in subprocess.run(
+        ["ldd", str(path)], capture_output=True, text=True).stdout
+    for case, cell, x, expected in _pointwise_cases(fold, np.random.default_rng(6)):
+        assert str(path) in cell.op.func, case  # this build's kernels ran, not the cached oneDNN ones
+        got = cell(x).asnumpy()
+        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, case
+    monkeypatch.setattr(build, "_library", None)  # later tests rebuild in the default cache
+    pointwise._ops.clear()

@@ -4,11 +4,13 @@
 ``$TINYNET_MS_HOME/kernels/kernels-<hash>.so`` (default ``~/.cache/tinynet_ms/kernels``). The file is written to a
 temporary name and renamed, so concurrent processes (msrun workers) never see a torn library. Flags: ``-O3``, plus
 ``-mavx2 -mfma`` when the building CPU has both (not ``-march=native``: the library may be reused on another
-machine of the same kind).
+machine of the same kind). The pointwise kernels link MindSpore's own oneDNN (``mindspore/lib/libdnnl.so.3``, whose
+sgemm picks its kernels for the CPU at run time) when that installation has it, else they use a plain loop.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,8 +20,9 @@ from pathlib import Path
 from tinynet_ms.atomic import atomic_path
 
 HERE = Path(__file__).parent
-SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc", HERE / "batchnorm.cc")
-HEADERS = (HERE / "common.h",)
+SOURCES = (HERE / "depthwise.cc", HERE / "swish.cc", HERE / "channel.cc", HERE / "batchnorm.cc", HERE / "pointwise.cc")
+DNNL = "libdnnl.so.3"  # MindSpore 2.x CPU wheels ship oneDNN 3 in mindspore/lib
+HEADERS = (HERE / "common.h", HERE / "gemm.h")
 
 _lock = threading.Lock()
 _library: Path | None = None
@@ -41,9 +44,23 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def _mindspore_lib() -> Path | None:
+    """MindSpore's ``lib`` folder, found without importing MindSpore."""
+    spec = importlib.util.find_spec("mindspore")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    return next((Path(f) / "lib" for f in folders if (Path(f) / "lib" / DNNL).is_file()), None)
+
+
 def compile_flags() -> list[str]:
     isa = ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
-    return ["-std=c++17", "-O3", *isa, "-shared", "-fPIC", "-pthread"]
+    dnnl = ["-DTINYNET_DNNL"] if _mindspore_lib() is not None else []
+    return ["-std=c++17", "-O3", *isa, "-shared", "-fPIC", "-pthread", *dnnl]
+
+
+def link_flags() -> list[str]:
+    """After the sources (linkers that drop unneeded libraries look at what comes before them)."""
+    lib = _mindspore_lib()
+    return [f"-L{lib}", f"-l:{DNNL}", f"-Wl,-rpath,{lib}"] if lib is not None else []
 
 
 def _compiler() -> str:
@@ -69,9 +86,10 @@ def build_library(force: bool = False) -> Path:
                                f"tinynet_ms/kernels/*.cc and *.h must be installed with the package)")
         cxx = _compiler()
         flags = compile_flags()
+        link = link_flags()
         version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
         digest = hashlib.sha256()
-        for part in [p.read_bytes() for p in SOURCES + HEADERS] + [version.encode(), " ".join(flags).encode()]:
+        for part in [p.read_bytes() for p in SOURCES + HEADERS] + [version.encode(), " ".join(flags + link).encode()]:
             digest.update(part)
             digest.update(b"\0")
         out_dir = cache_dir()
@@ -79,7 +97,7 @@ def build_library(force: bool = False) -> Path:
         if force or not target.is_file():
             # atomic: a concurrent builder (another msrun worker) replaces it with identical bytes
             with atomic_path(target, mode=0o777) as tmp:
-                proc = subprocess.run([cxx, *flags, "-o", str(tmp), *map(str, SOURCES)], capture_output=True,
+                proc = subprocess.run([cxx, *flags, "-o", str(tmp), *map(str, SOURCES), *link], capture_output=True,
                                       text=True, check=False, timeout=300)
                 if proc.returncode != 0:
                     raise RuntimeError(f"compiling the CPU kernels failed ({cxx} {' '.join(flags)}):\n"

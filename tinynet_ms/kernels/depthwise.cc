@@ -11,8 +11,9 @@
 //   DwConvGradWeightS{1,2}(dy, x, w)  -> dw  (C, 1, K, K)   w only supplies the shape; its data is not read
 //   StemConvBiasSwishS{1,2}(x, w, t)  -> y   (N, O, Ho, Wo) = swish(full conv + t[o]), w (O, C, K, K), C <= 4:
 //                                            the stem (3 -> 32, k3 s2) in inference, BatchNorm folded: the same
-//                                            phase planes, one per input channel, and a C*K*K-tap sum per output
-//                                            channel (MindSpore's own Conv2D over 3 channels misses its fast path)
+//                                            phase planes, one per input channel, their C*K*K tap rows times the
+//                                            weight as a GEMM (MindSpore's own Conv2D over 3 channels misses its
+//                                            fast path)
 //
 // Layout trick: each (n, c) image is copied, zero-padded, into S*S "phase planes" (row parity x column parity
 // for S = 2), each Hq x Wq with Hq = Ho + (K-1)/S and Wq = Wo + (K-1)/S. In those planes every tap (ky, kx)
@@ -26,6 +27,7 @@
 // with the shifted input planes. Work is split across threads by image (forward, grad-input) or by channel
 // (grad-weight, so each thread owns its weights and sums deterministically).
 #include "common.h"
+#include "gemm.h"
 
 #include <algorithm>
 #include <cstring>
@@ -234,16 +236,20 @@ bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const fl
   });
 }
 
-constexpr int64_t kStemGroup = 8;  // output channels per work item: the image's packing is shared by them
+constexpr int64_t kStemColumns = 512;  // output positions per work item: its tap matrix and result stay in L2
 
-// The stem: y (N, O, Ho, Wo) = swish(sum over C input channels of their K x K taps + bias[o]). g describes one
-// input channel's planes (g.c = C); work items are (image, group of output channels), each packing its image.
+// The stem: y (N, O, Ho, Wo) = swish(sum over C input channels of their K x K taps + bias[o]) as GEMMs. A work item
+// is a run of one image's output positions (flat index i = oy * wq + ox over the phase planes; columns ox >= wo are
+// junk and cropped): the C*K*K tap rows of the run are copied into a (C*K*K) x run matrix, which the (O, C*K*K)
+// weight multiplies (gemm.h); the bias + Swish pass writes the result. g describes one input channel's planes
+// (g.c = C); each item packs the image it needs unless its previous item had the same one.
 bool StemForward(const Geom &g, int64_t out_ch, const float *x, const float *wgt, const float *bias, float *y) {
   const int k = g.k, nt = static_cast<int>(g.c) * k * k;
-  const int64_t groups = (out_ch + kStemGroup - 1) / kStemGroup, len = (g.ho - 1) * g.wq + g.wo;
+  const int64_t len = (g.ho - 1) * g.wq + g.wo, runs = (len + kStemColumns - 1) / kStemColumns;
   const int64_t per_channel = g.s * g.s * g.stride;
-  return ParallelFor(g.n * groups, g.n * out_ch * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
-    std::vector<float> planes(g.c * per_channel, 0.f), tmp(g.ho * g.wq + kBlock);
+  std::atomic<bool> gemm_ok{true};
+  const bool ran = ParallelFor(g.n * runs, g.n * out_ch * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
+    std::vector<float> planes(g.c * per_channel, 0.f), taps(nt * kStemColumns), out(out_ch * kStemColumns);
     std::vector<const float *> src(nt);
     for (int64_t ci = 0; ci < g.c; ++ci)
       for (int ky = 0; ky < k; ++ky)
@@ -251,18 +257,31 @@ bool StemForward(const Geom &g, int64_t out_ch, const float *x, const float *wgt
           src[(ci * k + ky) * k + kx] = TapSrc(g, planes.data() + ci * per_channel, ky, kx);
     int64_t packed = -1;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / groups, first = (item % groups) * kStemGroup;
+      const int64_t n = item / runs, r = item % runs;
+      const int64_t i0 = len * r / runs, i1 = len * (r + 1) / runs, m = i1 - i0;
       if (n != packed) {
         for (int64_t ci = 0; ci < g.c; ++ci)
           PackInput(g, x + (n * g.c + ci) * g.h * g.w, planes.data() + ci * per_channel);
         packed = n;
       }
-      for (int64_t o = first; o < std::min(out_ch, first + kStemGroup); ++o) {
-        TapSumAny(tmp.data(), len, src.data(), wgt + o * nt, nt);
-        StoreBiasSwish(g, tmp.data(), bias[o], y + (n * out_ch + o) * g.ho * g.wo);
+      for (int t = 0; t < nt; ++t) std::memcpy(taps.data() + t * m, src[t] + i0, m * sizeof(float));
+      if (!Gemm(false, out_ch, m, nt, wgt, nt, taps.data(), m, out.data(), m)) gemm_ok = false;
+      for (int64_t o = 0; o < out_ch; ++o) {
+        const Vec t = Splat(bias[o]);
+        const float *row = out.data() + o * m;
+        float *dst = y + (n * out_ch + o) * g.ho * g.wo;
+        for (int64_t oy = i0 / g.wq; oy * g.wq < i1; ++oy) {
+          const int64_t a = std::max(i0, oy * g.wq), b = std::min(i1, oy * g.wq + g.wo);
+          for (int64_t i = a; i < b; i += kVec) {
+            const int64_t count = std::min(kVec, b - i);
+            const Vec v = LoadPart(row + (i - i0), count) + t;
+            StorePart(dst + oy * g.wo + (i - oy * g.wq), v * Sigmoid(v), count);
+          }
+        }
       }
     }
   });
+  return ran && gemm_ok;
 }
 
 // Output gradient of one image, laid out as ho rows of wq (junk columns zero) after `front` zeros so that taps

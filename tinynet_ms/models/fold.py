@@ -1,8 +1,9 @@
 """BatchNorm folded into the conv before it, for inference graphs: conv(x; w) → BN becomes conv(x; w·s) + b with
 s = γ / sqrt(σ² + ε) and b = β − μ·s, the per-channel add being one op (BN at inference is ~6 small ops per
-layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels, a BN followed by Swish
-becomes one bias + Swish pass — inside the depthwise conv's or the stem conv's kernel when it follows one — and each
-squeeze-excite (8 ops and 7 cells) one op: at batch 1 MindSpore's per-op and per-cell overhead, not arithmetic, is most of the time.
+layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels every conv takes its BN's
+bias (and the Swish after it) into its own kernel — the stem's, the depthwise convs', and the 1x1 convs' (oneDNN
+sgemm with the bias pass on each output block) — each squeeze-excite (8 ops and 7 cells) is one op, and so is the
+classifier: at batch 1 MindSpore's per-op overhead, not arithmetic, is most of the time.
 
     folded = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
@@ -17,6 +18,7 @@ from mindspore import Parameter, Tensor, nn
 from tinynet_ms.kernels.channel import affine_op, squeeze_excite_op
 from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op, stem_bias_swish_op
 from tinynet_ms.kernels.patch_conv import PatchConv2d
+from tinynet_ms.kernels.pointwise import linear_op, pointwise_op
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
@@ -57,8 +59,8 @@ class ChannelBias(nn.Cell):
         return y if self.act is None else self.act(y)
 
 
-class _ConvBiasSwish(nn.Cell):
-    """``swish(conv(x) + bias)`` as one CPU-kernel ``op``; it keeps the conv's ``weight``."""
+class _ConvBias(nn.Cell):
+    """``conv(x) + bias`` (then Swish, as ``op`` does) as one CPU-kernel ``op``; it keeps the conv's ``weight``."""
 
     def __init__(self, conv: nn.Cell, bias: np.ndarray, op) -> None:
         super().__init__()
@@ -70,19 +72,44 @@ class _ConvBiasSwish(nn.Cell):
         return in_float32(self.op, x, self.weight, self.bias)
 
 
-class DepthwiseBiasSwish(_ConvBiasSwish):
+class DepthwiseBiasSwish(_ConvBias):
     """A ``DepthwiseConv2d`` whose BatchNorm (and the Swish after it) was folded, as one pass."""
 
     def __init__(self, conv: DepthwiseConv2d, bias: np.ndarray) -> None:
         super().__init__(conv, bias, bias_swish_op(conv.stride[0]))
 
 
-class StemBiasSwish(_ConvBiasSwish):
+class StemBiasSwish(_ConvBias):
     """The stem (a ``PatchConv2d`` over 3 channels) with its BatchNorm and Swish folded, as one pass instead of
     im2col patches, a 1x1 conv and a bias + Swish pass."""
 
     def __init__(self, conv: PatchConv2d, bias: np.ndarray) -> None:
         super().__init__(conv, bias, stem_bias_swish_op(conv.stride[0]))
+
+
+class PointwiseBias(_ConvBias):
+    """A 1x1 ``nn.Conv2d`` whose BatchNorm (and the Swish after it, with ``swish``) was folded, as one GEMM + bias
+    pass."""
+
+    def __init__(self, conv: nn.Conv2d, bias: np.ndarray, swish: bool) -> None:
+        super().__init__(conv, bias, pointwise_op(swish))
+
+
+class FusedDense(nn.Cell):
+    """The classifier (``nn.Dense``) as one CPU-kernel op, with its ``weight`` and ``bias``."""
+
+    def __init__(self, dense: nn.Dense) -> None:
+        super().__init__()
+        self.weight, self.bias = dense.weight, dense.bias
+        self.op = linear_op()
+
+    def construct(self, x):
+        return in_float32(self.op, x, self.weight, self.bias)
+
+
+def _is_pointwise(conv: nn.Cell) -> bool:
+    return type(conv) is nn.Conv2d and tuple(conv.kernel_size) == (1, 1) and conv.group == 1 and \
+        tuple(conv.stride) == (1, 1) and not conv.has_bias
 
 
 class FusedSqueezeExcite(nn.Cell):
@@ -113,6 +140,8 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, cpu_kernels: bool, swish: bo
         return DepthwiseBiasSwish(conv, bias), nn.Identity()
     if swish and isinstance(conv, PatchConv2d):
         return StemBiasSwish(conv, bias), nn.Identity()
+    if cpu_kernels and _is_pointwise(conv):
+        return PointwiseBias(conv, bias, swish), nn.Identity()
     return conv, ChannelBias(bias, cpu_kernels, swish)
 
 
@@ -149,6 +178,8 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
             setattr(cell, bn_name, rest)
         if kernels and isinstance(getattr(cell, "se", None), SqueezeExcite):
             cell.se = FusedSqueezeExcite(cell.se)
+    if kernels and isinstance(twin, TinyNet):
+        twin.classifier = FusedDense(twin.classifier)
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
         param.name = name
     left = [name for name, cell in twin.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
