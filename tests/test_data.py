@@ -125,6 +125,16 @@ def test_train_pipeline_decodes_odd_images_and_replays_epochs(odd_split):
     assert not np.array_equal(first[0][0], other[0][0])
 
 
+@pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
+def test_train_epoch_does_not_depend_on_the_worker_count(odd_split):
+    """Every draw (crop, flip, RandAugment, erasing, noise) is the sample's own: 1 or 2 workers, the same epoch."""
+    root, _ = odd_split
+    samples = scan_split(root).samples
+    for a, b in zip(_epoch(samples, epoch=1, num_workers=1), _epoch(samples, epoch=1, num_workers=2)):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_train_crop_resizes_as_pil_does(tmp_path, fmt):
     """The training crop is resized with Pillow's antialiased bicubic, as timm's RandomResizedCrop on PIL images:
@@ -141,8 +151,9 @@ def test_train_crop_resizes_as_pil_does(tmp_path, fmt):
     image = next(data.create_tuple_iterator(output_numpy=True))[0][0]
     pixels = (image.transpose(1, 2, 0) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)) * 255
     reference = np.asarray(Image.open(path).convert("RGB").resize((32, 32), Image.BICUBIC), np.float64)
-    # Mean over pixels: a crop may still be a pixel narrower (ratio jitter); OpenCV's bicubic is 50-100 off.
-    assert np.abs(pixels - reference).mean(axis=(0, 1)).max() <= 1.5
+    # Mean over pixels: a crop may still be a pixel narrower (ratio jitter), and the JPEG is decoded at 1/2 size
+    # before the resize (DCT scaling, ~1.5 levels on this 2-pixel pattern); OpenCV's bicubic is 50-100 off.
+    assert np.abs(pixels - reference).mean(axis=(0, 1)).max() <= 2.0
 
 
 @pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one

@@ -109,6 +109,27 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, scale: tuple[float, float] = (0.08, 1.0),
+                            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(left, top, w, h) of timm's RandomResizedCrop: up to ten draws of an area fraction uniform in ``scale`` and
+    an aspect ratio log-uniform in ``ratio``, the first that fits placed uniformly; else the whole image, cut to the
+    nearest allowed aspect ratio, centred."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w, h = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h
+    w, h = width, height
+    if width / height < min(ratio):
+        h = int(round(width / min(ratio)))
+    elif width / height > max(ratio):
+        w = int(round(height * max(ratio)))
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
 def random_erasing(chw: np.ndarray, rng: np.random.Generator, prob: float, min_area: float = 0.02,
                    max_area: float = 1 / 3, min_aspect: float = 0.3) -> np.ndarray:
     """timm's RandomErasing, mode 'pixel': one box of N(0, 1) noise on the normalised image."""

@@ -24,7 +24,11 @@ def open_rgb(source: str | os.PathLike | bytes) -> Image.Image:
     """Decode fully and convert to RGB (gray, CMYK, palette, RGBA → RGB), as timm's ``.convert('RGB')`` — except
     that 16-bit gray samples are scaled to 8 bits (x >> 8, as Pillow itself does for 16-bit RGB and the C++
     harness for both), where ``convert`` would clip everything above 255 to white."""
-    img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    return to_rgb(Image.open(io.BytesIO(source) if isinstance(source, bytes) else source))
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """``open_rgb`` of an image already opened (and possibly put in draft mode)."""
     img.load()
     if img.mode in _HIGH_BIT_MODES:
         samples = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
@@ -56,10 +60,15 @@ def eval_transform(img: Image.Image, image_size: int, preprocessing: Preprocessi
 
 def normalize(hwc_uint8: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
               std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
-    """HWC uint8 → CHW float32: /255, then (x - mean) / std per channel."""
-    x = hwc_uint8.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """HWC uint8 → CHW float32: (x / 255 - mean) / std per channel, as x * scale - shift (two passes instead of
+    five; equal within float32 rounding)."""
+    std32 = np.asarray(std, np.float64)
+    scale = (1.0 / (255.0 * std32)).astype(np.float32)[:, None, None]
+    shift = (np.asarray(mean, np.float64) / std32).astype(np.float32)[:, None, None]
+    out = np.empty((hwc_uint8.shape[2], *hwc_uint8.shape[:2]), np.float32)
+    np.multiply(hwc_uint8.transpose(2, 0, 1), scale, out=out)
+    out -= shift
+    return out
 
 
 def load_eval_image(path: str | os.PathLike | bytes, image_size: int, crop_pct: float | None = None,
