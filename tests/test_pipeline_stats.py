@@ -85,8 +85,9 @@ def _luma_gradient(rgb: np.ndarray) -> float:
 @pytest.mark.parametrize("decoder", ["libjpeg", "pillow-draft"])
 @pytest.mark.parametrize("size", [106, 192])
 def test_reduced_decode_keeps_timms_pixels(photos, size, decoder, monkeypatch):
-    """Same crops, decoded at reduced size then resized vs timm's full decode + crop + bicubic resize: ~1 level apart
-    on average, the same mean colour and the same sharpness (luma gradient) within 3%."""
+    """Same crops, decoded at reduced size then resized (in C, or by Pillow) vs timm's full decode + crop + Pillow
+    bicubic resize: ~1 level apart on average, the same mean colour and the same sharpness (luma gradient) within
+    3%."""
     if decoder == "libjpeg" and jpeg.region_decoder() is None:
         pytest.skip("the JPEG crop decoder does not build here (g++ / jpeglib.h)")
     if decoder == "pillow-draft":
@@ -99,8 +100,7 @@ def test_reduced_decode_keeps_timms_pixels(photos, size, decoder, monkeypatch):
             left, top, w, h = crop = random_resized_crop_box(*full.size, rng)
             scaled += jpeg.dct_scale(w, h, size) < 8
             reference = np.asarray(full.crop((left, top, left + w, top + h)).resize((size, size), Image.BICUBIC))
-            img, box = jpeg.decode_crop(data, lambda *_: crop, size)
-            ours = np.asarray(img.resize((size, size), Image.BICUBIC, box=box))
+            ours = np.asarray(jpeg.crop_resized(data, lambda *_: crop, size))
             diffs.append(np.abs(ours.astype(np.float64) - reference).mean())
             means.append(ours.mean(axis=(0, 1)) - reference.mean(axis=(0, 1)))
             grads.append((_luma_gradient(ours), _luma_gradient(reference)))
@@ -121,6 +121,28 @@ def test_full_size_crop_decode_is_pillows_pixels(photos):
     out = np.empty((100, 120, 3), np.uint8)
     assert lib.tinynet_jpeg_decode_region(data.ctypes.data, data.size, 8, 37, 51, 157, 151, out.ctypes.data) == 0
     np.testing.assert_array_equal(out, full[51:151, 37:157])
+
+
+def test_c_resize_is_pillows_bicubic(photos):
+    """Pillow's kernel and taps: on photos ~0.2 levels apart (the passes' rounding order), unbiased; a box that is
+    not inside the image is an error."""
+    lib = jpeg.region_decoder()
+    if lib is None:
+        pytest.skip("the JPEG crop decoder does not build here (g++ / jpeglib.h)")
+    rng = np.random.default_rng(0)
+    diffs = []
+    for data in photos:
+        img = Image.open(io.BytesIO(data.tobytes())).convert("RGB")
+        w, h = img.size
+        for size in (106, 192, 300):  # shrink and enlarge
+            x0, y0 = rng.uniform(0, w / 3), rng.uniform(0, h / 3)
+            box = (x0, y0, rng.uniform(x0 + 50, w), rng.uniform(y0 + 50, h))
+            ours = jpeg.resize_bicubic(np.asarray(img), box, size, lib).astype(np.int16)
+            diffs.append(ours - np.asarray(img.resize((size, size), Image.BICUBIC, box=box), np.int16))
+    assert max(np.abs(d).mean() for d in diffs) < 0.5 and max(np.abs(d).max() for d in diffs) <= 8
+    assert abs(np.mean([d.mean() for d in diffs])) < 0.05
+    with pytest.raises(ValueError, match="not inside"):
+        jpeg.resize_bicubic(np.zeros((10, 10, 3), np.uint8), (0, 0, 11, 10), 5, lib)
 
 
 def test_broken_and_cmyk_jpegs_are_decoded_by_pillow(photos, tmp_path):

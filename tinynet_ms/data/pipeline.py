@@ -11,7 +11,7 @@ from PIL import Image
 from tinynet_ms.data.augment import RandAugment, random_erasing, random_resized_crop_box
 from tinynet_ms.data.folder import Sample, read_checked
 from tinynet_ms.data.images import load_eval_image, normalize
-from tinynet_ms.data.jpeg import decode_crop, region_decoder
+from tinynet_ms.data.jpeg import crop_resized, region_decoder
 from tinynet_ms.models.variants import DEFAULT_PREPROCESSING, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class TrainTransform:
     """One sample's augmentation in timm's order: RandomResizedCrop (bicubic) → horizontal flip → RandAugment (PIL)
     → normalise → random erasing, every draw from the sample's own generator (seeded by ``aug_seed``).
 
-    The crop is decoded at reduced size (``jpeg.decode_crop``: DCT scaling, only the crop's pixels) and then resized
+    The crop is decoded at reduced size (``jpeg.crop_resized``: DCT scaling, only the crop's pixels) and then resized
     with Pillow's antialiased bicubic from its exact (fractional) box: timm's geometry and filter, without decoding
     and shrinking the whole file at full size first."""
 
@@ -72,9 +72,7 @@ class TrainTransform:
 
     def __call__(self, data: np.ndarray, aug_seed: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng(aug_seed.tolist())
-        img, box = decode_crop(data, lambda w, h: random_resized_crop_box(w, h, rng, self.scale, self.ratio),
-                               self.size)
-        img = img.resize((self.size, self.size), Image.BICUBIC, box=box)
+        img = crop_resized(data, lambda w, h: random_resized_crop_box(w, h, rng, self.scale, self.ratio), self.size)
         if rng.random() < self.hflip_prob:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         if self.rand_augment is not None:
