@@ -65,6 +65,8 @@ def region_decoder() -> ctypes.CDLL | None:
                 lib.tinynet_resize_bicubic.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 2 + \
                     [ctypes.c_double] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p]
                 lib.tinynet_resize_bicubic.restype = ctypes.c_int
+                lib.tinynet_jpeg_size.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+                lib.tinynet_jpeg_size.restype = ctypes.c_int
                 _state["lib"] = lib
             except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
                 log.warning("training crops are decoded by Pillow (slower): the JPEG crop decoder could not be "
@@ -132,18 +134,28 @@ def decode_crop(data: np.ndarray | bytes, crop_fn: Callable[[int, int], tuple[in
     ``as_array``: the C decoder's region as an HWC uint8 array where it decoded it (else a PIL image). Raises what
     Pillow raises on a file it cannot decode."""
     data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else np.ascontiguousarray(data, np.uint8)
-    img = Image.open(io.BytesIO(data.tobytes()))
-    crop = crop_fn(*img.size)
-    if img.format == "JPEG" and img.mode in ("RGB", "L"):
-        lib = region_decoder()
-        if lib is not None:
-            done = _scaled_region(data, lib, img.size, crop, size)
+    lib = region_decoder()
+    if lib is not None and data[:2].tobytes() == b"\xff\xd8":  # a JPEG: its size from libjpeg, not Pillow's parser
+        size_wh = np.zeros(2, np.int32)
+        if lib.tinynet_jpeg_size(data.ctypes.data, data.size, size_wh.ctypes.data, size_wh[1:].ctypes.data) == 0:
+            image_size = (int(size_wh[0]), int(size_wh[1]))
+            crop = crop_fn(*image_size)
+            done = _scaled_region(data, lib, image_size, crop, size)
             if done is not None:
                 return done if as_array else (Image.fromarray(done[0]), done[1])
+            return _pillow_crop(data, crop, size)  # what libjpeg declines (corrupt data): Pillow decides
+    img = Image.open(io.BytesIO(data.tobytes()))
+    return _pillow_crop(img, crop_fn(*img.size), size)
+
+
+def _pillow_crop(img: Image.Image | np.ndarray, crop: tuple[int, int, int, int], size: int) -> tuple[Image.Image, Box]:
+    """``decode_crop`` by Pillow: the whole image, JPEGs in draft mode (1/2, 1/4 or 1/8) where the crop allows."""
+    if isinstance(img, np.ndarray):
+        img = Image.open(io.BytesIO(img.tobytes()))
     left, top, w, h = crop
     scale = 1.0
     reduce = min(w // size, h // size)
-    if img.format == "JPEG" and reduce >= 2:  # Pillow's draft: the whole image at the same 1/2, 1/4 or 1/8
+    if img.format == "JPEG" and reduce >= 2:
         full_w = img.size[0]
         _, box = img.draft(img.mode, (img.size[0] // reduce, img.size[1] // reduce))
         scale = full_w / box[2]
