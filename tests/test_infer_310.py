@@ -159,6 +159,34 @@ def test_a_dynamic_batch_onnx_runs_at_the_harness_batch_size(harness, graph_mode
         assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), (backend, batch)
 
 
+def test_repeat_runs_every_batch_again_and_times_all_but_the_first_run(harness, graph_mode, tmp_path):
+    """--repeat=4 on 3 inputs at batch 2 (the last batch padded): 8 runs, 7 timed (the first is warm-up), the
+    network's logits written once per input; --repeat=0 is a usage error."""
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", 2, 48)
+    x = np.random.default_rng(4).standard_normal((3, 3, 48, 48)).astype(np.float32)
+    (tmp_path / "bins").mkdir()
+    for i, row in enumerate(x):
+        row.tofile(tmp_path / "bins" / f"x{i}.bin")
+    flags = [f"--model_path={model}", "--backend=openvino", "--input_type=bin", "--batch_size=2", "--image_size=48",
+             f"--input_path={tmp_path / 'bins'}", "--output_dir=out"]
+    run = _main(*flags, "--repeat=4", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    timing = (tmp_path / "out" / "time_Result" / "test_perform_static.txt").read_text()
+    assert re.search(r"average time: [0-9.]+ ms of infer_count 7\n", timing), timing
+    throughput = float(re.search(r"throughput: ([0-9.]+) images/s", timing)[1])
+    average_ms = float(re.search(r"average time: ([0-9.]+) ms", timing)[1])
+    # 7 timed runs holding 2, 1, 2, 1, 2, 1, 2... real images: 3 passes of both batches + the last pass's second one
+    assert throughput == pytest.approx(1000 * (3 * 3 + 1) / (7 * average_ms), rel=2e-3)
+    got = np.stack([np.fromfile(tmp_path / "out" / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(3)])
+    expected = net(ms.Tensor(x)).asnumpy()
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert sorted(p.name for p in (tmp_path / "out" / "result_Files").iterdir()) == [f"x{i}_0.bin" for i in range(3)]
+    run = _main(*flags, "--repeat=0", cwd=tmp_path)
+    assert run.returncode == 2 and "--repeat must be positive" in run.stderr
+
+
 def test_openvino_bf16_is_an_explicit_choice(harness, graph_mode, tmp_path):
     """--precision=bf16 runs (bf16 where the CPU has it, f32 elsewhere) and keeps the ranking of the logits."""
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)

@@ -1,5 +1,6 @@
 """Wall-clock timing shared by the benchmarks, the INT8 report and latency-budget cube searches: medians of
-repeated calls, the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs, and the batch-1
+repeated calls, the C++ harness's own per-batch report (``ascend310_infer``) on ``.bin`` inputs (several models
+in interleaved rounds: ``harness_rounds``, the INT8 report's one measurement), and the batch-1
 latency of a cube point (r, w, d) as eval.py runs it in MindSpore or as the harness runs its ONNX export.
 
 A cube point's latency is the best of repeated medians (``best_medians``): as timeit takes the best of its repeats,
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ RWD = tuple[float, float, float]
 LATENCY_TARGETS = ("mindspore", "harness")
 
 _HARNESS_REPORT = {statistic: re.compile(rf"{statistic} time: ([0-9.]+) ms") for statistic in ("average", "median")}
+_HARNESS_BACKEND = re.compile(r"^backend: \S+ \((.*)\)$", re.M)  # "backend: openvino (OpenVINO 2026.4.1, f32, ...)"
 PROBE_SECONDS = 3.0  # how long a search samples a network while it looks for a width
 REPORT_SECONDS = 30.0  # how long a reported (or re-measured) latency is sampled for
 
@@ -62,13 +65,36 @@ def best_medians(blocks: Sequence[Callable[[], float]], seconds: float, min_bloc
 
 def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: Path, backend: str,
                     statistic: str = "average") -> float:
-    """Seconds per batch as the harness reports it (``statistic``: its mean or median; its first batch is
-    warm-up), over ``runs`` batches of ``x`` written as ``.bin`` inputs."""
-    return _run_harness(harness, model, _write_inputs(x, runs, work), x.shape, work, backend, statistic)
+    """Seconds per batch as the harness reports it (``statistic``: its mean or median; its first run is
+    warm-up), over ``runs`` runs of the batch ``x`` (written once as ``.bin`` inputs, run with ``--repeat``)."""
+    return _run_harness(harness, model, _write_inputs(x, 0, work), x.shape, work, backend, statistic, runs + 1)
+
+
+@dataclass(frozen=True)
+class HarnessRounds:
+    ms: list[list[float]]  # [round][model]: the median milliseconds per batch the harness reported
+    backends: list[str]  # what ran each model (the report's backend line: runtime, precision, streams)
+
+
+def harness_rounds(harness: Path, models: Sequence[Path], x: np.ndarray, runs: int, rounds: int, work: Path,
+                   backend: str = "openvino") -> HarnessRounds:
+    """Each of ``models`` in the harness, one process per model and round timing ``runs`` runs of the batch ``x``
+    (the median it reports), the models in turn ``rounds`` times (1, 2, ..., 1, 2, ...) so that load drifting on
+    the machine hits each alike."""
+    inputs = _write_inputs(x, 0, work)
+    ms: list[list[float]] = []
+    backends = [""] * len(models)
+    for _ in range(rounds):
+        ms.append([])
+        for i, m in enumerate(models):
+            ms[-1].append(1000 * _run_harness(harness, m, inputs, x.shape, work, backend, "median", runs + 1))
+            backends[i] = _HARNESS_BACKEND.search(_report(work))[1]
+    return HarnessRounds(ms, backends)
 
 
 def _write_inputs(x: np.ndarray, runs: int, work: Path) -> Path:
-    """``runs`` + 1 batches of ``x`` as ``.bin`` files in ``work/bins`` (the harness's first batch is warm-up)."""
+    """``runs`` + 1 batches of ``x`` as ``.bin`` files in ``work/bins`` (the harness's first batch is warm-up;
+    ``runs`` 0: the batch once, for ``--repeat``)."""
     inputs = work / "bins"
     inputs.mkdir(parents=True, exist_ok=True)
     for old in inputs.glob("*.bin"):
@@ -80,14 +106,17 @@ def _write_inputs(x: np.ndarray, runs: int, work: Path) -> Path:
 
 
 def _run_harness(harness: Path, model: Path, inputs: Path, shape: tuple[int, ...], work: Path, backend: str,
-                 statistic: str) -> float:
+                 statistic: str, repeat: int = 1) -> float:
     cmd = [str(harness), f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--input_path={inputs}",
-           f"--image_size={shape[2]}", f"--batch_size={shape[0]}", f"--output_dir={work}"]
+           f"--image_size={shape[2]}", f"--batch_size={shape[0]}", f"--output_dir={work}", f"--repeat={repeat}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{harness} failed on {model}: {(done.stderr or done.stdout).strip()[-400:]}")
-    report = (work / "time_Result" / "test_perform_static.txt").read_text()
-    return float(_HARNESS_REPORT[statistic].search(report)[1]) / 1000
+    return float(_HARNESS_REPORT[statistic].search(_report(work))[1]) / 1000
+
+
+def _report(work: Path) -> str:
+    return (work / "time_Result" / "test_perform_static.txt").read_text()
 
 
 def _random_input(image_size: int, batch: int = 1) -> np.ndarray:

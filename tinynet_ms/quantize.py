@@ -1,11 +1,15 @@
 """INT8 post-training quantization of an exported ONNX model, with its accuracy and speed cost measured.
 
     python -m tinynet_ms.quantize MODEL.onnx --data DATA [--num_calib 512] [--calib_batch 4] [--output MODEL_int8.onnx]
+                                 [--harness ascend310_infer/out/main] [--batches 1,32] [--rounds 5] [--runs 100]
 
 OpenVINO's NNCF post-training quantization of the ONNX graph, written back as ONNX in QDQ form
 (QuantizeLinear/DequantizeLinear pairs): int8 per-output-channel symmetric weights, asymmetric 8-bit activations
-(NNCF's ``MIXED`` preset), then NNCF's fast bias correction. NNCF because the harness's cpu backend is OpenVINO,
-whose int8 kernels NNCF's placement is made for (it keeps the SE's tiny 1x1 convs in float).
+(NNCF's ``MIXED`` preset) with one range per tensor, then NNCF's fast bias correction. NNCF because the harness's
+cpu backend is OpenVINO, whose int8 kernels NNCF's placement is made for (it keeps the SE's tiny 1x1 convs in
+float). One range per activation tensor, where NNCF would give the depthwise convolutions' inputs one per channel:
+OpenVINO runs per-channel activation zero points only on its legacy convolution kernels, the depthwise ones slower
+than float32 (docs/deployment.md).
 
 Calibration: ``num_calib`` images of ``DATA/train`` (a fixed sample in a fixed shuffled order, so that batches mix
 classes) run through the model's own eval transform (its sidecar's crop, interpolation, mean/std), in batches of
@@ -19,11 +23,14 @@ float model's predictions best on every demo model measured (README, Results).
 
 Then float and INT8 are scored on ``DATA/val`` (top-1/top-5 in onnxruntime, how often their top-1 classes agree, and
 a paired 95% interval of the top-1 difference: on a small val set the difference is mostly which near-tied images
-flip) and timed on one batch in onnxruntime and in OpenVINO as the harness runs it (median of ``--runs``, the models
-in turn), printed as a table (``--json`` for the record). The sidecar is copied beside the INT8 file, so
-run_infer_310.sh runs it as it runs the float one. onnxruntime reads the file too, but runs NNCF's placement
-several times slower than the float model. Ascend 310 users quantize with their toolkit instead (AMCT, on the float
-ONNX or the MindIR).
+flip) and timed in the C++ harness itself (``--harness``: the model zoo's ascend310_infer/out/main, its OpenVINO
+backend; without it they are not timed): at each batch the file will run at (1 and 32 for a dynamic-batch file,
+else its own), ``--rounds`` rounds of float then INT8, each one harness process timing ``--runs`` batches; the
+figure is the median over the rounds. That is the one speed measurement of INT8 against float (run_demo.sh's
+summary quotes it). onnxruntime, the scoring runtime, is timed too on one batch: it reads the file but runs NNCF's
+placement several times slower than the float model. The sidecar is copied beside the INT8 file, so
+run_infer_310.sh runs it as it runs the float one. Ascend 310 users quantize with their toolkit instead (AMCT, on
+the float ONNX or the MindIR).
 """
 from __future__ import annotations
 
@@ -32,7 +39,9 @@ import json
 import math
 import os
 import shutil
+import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +54,7 @@ from tinynet_ms.cli import UsageError, argument_type, positive_int, run_main
 from tinynet_ms.data.folder import Sample, scan_split
 from tinynet_ms.data.images import load_eval_image
 from tinynet_ms.export import DYNAMIC, INPUT_NAME, load_exported, model_io_shapes, read_preprocessing, sidecar_path
-from tinynet_ms.latency import interleaved_ms
+from tinynet_ms.latency import harness_rounds, interleaved_ms
 from tinynet_ms.models import Preprocessing
 from tinynet_ms.train.metrics import topk_correct
 
@@ -54,12 +63,10 @@ if TYPE_CHECKING:
 
 # per-channel DequantizeLinear (its axis attribute) needs opset 13; MindSpore 2.10 writes opset 11
 QDQ_OPSET = 13
-DYNAMIC_BATCH = 32  # the batch a dynamic-batch file is scored and timed at
+DYNAMIC_BATCH = 32  # the batch a dynamic-batch file is scored at
+TIMED_BATCHES = (1, DYNAMIC_BATCH)  # the batches a dynamic-batch file is timed at: latency and throughput
 CALIB_BATCH = 4  # images per calibration batch: activation ranges are the mean of per-batch min/max
 Z95 = 1.959964  # two-sided 95% normal quantile
-# The harness's OpenVINO backend caps oneDNN below AMX (ascend310_infer/src/openvino_backend.cc): on AMX CPUs
-# OpenVINO 2026.4 runs this network's int8 convolutions slower than f32 on its AMX path, faster on AVX-512 VNNI.
-OPENVINO_ISA = "AVX512_CORE_BF16"
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,22 @@ class Scores:
     model: str
     top1: float
     top5: float
-    latency_ms: float  # median onnxruntime time of one batch
-    openvino_ms: float  # the same in OpenVINO, as the harness's cpu backend runs it (f32 where not int8)
+    onnxruntime_ms: float  # median onnxruntime time of one batch
     batch: int
     megabytes: float
     agreement: float  # share of DATA/val images whose top-1 class is the first (float) model's; 1 for that one
     top1_ci95: float  # half-width of a paired 95% interval of top1 minus the first model's top1; 0 for that one
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Float32 against INT8 in the C++ harness at one batch."""
+    batch: int
+    float32_ms: float  # median over the rounds of the harness's median milliseconds per batch
+    int8_ms: float
+    speedup: float  # median over the rounds of the round's float32_ms / int8_ms
+    rounds: int
+    runtime: str  # what ran the INT8 file, as the harness says (e.g. "OpenVINO 2026.4.1, f32 + int8, 2 streams")
 
 
 @dataclass(frozen=True)
@@ -145,7 +162,7 @@ def quantize_model(model: Path, output: Path, calib: Sequence[Sample], image_siz
 
     import nncf
     import onnx
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
 
     logging.getLogger("nncf").setLevel(logging.WARNING)  # its progress bars and per-step INFO lines
     images = [x for x, _ in _batches(calib, calib_batch, image_size, pre, pad=False)]
@@ -155,8 +172,10 @@ def quantize_model(model: Path, output: Path, calib: Sequence[Sample], image_siz
         prepared, nncf.Dataset(images, lambda x: {INPUT_NAME: x}),
         preset=nncf.QuantizationPreset.MIXED, subset_size=len(images),
         # min/max over each whole batch, averaged over the batches (explicit: NNCF's default depends on whether the
-        # dataset reports a batch size)
-        advanced_parameters=AdvancedQuantizationParameters(batchwise_statistics=False))
+        # dataset reports a batch size); one range per activation tensor: NNCF's per-channel ranges on depthwise
+        # inputs become per-channel zero points, which OpenVINO runs on its legacy kernels only
+        advanced_parameters=AdvancedQuantizationParameters(
+            batchwise_statistics=False, activations_quantization_params=QuantizationParameters(per_channel=False)))
     _restore_batch(quantized, exported_batch)
     onnx.checker.check_model(quantized)
     with atomic_path(output) as tmp:
@@ -189,47 +208,65 @@ def paired_ci95(correct: np.ndarray, reference: np.ndarray) -> float:
     return Z95 * float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else math.inf
 
 
-def openvino_runner(model: Path, shape: Sequence[int]) -> Callable[[np.ndarray], object]:
-    """``model`` in OpenVINO with the harness's settings (f32 inference precision, the latency hint; int8
-    convolutions stay int8 under the f32 hint; oneDNN kept below AMX, whose int8 path is slower here: see
-    ``OPENVINO_ISA``), reshaped to ``shape`` as the harness does for a dynamic batch."""
-    import openvino as ov
-
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", OPENVINO_ISA)  # read at the process's first compile
-    core = ov.Core()
-    graph = core.read_model(str(model))
-    graph.reshape(list(shape))
-    request = core.compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
-    return lambda x: request.infer([x])
-
-
 def score(models: Sequence[Path], val: Sequence[Sample], batch: int, image_size: int, pre: Preprocessing,
           runs: int) -> list[Scores]:
     """Top-1/top-5 of each model on ``val`` (onnxruntime), its agreement with the first model and the paired 95%
-    interval of its top-1 difference from it, and its onnxruntime and OpenVINO times on one batch."""
+    interval of its top-1 difference from it, and its onnxruntime time on one batch (the models in turn)."""
     scored: list[Predictions] = []
     calls = []
     for m in models:
         onnxruntime = load_exported(m)
         predicted, x = accuracy(onnxruntime, val, batch, image_size, pre)
-        openvino = openvino_runner(m, x.shape)
         scored.append(predicted)
-        calls += [lambda f=onnxruntime, x=x: f(x), lambda f=openvino, x=x: f(x)]
+        calls.append(lambda f=onnxruntime, x=x: f(x))
     ms = interleaved_ms(calls, runs)
     reference = scored[0]
-    return [Scores(m.name, p.top1, p.top5, ms[2 * i], ms[2 * i + 1], batch, m.stat().st_size / 1e6,
+    return [Scores(m.name, p.top1, p.top5, ms[i], batch, m.stat().st_size / 1e6,
                    float(np.mean(p.classes == reference.classes)),
                    0.0 if i == 0 else paired_ci95(p.correct, reference.correct))
             for i, (m, p) in enumerate(zip(models, scored))]
 
 
+def harness_speed(float_model: Path, int8_model: Path, x: np.ndarray, batches: Sequence[int], harness: Path,
+                  rounds: int, runs: int) -> list[Speed]:
+    """Float32 against INT8 in the C++ harness at each of ``batches``: ``rounds`` rounds of float then INT8, one
+    harness process each timing ``runs_at(batch, runs)`` runs of a batch cut from the images ``x`` (repeated when
+    there are fewer)."""
+    speeds = []
+    with tempfile.TemporaryDirectory(prefix="tinynet_int8_") as work:
+        for batch in batches:
+            images = x[np.arange(batch) % len(x)]
+            timed = harness_rounds(harness, [float_model, int8_model], images, runs_at(batch, runs), rounds,
+                                   Path(work))
+            float_ms, int8_ms = zip(*timed.ms)
+            speeds.append(Speed(batch, statistics.median(float_ms), statistics.median(int8_ms),
+                                statistics.median(f / i for f, i in timed.ms), rounds, timed.backends[1]))
+    return speeds
+
+
 def format_table(rows: Sequence[Scores]) -> str:
-    lines = ["| model | top-1 | top-5 | top-1 agreement | onnxruntime ms / batch | OpenVINO ms / batch | batch | MB |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.model} | {r.top1:.4f} | {r.top5:.4f} | {r.agreement:.4f} | {r.latency_ms:.2f} | "
-              f"{r.openvino_ms:.2f} | {r.batch} | {r.megabytes:.2f} |" for r in rows]
+    lines = ["| model | top-1 | top-5 | top-1 agreement | onnxruntime ms / batch | batch | MB |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.top1:.4f} | {r.top5:.4f} | {r.agreement:.4f} | {r.onnxruntime_ms:.2f} | {r.batch} | "
+              f"{r.megabytes:.2f} |" for r in rows]
     return "\n".join(lines)
+
+
+def format_speed(speeds: Sequence[Speed]) -> str:
+    lines = ["| batch | float32 ms / batch | INT8 ms / batch | INT8 speed-up | C++ harness |", "|---|---|---|---|---|"]
+    lines += [f"| {s.batch} | {s.float32_ms:.3f} | {s.int8_ms:.3f} | x{s.speedup:.2f} | {s.runtime} |" for s in speeds]
+    return "\n".join(lines)
+
+
+def _batches_arg(text: str) -> tuple[int, ...]:
+    """'1,32' -> (1, 32): the batches to time a dynamic-batch file at."""
+    try:
+        batches = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise ValueError(f"expected positive integers separated by commas, got '{text}'")
+    return batches
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -243,7 +280,20 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def run(args: argparse.Namespace) -> list[Scores]:
+def runs_at(batch: int, runs: int) -> int:
+    """Timed runs of one batch: ``runs`` at batch 1, a quarter (at least 5) of them at larger batches."""
+    return runs if batch == 1 else max(5, runs // 4)
+
+
+def _harness(path: str) -> Path | None:
+    """The harness binary to time with (``--harness``, which must exist), or None: no harness timing."""
+    if path and not Path(path).is_file():
+        raise UsageError(f"--harness {path} is not a file: build the harness (bash ascend310_infer/build.sh) and "
+                         f"name its out/main")
+    return Path(path) if path else None
+
+
+def run(args: argparse.Namespace) -> tuple[list[Scores], list[Speed]]:
     model = Path(args.model)
     if not model.is_file():
         raise FileNotFoundError(f"model file not found: {model}")
@@ -256,12 +306,17 @@ def run(args: argparse.Namespace) -> list[Scores]:
                              f"{model.stem}_int8.onnx)")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder: name the INT8 file, e.g. {output / model.name}")
+    harness = _harness(args.harness) if args.rounds else None
     (in_shape, out_shapes) = model_io_shapes(model)
     if len(out_shapes) != 1 or len(out_shapes[0]) != 2:
         shapes = ", ".join(f"({','.join('N' if d == DYNAMIC else str(d) for d in s)})" for s in out_shapes)
         raise UsageError(f"{model} outputs {shapes}: quantize takes a classifier export (one (N, classes) logits "
                          f"output); a backbone (export.py --features_only true) cannot be scored on DATA/val")
     batch = DYNAMIC_BATCH if in_shape[0] == DYNAMIC else in_shape[0]
+    timed_batches = args.batches or (TIMED_BATCHES if in_shape[0] == DYNAMIC else (batch,))
+    if in_shape[0] != DYNAMIC and set(timed_batches) != {batch}:
+        raise UsageError(f"{model} has a fixed batch of {batch}: --batches can only be {batch} (export with "
+                         f"--dynamic_batch true to time other batches)")
     image_size = in_shape[2]
     pre, source = read_preprocessing(model)
     data = Path(args.data)
@@ -279,15 +334,29 @@ def run(args: argparse.Namespace) -> list[Scores]:
     with lock_output_file(output, "quantization"):  # one writer of OUTPUT (an export, another quantization)
         quantize_model(model, output, calib, image_size, pre, args.calib_batch)
         print(f"wrote {output}", flush=True)
-        rows = score([model, output], val_split.samples, batch, image_size, pre, args.runs)
+        rows = score([model, output], val_split.samples, batch, image_size, pre, runs_at(batch, args.runs))
+        speeds = []
+        if harness is not None:
+            x, _ = next(_batches(val_split.samples[:max(timed_batches)], max(timed_batches), image_size, pre))
+            print(f"timing float32 and INT8 in {harness} at batch {', '.join(map(str, timed_batches))} "
+                  f"({args.rounds} rounds)", flush=True)
+            speeds = harness_speed(model, output, x, timed_batches, harness, args.rounds, args.runs)
     print(format_table(rows))
     print(f"INT8 - float top-1: {100 * (rows[1].top1 - rows[0].top1):+.2f} points on {len(val_split.samples)} "
           f"images (paired 95% interval +-{100 * rows[1].top1_ci95:.2f}; the top-1 classes agree on "
-          f"{100 * rows[1].agreement:.1f}% of them); speed x{rows[0].latency_ms / rows[1].latency_ms:.2f} in "
-          f"onnxruntime, x{rows[0].openvino_ms / rows[1].openvino_ms:.2f} in OpenVINO")
+          f"{100 * rows[1].agreement:.1f}% of them); onnxruntime "
+          f"x{rows[0].onnxruntime_ms / rows[1].onnxruntime_ms:.2f} at batch {batch} (keep the float file for "
+          f"onnxruntime)")
+    if speeds:
+        print(format_speed(speeds))
+        print("INT8 speed-up in the C++ harness: " + ", ".join(f"x{s.speedup:.2f} at batch {s.batch}" for s in speeds)
+              + f" (median of {args.rounds} interleaved rounds)")
+    elif args.rounds:
+        print("INT8 speed-up in the C++ harness: not timed (build it with bash ascend310_infer/build.sh and pass "
+              "--harness ascend310_infer/out/main)")
     if args.json:
-        print(json.dumps([asdict(r) for r in rows]))
-    return rows
+        print(json.dumps({"models": [asdict(r) for r in rows], "speed": [asdict(s) for s in speeds]}))
+    return rows, speeds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,10 +369,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="images per calibration batch; an activation range is the mean of the batches' "
                              f"min and max (default {CALIB_BATCH})")
     parser.add_argument("--output", default="", help="INT8 file (default MODEL_int8.onnx)")
-    parser.add_argument("--runs", type=argument_type(positive_int), default=20, help="timed batches per model")
-    parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--batches", type=argument_type(_batches_arg), default=None,
+                        help="batches to time float32 and INT8 at in the harness, e.g. 1,32 (default: 1 and "
+                             f"{DYNAMIC_BATCH} for a dynamic-batch file, else its own batch)")
+    parser.add_argument("--rounds", type=argument_type(_non_negative_int), default=5,
+                        help="rounds of float32 then INT8 in the harness; the figure is their median (default 5; 0: "
+                             "no harness timing)")
+    parser.add_argument("--runs", type=argument_type(positive_int), default=100,
+                        help="timed batches per harness process at batch 1, a quarter (at least 5) at larger "
+                             "batches; onnxruntime's timing of the scoring batch alike (default 100)")
+    parser.add_argument("--harness", default="",
+                        help="the C++ harness binary that times float32 and INT8 (the model zoo's "
+                             "ascend310_infer/out/main, built by ascend310_infer/build.sh); without it they are not "
+                             "timed")
+    parser.add_argument("--json", action="store_true", help="also print the scores and speeds as JSON")
     args = parser.parse_args(argv)
     return run_main(lambda: run(args))
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected 0 or a positive integer, got {text}")
+    return value
 
 
 if __name__ == "__main__":

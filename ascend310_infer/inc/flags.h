@@ -20,6 +20,7 @@ struct Options {
   std::string output_dir = ".";
   std::string save_input_dir;  // empty: do not dump preprocessed inputs
   int input_chunk_mb = 64;     // inputs read ahead, then run back to back; 0: one batch at a time
+  int repeat = 1;              // each batch runs this many times (timed every time but the first run)
   bool help = false;
 };
 

@@ -9,7 +9,7 @@
 const char kUsage[] =
     "usage: main --model_path=FILE --backend=cpu|openvino|opencv|ascend --input_type=bin|image --input_path=DIR\n"
     "            --image_size=S [--batch_size=1] [--precision=f32] [--device_id=0] [--output_dir=.]\n"
-    "            [--save_input_dir=DIR] [--input_chunk_mb=64]\n"
+    "            [--save_input_dir=DIR] [--input_chunk_mb=64] [--repeat=1]\n"
     "            image inputs: --crop_pct=P --interpolation=bicubic|bilinear --mean=R,G,B --std=R,G,B\n"
     "  --model_path      ONNX model (cpu, openvino, opencv) or MindIR model (ascend)\n"
     "  --backend         cpu: OpenVINO when built with it, else OpenCV DNN; openvino; opencv: OpenCV DNN;\n"
@@ -29,7 +29,9 @@ const char kUsage[] =
     "  --output_dir      writes result_Files/<stem>_0.bin and time_Result/test_perform_static.txt here\n"
     "  --save_input_dir  also write each preprocessed input as <stem>.bin here\n"
     "  --input_chunk_mb  inputs are read this many MB of batches at a time, then those batches run back to back\n"
-    "                    (the timed loop is inference only); 0: read and run one batch at a time\n";
+    "                    (the timed loop is inference only); 0: read and run one batch at a time\n"
+    "  --repeat          run each chunk's batches this many times back to back (a benchmark on a few inputs; the\n"
+    "                    first run is warm-up, the logits of the last pass are written)\n";
 
 namespace {
 
@@ -53,15 +55,15 @@ double ParseDouble(const std::string &key, const std::string &text) {
   return v;
 }
 
-// "0.5,0.25,0.5" → 3 floats (via double, as numpy casts Python floats to float32).
-void ParseTriple(const std::string &key, const std::string &text, float *out) {
+// "0.5,0.25,0.5" → 3 doubles (Python's floats: the normalisation's constants are computed from them in float64).
+void ParseTriple(const std::string &key, const std::string &text, double *out) {
   size_t start = 0;
   for (int c = 0; c < 3; ++c) {
     const size_t comma = text.find(',', start);
     if ((c < 2) != (comma != std::string::npos)) {
       throw UsageError("--" + key + " needs 3 comma-separated numbers, got '" + text + "'");
     }
-    out[c] = static_cast<float>(ParseDouble(key, text.substr(start, comma - start)));
+    out[c] = ParseDouble(key, text.substr(start, comma - start));
     start = comma + 1;
   }
 }
@@ -107,6 +109,7 @@ Options ParseFlags(int argc, char **argv) {
     else if (key == "output_dir") opt.output_dir = value;
     else if (key == "save_input_dir") opt.save_input_dir = value;
     else if (key == "input_chunk_mb") opt.input_chunk_mb = ParseInt(key, value);
+    else if (key == "repeat") opt.repeat = ParseInt(key, value);
     else throw UsageError("unknown flag --" + key);
   }
 
@@ -129,12 +132,13 @@ Options ParseFlags(int argc, char **argv) {
     if (pre.interpolation != "bicubic" && pre.interpolation != "bilinear") {
       throw UsageError("--interpolation must be bicubic or bilinear");
     }
-    for (float s : pre.stdev) {
+    for (double s : pre.stdev) {
       if (!(s > 0)) throw UsageError("--std values must be positive");
     }
   }
   if (opt.device_id < 0) throw UsageError("--device_id must not be negative");
   if (opt.input_chunk_mb < 0) throw UsageError("--input_chunk_mb must not be negative");
+  if (opt.repeat <= 0) throw UsageError("--repeat must be positive");
   if (opt.output_dir.empty()) throw UsageError("--output_dir must not be empty");
   return opt;
 }

@@ -110,16 +110,21 @@ int Run(const Options &opt) {
         std::copy_n(&batch[(real - 1) * image_floats], image_floats, &batch[i * image_floats]);
       }
     }
-    for (size_t c = 0; c < batches; ++c) {
-      const size_t b = first_batch + c;
-      const auto start = std::chrono::steady_clock::now();
-      outputs[c] = backend->Run(&inputs[c * batch_floats], opt.batch_size, opt.image_size);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-      if (b > 0 || num_batches == 1) {  // the first batch is warm-up when there are others to time
-        timed_ms += ms;
-        batch_ms.push_back(ms);
-        ++timed_batches;
-        timed_images += std::min(n, files.size() - b * n);
+    // --repeat: the chunk's batches run back to back that many times (a benchmark on a few inputs); the outputs
+    // of the last pass are written.
+    for (int pass = 0; pass < opt.repeat; ++pass) {
+      for (size_t c = 0; c < batches; ++c) {
+        const size_t b = first_batch + c;
+        const auto start = std::chrono::steady_clock::now();
+        outputs[c] = backend->Run(&inputs[c * batch_floats], opt.batch_size, opt.image_size);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        // the very first run is warm-up when there are others to time
+        if (pass > 0 || b > 0 || num_batches * opt.repeat == 1) {
+          timed_ms += ms;
+          batch_ms.push_back(ms);
+          ++timed_batches;
+          timed_images += std::min(n, files.size() - b * n);
+        }
       }
     }
     for (size_t c = 0; c < batches; ++c) {

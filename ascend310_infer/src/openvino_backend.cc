@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <openvino/openvino.hpp>
 
 #include "backend.h"
@@ -22,11 +26,16 @@ class OpenVinoBackend : public Backend {
       quantized_ = std::any_of(ops.begin(), ops.end(), [](const std::shared_ptr<ov::Node> &op) {
         return std::string(op->get_type_name()) == "FakeQuantize";
       });
-      // On CPUs with AMX, OpenVINO 2026.4 runs this network's int8 convolutions on its AMX path, slower than the
-      // f32 model (and an int8 model does not compile under bf16); below AMX they run on AVX-512 VNNI, faster
-      // than f32. f32 never uses AMX. So, unless bf16 was asked for a float model, cap oneDNN's instruction set
-      // below AMX (read when the first model compiles; a value the user set wins).
+      // On CPUs with AMX, OpenVINO 2026.4 ran this network's int8 convolutions on its AMX path slower than the f32
+      // model (measured with per-channel activation zero points; an int8 model does not compile under bf16), and
+      // below AMX on AVX-512 VNNI faster. f32 never uses AMX. So, unless bf16 was asked for a float model, cap
+      // oneDNN's instruction set below AMX: a no-op on CPUs without AMX, read when the first model compiles; a
+      // value the user set wins (ONEDNN_MAX_CPU_ISA=ALL lets AMX back in).
       if (options.precision != "bf16" || quantized_) setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16", 0);
+      if (CpuHasAmx()) {
+        const char *isa = std::getenv("ONEDNN_MAX_CPU_ISA");
+        isa_ = std::string(", oneDNN ISA ") + (isa ? isa : "ALL");
+      }
       const ov::PartialShape shape = model->input().get_partial_shape();
       for (const ov::Dimension &d : shape) input_shape_.push_back(d.is_static() ? d.get_length() : -1);
       const ov::element::Type precision = options.precision == "bf16" ? ov::element::bf16 : ov::element::f32;
@@ -87,11 +96,20 @@ class OpenVinoBackend : public Backend {
     const std::string build = ov::get_openvino_version().buildNumber;  // "2026.4.1-22982-<hash>-<branch>"
     return "OpenVINO " + build.substr(0, build.find('-')) + ", " +
            compiled_.get_property(ov::hint::inference_precision).get_type_name() + (quantized_ ? " + int8" : "") +
-           ", " +
-           std::to_string(streams_) + (streams_ > 1 ? " streams" : " stream");
+           ", " + std::to_string(streams_) + (streams_ > 1 ? " streams" : " stream") + isa_;
   }
 
  private:
+  // Whether the CPU has AMX tiles (CPUID leaf 7: EDX bit 24), where the instruction-set cap above matters.
+  static bool CpuHasAmx() {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx >> 24 & 1u);
+#else
+    return false;
+#endif
+  }
+
   // The largest d <= wanted dividing n (so every stream gets an equal part of the batch).
   static int LargestDivisor(int n, int wanted) {
     for (int d = std::min(n, std::max(wanted, 1)); d > 1; --d) {
@@ -119,6 +137,7 @@ class OpenVinoBackend : public Backend {
   std::vector<int64_t> input_shape_;
   int streams_ = 1;
   bool quantized_ = false;  // the model holds FakeQuantize (an INT8 file): int8 convolutions
+  std::string isa_;  // on AMX CPUs, the oneDNN instruction-set cap in force (for the log line)
 };
 
 }  // namespace
