@@ -1,6 +1,7 @@
 """Every speed table in one run: the train step (kernels off/on) against timm's eager one, the training input
 pipeline per core against timm's loader (with the cores-per-Ascend-910 calculation), then inference per variant
-(MindSpore, onnxruntime, the C++ harness, timm eager and torch.compile); timm's rows in the same run when a timm
+(MindSpore, onnxruntime, the C++ harness, timm eager and torch.compile) and INT8 against float32 in the harness;
+timm's rows in the same run when a timm
 python is given, every figure the median of --rounds rounds taken in turn. With --markdown / --readme the run writes its tables into those pages (between the
 ``<!-- bench:... -->`` markers), so every speed figure on them is produced by this command, not pasted.
 
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import bench_infer, bench_pipeline, bench_train  # noqa: E402
+from benchmarks import bench_infer, bench_int8, bench_pipeline, bench_train  # noqa: E402
 from benchmarks.common import header, replace_block, table  # noqa: E402
 
 OURS_INFER = "MindSpore graph + CPU kernels, BN folded (eval.py)"  # what eval.py and predict.py run
@@ -44,6 +45,12 @@ def _train_vs(peer: str):
         "img_per_sec")
 
 
+def _int8(batch: int):
+    """INT8 over float32 in the harness at ``batch`` (bench_int8's ratio: float32 ms / int8 ms)."""
+    return lambda results, model: next((r["ratio"] for r in results.get("int8", [])
+                                        if r["model"] == model and r["batch"] == batch), None)
+
+
 def _pipeline(results: dict, model: str) -> float | None:
     """The smallest per-core ratio over the core counts measured."""
     ratios = [r["ours_img_per_sec"] / r["timm_img_per_sec"] for r in results.get("pipeline", [])
@@ -62,6 +69,8 @@ GOALS = [
     ("C++ harness (OpenVINO), batch-1 latency vs onnxruntime", MARGIN, _infer(HARNESS, "onnxruntime", "bs1_ms")),
     ("C++ harness (OpenVINO), batch-32 throughput vs onnxruntime", MARGIN,
      _infer(HARNESS, "onnxruntime", "bs32_img_per_sec")),
+    ("C++ harness, INT8 vs float32 at batch 1", MARGIN, _int8(1)),
+    ("C++ harness, INT8 vs float32 at batch 32", MARGIN, _int8(32)),
 ]
 TRAIN_KEYS = ["model", "size", "batch", "amp", "kernels", "mode", "compile_s", "ms_per_step", "img_per_sec", "peak",
               "rounds"]
@@ -107,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         trained, inferred = json.loads(train_json.read_text()), json.loads(infer_json.read_text())
     models = args.variants.split(",")
     pipeline = bench_pipeline.measure(args.timm_python, tuple(models), rounds=int(args.rounds))
+    int8 = [] if args.no_harness else bench_int8.measure(models, rounds=int(args.rounds))  # harness built above
     command = "python benchmarks/bench_all.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     machine = (f"{header('CPU').lstrip('# ')}; sgemm {trained['sgemm_gflops']:.0f} GFLOP/s (train run), "
                f"{inferred['sgemm_gflops']:.0f} (inference run)")
-    goals = goal_table({"train": trained["train_step"], "infer": inferred["infer"], "pipeline": pipeline}, models)
+    goals = goal_table({"train": trained["train_step"], "infer": inferred["infer"], "pipeline": pipeline, "int8": int8},
+                       models)
     full = "\n\n".join([
         f"Made by `{command}` on {machine}.",
         table(trained["train_step"], TRAIN_KEYS, "**Train step** (peak: FLOP/s, 6 x MACs per image, over the sgemm "
               "rate)"),
         bench_pipeline.report(pipeline),
+        *([bench_int8.format_rows(int8)] if int8 else []),
         table(inferred["infer"], INFER_KEYS, f"**Inference** (median of the rounds; every runtime, timm included, "
               f"measured once per round in turn; peak: FLOP/s, 2 x MACs per image, over the sgemm rate, batch 1 / "
               f"32)"),

@@ -77,12 +77,15 @@ def test_goal_table_puts_ours_over_each_peer_the_right_way_round():
              {"model": "tinynet_e", "size": 106, "runtime": "onnxruntime", "bs1_ms": 1.2, "bs32_img_per_sec": 1000.0}]
     pipeline = [{"model": "tinynet_e", "size": 106, "cores": 1, "ours_img_per_sec": 300.0, "timm_img_per_sec": 100.0},
                 {"model": "tinynet_e", "size": 106, "cores": 2, "ours_img_per_sec": 400.0, "timm_img_per_sec": 200.0}]
-    lines = goal_table({"train": train, "infer": infer, "pipeline": pipeline}, ["tinynet_e"]).splitlines()
+    int8 = [{"model": "tinynet_e", "size": 106, "batch": 1, "ratio": 1.3},
+            {"model": "tinynet_e", "size": 106, "batch": 32, "ratio": 1.1}]
+    lines = goal_table({"train": train, "infer": infer, "pipeline": pipeline, "int8": int8},
+                       ["tinynet_e"]).splitlines()
     assert lines[0] == "goal (ours over the peer, higher is better) | needs | E@106"
     cells = [line.rsplit(" | ", 1)[1] for line in lines[2:]]
     # train 150 / 100 (needs 1.5 x 1.15); pipeline: the worse core count, 400 / 200; latency 5 / 2 (lower is
-    # better); no torch.compile row; harness 1.2 / 1.0 and 1200 / 1000
-    assert cells == ["1.50x (below)", "2.00x", "2.50x", "-", "1.20x", "1.20x"]
+    # better); no torch.compile row; harness 1.2 / 1.0 and 1200 / 1000; INT8 over float32 at batch 1 and 32
+    assert cells == ["1.50x (below)", "2.00x", "2.50x", "-", "1.20x", "1.20x", "1.30x", "1.10x (below)"]
 
 
 def test_a_generated_block_replaces_only_its_own_text(tmp_path):
