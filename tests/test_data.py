@@ -229,3 +229,15 @@ def test_files_gone_bad_after_the_scan_are_skipped_at_load(tmp_path, demo_data, 
     eval_data = create_eval_dataset(val, 32, 5, num_workers=1)
     top1, _, count = evaluate(Uniform(), eval_data.create_tuple_iterator(num_epochs=1))
     assert count == len(val) - 2 and top1 == sum(s.label == 0 for i, s in enumerate(val) if i not in (1, 2))
+
+
+def test_normalize_is_torchvision_to_tensor_then_normalize_bit_for_bit():
+    """Each step rounded to float32 in timm's order (/255, - mean, / std): the eval tensor the C++ harness and timm
+    compute, exactly (a fused x * scale - shift differs in the last bit)."""
+    from tinynet_ms.data.images import normalize
+
+    x = np.random.default_rng(0).integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    mean, std = np.float32([0.485, 0.456, 0.406]), np.float32([0.229, 0.224, 0.225])
+    expected = ((x.astype(np.float32) / np.float32(255.0) - mean) / std).transpose(2, 0, 1)
+    got = normalize(x, mean.tolist(), std.tolist())
+    assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, expected)

@@ -184,13 +184,6 @@ void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre
   const int top = static_cast<int>(std::nearbyint((resized.height - image_size) / 2.0));
   const int left = static_cast<int>(std::nearbyint((resized.width - image_size) / 2.0));
   const size_t plane = static_cast<size_t>(image_size) * image_size;
-  // As tinynet_ms.data.images.normalize: x * scale - shift in float32, scale = 1 / (255 std) and shift = mean / std
-  // computed in float64 and rounded to float32 (no FMA: built with -ffp-contract=off).
-  float scale[3], shift[3];
-  for (int c = 0; c < 3; ++c) {
-    scale[c] = static_cast<float>(1.0 / (255.0 * pre.stdev[c]));
-    shift[c] = static_cast<float>(pre.mean[c] / pre.stdev[c]);
-  }
   for (int y = 0; y < image_size; ++y) {
     for (int x = 0; x < image_size; ++x) {
       const int sy = top + y, sx = left + x;
@@ -198,8 +191,10 @@ void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre
       const bool inside = sy >= 0 && sy < resized.height && sx >= 0 && sx < resized.width;
       const uint8_t *px = inside ? &resized.pixels[(static_cast<size_t>(sy) * resized.width + sx) * 3] : nullptr;
       for (int c = 0; c < 3; ++c) {
-        const float v = static_cast<float>(inside ? px[c] : 0) * scale[c];
-        out[c * plane + static_cast<size_t>(y) * image_size + x] = v - shift[c];
+        // float32 at every step, as timm's ToTensor + Normalize and tinynet_ms.data.images.normalize
+        const float v = static_cast<float>(inside ? px[c] : 0) / 255.0f;
+        out[c * plane + static_cast<size_t>(y) * image_size + x] =
+            (v - static_cast<float>(pre.mean[c])) / static_cast<float>(pre.stdev[c]);
       }
     }
   }

@@ -60,14 +60,12 @@ def eval_transform(img: Image.Image, image_size: int, preprocessing: Preprocessi
 
 def normalize(hwc_uint8: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
               std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
-    """HWC uint8 → CHW float32: (x / 255 - mean) / std per channel, as x * scale - shift (two passes instead of
-    five; equal within float32 rounding)."""
-    std32 = np.asarray(std, np.float64)
-    scale = (1.0 / (255.0 * std32)).astype(np.float32)[:, None, None]
-    shift = (np.asarray(mean, np.float64) / std32).astype(np.float32)[:, None, None]
+    """HWC uint8 → CHW float32: /255, then (x - mean) / std per channel — each step rounded to float32 as timm's
+    ToTensor + Normalize (and the C++ harness) do, so eval tensors are theirs bit for bit; in place, no copies."""
     out = np.empty((hwc_uint8.shape[2], *hwc_uint8.shape[:2]), np.float32)
-    np.multiply(hwc_uint8.transpose(2, 0, 1), scale, out=out)
-    out -= shift
+    np.divide(hwc_uint8.transpose(2, 0, 1), np.float32(255.0), out=out, dtype=np.float32)
+    out -= np.asarray(mean, np.float32)[:, None, None]
+    out /= np.asarray(std, np.float32)[:, None, None]
     return out
 
 
