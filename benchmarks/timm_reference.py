@@ -20,6 +20,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 
 import timm
@@ -122,7 +123,13 @@ def train(rank, a, port):
             print(json.dumps({"epoch": epoch + 1, "train_loss": total.item() / steps, "val_top1": top1,
                               "val_top5": top5, "epoch_seconds": seconds}), flush=True)
     if distributed:
-        dist.destroy_process_group()
+        # Leave without tearing down: torch 2.13's gloo process group can deadlock in its destructor (it joins its
+        # worker thread holding the GIL while that thread needs the GIL to free a finished allreduce's tensors), and
+        # the rank would hang forever. Everything it reports is flushed by now.
+        dist.barrier()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def evaluate(model, folder, tf, classes, workers):
