@@ -11,8 +11,8 @@
 struct Preprocessing {
   double crop_pct = 0;        // resize the shorter side to floor(S / crop_pct), then center-crop S
   std::string interpolation;  // bicubic | bilinear: Pillow's filters, antialiased when shrinking
-  double mean[3] = {0, 0, 0};  // of x / 255, per RGB channel (doubles, as Python's floats)
-  double stdev[3] = {0, 0, 0};
+  float mean[3] = {0, 0, 0};  // of x / 255, per RGB channel
+  float stdev[3] = {0, 0, 0};
 };
 
 struct RgbImage {
@@ -27,7 +27,7 @@ RgbImage DecodeRgb(const std::string &path);
 // Pillow's Image.resize(size, Image.BICUBIC or Image.BILINEAR) on an RGB image (antialiased, 22-bit fixed point).
 RgbImage ResizePillow(const RgbImage &in, int out_width, int out_height, const std::string &interpolation);
 
-// Shorter side → floor(S / crop_pct), center crop S×S, (x / 255 - mean) / std; writes CHW float32.
+// Shorter side → floor(S / crop_pct), center crop S×S, /255, (x - mean) / std; writes CHW float32.
 void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre, float *out);
 
 #endif  // TINYNET_INFER_PREPROCESS_H_

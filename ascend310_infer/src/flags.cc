@@ -55,15 +55,15 @@ double ParseDouble(const std::string &key, const std::string &text) {
   return v;
 }
 
-// "0.5,0.25,0.5" → 3 doubles (Python's floats: the normalisation's constants are computed from them in float64).
-void ParseTriple(const std::string &key, const std::string &text, double *out) {
+// "0.5,0.25,0.5" → 3 floats (via double, as numpy casts Python floats to float32).
+void ParseTriple(const std::string &key, const std::string &text, float *out) {
   size_t start = 0;
   for (int c = 0; c < 3; ++c) {
     const size_t comma = text.find(',', start);
     if ((c < 2) != (comma != std::string::npos)) {
       throw UsageError("--" + key + " needs 3 comma-separated numbers, got '" + text + "'");
     }
-    out[c] = ParseDouble(key, text.substr(start, comma - start));
+    out[c] = static_cast<float>(ParseDouble(key, text.substr(start, comma - start)));
     start = comma + 1;
   }
 }
@@ -132,7 +132,7 @@ Options ParseFlags(int argc, char **argv) {
     if (pre.interpolation != "bicubic" && pre.interpolation != "bilinear") {
       throw UsageError("--interpolation must be bicubic or bilinear");
     }
-    for (double s : pre.stdev) {
+    for (float s : pre.stdev) {
       if (!(s > 0)) throw UsageError("--std values must be positive");
     }
   }

@@ -194,7 +194,7 @@ void EvalTransform(const RgbImage &img, int image_size, const Preprocessing &pre
         // float32 at every step, as timm's ToTensor + Normalize and tinynet_ms.data.images.normalize
         const float v = static_cast<float>(inside ? px[c] : 0) / 255.0f;
         out[c * plane + static_cast<size_t>(y) * image_size + x] =
-            (v - static_cast<float>(pre.mean[c])) / static_cast<float>(pre.stdev[c]);
+            (v - pre.mean[c]) / pre.stdev[c];
       }
     }
   }
