@@ -152,10 +152,11 @@ inline Vec Exp(Vec x) {
   // |x| <= 87 keeps 2^n a normal float; sigmoid is 1 or 0 to float32 precision well before that.
   x = x < Splat(87.0f) ? x : Splat(87.0f);
   x = x > Splat(-87.0f) ? x : Splat(-87.0f);
-  // x = n * ln2 + r, |r| <= ln2 / 2; n = floor(x / ln2 + 1/2) from a truncation corrected downwards.
-  const Vec fx = x * 1.44269504088896341f + 0.5f;
-  Vec n = __builtin_convertvector(__builtin_convertvector(fx, IVec), Vec);
-  n += __builtin_convertvector(n > fx, Vec);  // comparison gives -1 where the truncation rounded up
+  // x = n * ln2 + r, |r| <= ln2 / 2. Adding 1.5 * 2^23 (+ 127, the exponent bias) rounds x / ln2 to the integer n
+  // and leaves n + 127 in t's low mantissa bits: n and 2^n without float<->int conversions (the same values as
+  // a floor(x / ln2 + 1/2) form, in fewer instructions: Swish is the pointwise kernels' epilogue).
+  const Vec t = x * 1.44269504088896341f + (12582912.0f + 127.0f);
+  const Vec n = t - (12582912.0f + 127.0f);
   const Vec r = x - n * 0.693359375f + n * 2.12194440e-4f;
   Vec p = Splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
@@ -164,8 +165,8 @@ inline Vec Exp(Vec x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const IVec scale = (__builtin_convertvector(n, IVec) + 127) << 23;  // 2^n as float bits
-  return p * (Vec)scale;  // a cast between GCC vector types of one size reinterprets the bits
+  // 2^n as float bits; a cast between GCC vector types of one size reinterprets the bits.
+  return p * (Vec)((IVec)t << 23);
 }
 
 inline Vec Sigmoid(Vec x) { return 1.0f / (1.0f + Exp(-x)); }
