@@ -26,7 +26,7 @@ import numpy as np
 RWD = tuple[float, float, float]
 LATENCY_TARGETS = ("mindspore", "harness")
 
-_HARNESS_REPORT = {statistic: re.compile(rf"{statistic} time: ([0-9.]+) ms") for statistic in ("average", "median")}
+_HARNESS_MEDIAN = re.compile(r"median time: ([0-9.]+) ms")  # the report's median over its timed runs
 _HARNESS_BACKEND = re.compile(r"^backend: \S+ \((.*)\)$", re.M)  # "backend: openvino (OpenVINO 2026.4.1, f32, ...)"
 PROBE_SECONDS = 3.0  # how long a search samples a network while it looks for a width
 REPORT_SECONDS = 30.0  # how long a reported (or re-measured) latency is sampled for
@@ -63,11 +63,10 @@ def best_medians(blocks: Sequence[Callable[[], float]], seconds: float, min_bloc
     return [min(got) for got in medians]
 
 
-def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: Path, backend: str,
-                    statistic: str = "average") -> float:
-    """Seconds per batch as the harness reports it (``statistic``: its mean or median; its first run is
-    warm-up), over ``runs`` runs of the batch ``x`` (written once as ``.bin`` inputs, run with ``--repeat``)."""
-    return _run_harness(harness, model, _write_inputs(x, 0, work), x.shape, work, backend, statistic, runs + 1)
+def harness_seconds(harness: Path, model: Path, x: np.ndarray, runs: int, work: Path, backend: str) -> float:
+    """Median seconds per batch as the harness reports it (its first run is warm-up), over ``runs`` runs of the
+    batch ``x`` (written once as ``.bin`` inputs, run with ``--repeat``)."""
+    return _run_harness(harness, model, _write_inputs(x, 0, work), x.shape, work, backend, runs + 1)
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def harness_rounds(harness: Path, models: Sequence[Path], x: np.ndarray, runs: i
     for _ in range(rounds):
         ms.append([])
         for i, m in enumerate(models):
-            ms[-1].append(1000 * _run_harness(harness, m, inputs, x.shape, work, backend, "median", runs + 1))
+            ms[-1].append(1000 * _run_harness(harness, m, inputs, x.shape, work, backend, runs + 1))
             backends[i] = _HARNESS_BACKEND.search(_report(work))[1]
     return HarnessRounds(ms, backends)
 
@@ -106,13 +105,13 @@ def _write_inputs(x: np.ndarray, runs: int, work: Path) -> Path:
 
 
 def _run_harness(harness: Path, model: Path, inputs: Path, shape: tuple[int, ...], work: Path, backend: str,
-                 statistic: str, repeat: int = 1) -> float:
+                 repeat: int = 1) -> float:
     cmd = [str(harness), f"--model_path={model}", f"--backend={backend}", "--input_type=bin", f"--input_path={inputs}",
            f"--image_size={shape[2]}", f"--batch_size={shape[0]}", f"--output_dir={work}", f"--repeat={repeat}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{harness} failed on {model}: {(done.stderr or done.stdout).strip()[-400:]}")
-    return float(_HARNESS_REPORT[statistic].search(_report(work))[1]) / 1000
+    return float(_HARNESS_MEDIAN.search(_report(work))[1]) / 1000
 
 
 def _report(work: Path) -> str:
@@ -155,7 +154,7 @@ def harness_timer(rwd: RWD, num_classes: int, runs: int, harness: Path, work: Pa
     model = export_network(net, work / "latency", "ONNX", 1, size)
     x = _random_input(size)
     inputs = _write_inputs(x, runs, work)  # once: every repeat reads the same files
-    return lambda: 1000 * _run_harness(harness, model, inputs, x.shape, work, "openvino", "median")
+    return lambda: 1000 * _run_harness(harness, model, inputs, x.shape, work, "openvino")
 
 
 def mindspore_ms(rwd: RWD, num_classes: int, runs: int, seconds: float = REPORT_SECONDS) -> float:
