@@ -6,7 +6,8 @@ latency at batch 1 and throughput at batch 32.
                                      [--no_harness] [--json out.json]
 
 Every runtime is timed on its forward pass only (host input in, host logits out), after a warm-up run. The
-harness is built first (ascend310_infer/build.sh) and reports its own timing (time_Result/).
+harness is built first (ascend310_infer/build.sh) and reports its own timing (time_Result/); onnxruntime runs in a
+process of its own (ort_speed.py), as timm does (timm_speed.py).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.common import header, median_rows, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
 from tinynet_ms import create_model, list_models  # noqa: E402
-from tinynet_ms.export import export_network, load_exported  # noqa: E402
+from tinynet_ms.export import export_network  # noqa: E402
 from tinynet_ms.latency import harness_seconds, median_ms  # noqa: E402
 from tinynet_ms.models.fold import fold_batchnorm  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
@@ -40,6 +41,13 @@ def time_forward(run, x: np.ndarray, runs: int) -> float:
 
 
 HARNESS_BACKENDS = {"C++ harness (OpenVINO)": "openvino", "C++ harness (OpenCV DNN)": "opencv"}
+
+
+def onnxruntime_seconds(model: Path, batch: int, size: int, runs: int) -> float:
+    """Median seconds per call of onnxruntime on ``model``, timed in a process of its own (ort_speed.py)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ort_speed.py"), str(model), "--batch", str(batch),
+           "--size", str(size), "--runs", str(runs)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)["seconds"]
 
 
 def _mindspore(name: str, kernels: bool, mode: int, folded: bool = False):
@@ -69,7 +77,7 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
     runtimes.update({"onnxruntime": {}, **{h: {} for h in HARNESS_BACKENDS}})
     for b in inputs:
         onnx = export_network(net, work / f"{name}_b{b}", "ONNX", b, size)
-        runtimes["onnxruntime"][b] = load_exported(onnx)
+        runtimes["onnxruntime"][b] = onnx
         for h in HARNESS_BACKENDS:
             runtimes[h][b] = onnx
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -80,8 +88,12 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
         seconds = {}
         for b, run in per_batch.items():
             n = runs if b == 1 else max(3, runs // 4)
-            seconds[b] = (harness_seconds(HARNESS, run, inputs[b], n, work / "harness", HARNESS_BACKENDS[runtime])
-                          if isinstance(run, Path) else time_forward(run, inputs[b], n))
+            if runtime == "onnxruntime":
+                seconds[b] = onnxruntime_seconds(run, b, size, n)
+            elif runtime in HARNESS_BACKENDS:
+                seconds[b] = harness_seconds(HARNESS, run, inputs[b], n, work / "harness", HARNESS_BACKENDS[runtime])
+            else:
+                seconds[b] = time_forward(run, inputs[b], n)
         ms.set_context(mode=ms.GRAPH_MODE)
         rows.append({"model": name, "size": size, "runtime": runtime, "bs1_ms": 1000 * seconds[1],
                      f"bs{batch}_img_per_sec": batch / seconds[batch]})

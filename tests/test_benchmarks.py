@@ -111,3 +111,21 @@ def test_the_speed_tables_on_the_pages_are_bench_alls():
         text = (root / page).read_text(encoding="utf-8")
         inside = text.split(f"<!-- {block}:begin -->")[1].split(f"<!-- {block}:end -->")[0]
         assert "python benchmarks/bench_all.py" in inside and "GFLOP/s" in inside and first_row in inside, page
+
+
+def test_onnxruntime_is_timed_in_a_process_of_its_own(tmp_path, monkeypatch):
+    """bench_infer's onnxruntime row: ort_speed.py in a child process (never beside MindSpore's threads) on the
+    exported file, at the file's batch, its median seconds per call."""
+    from benchmarks import bench_infer
+    from tinynet_ms import create_model
+    from tinynet_ms.export import export_network
+
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", 2, 32)
+    children = []
+    run = bench_infer.subprocess.run
+    monkeypatch.setattr(bench_infer.subprocess, "run", lambda cmd, **kw: children.append(cmd) or run(cmd, **kw))
+    seconds = bench_infer.onnxruntime_seconds(model, 2, 32, 3)
+    assert 0 < seconds < 5
+    assert children and children[0][1].endswith("ort_speed.py") and str(model) in children[0]

@@ -114,11 +114,12 @@ def test_infer_script_runs_a_dynamic_batch_model_at_its_batch_size(harness, mini
     assert refused.returncode != 0 and "has a fixed batch of 1, not 3" in refused.stderr + refused.stdout
 
 @pytest.mark.parametrize("backend", ["openvino", "opencv"])
-@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("batch", [1, 4, 16])
 def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, backend, batch):
-    """OpenVINO (the cpu default; f32 forced, split over its throughput streams at batch > 1) and the OpenCV DNN
-    fallback both give the MindSpore network's logits on the same tensors, whether the inputs are read all at once
-    and run back to back (the default chunk) or one batch at a time (--input_chunk_mb=0)."""
+    """OpenVINO (the cpu default; f32 forced, a batch > 1 split into requests of a few images on its throughput
+    streams) and the OpenCV DNN fallback both give the MindSpore network's logits on the same tensors, whether the
+    inputs are read all at once and run back to back (the default chunk) or one batch at a time
+    (--input_chunk_mb=0); batch 16 is one padded batch of the 10 inputs."""
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
     net.set_train(False)
     model = export_network(net, tmp_path / "m", "ONNX", batch, 48)
@@ -135,6 +136,8 @@ def test_cpu_backends_give_the_networks_logits(harness, graph_mode, tmp_path, ba
         assert run.returncode == 0, run.stderr
         assert ("OpenVINO" in run.stdout and "f32" in run.stdout) if backend == "openvino" else \
             "OpenCV DNN" in run.stdout
+        if backend == "openvino" and batch == 16:  # at most 4 images per request: 4 or more requests
+            assert int(re.search(r" x (\d+) requests", run.stdout)[1]) >= 4, run.stdout
         got = np.stack([np.fromfile(tmp_path / out / "result_Files" / f"x{i}_0.bin", np.float32) for i in range(10)])
         assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), chunk
 
