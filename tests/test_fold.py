@@ -35,8 +35,9 @@ def test_folded_network_gives_the_same_logits_without_batchnorm(graph_mode, cpu_
     assert [p.name for p in folded.get_parameters()] == names  # structural and unique: a graph can hold them
     assert not [n for n in names if "moving_" in n or "gamma" in n]
     kinds = {type(c).__name__ for _, c in folded.cells_and_names()}
-    fused = {"StemBiasSwish", "DepthwiseBiasSwish", "FusedSqueezeExcite", "PointwiseBias", "FusedDense"}
-    if cpu_kernels:  # the fused inference kernels ran: every conv with its BN (+ Swish), each SE, the classifier
+    fused = {"StemBiasSwish", "DepthwiseBiasSwishMean", "SqueezeExciteGate", "PointwiseBias", "PointwiseGated",
+             "FusedDepthwiseSeparable", "FusedInvertedResidual", "FusedDense"}
+    if cpu_kernels:  # the fused inference kernels ran: every conv with its BN (+ Swish), each block, the classifier
         assert "blocks.0.0.conv_dw.bias" in names and fused <= kinds
     else:
         assert "blocks.0.0.bn1.bias" in names and not fused & kinds

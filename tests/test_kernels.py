@@ -279,19 +279,36 @@ def test_fused_inference_stem_matches_stock(graph_mode, kernel, stride):
 
 
 @pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
-def test_fused_inference_squeeze_excite_matches_stock(graph_mode):
-    from tinynet_ms.models.fold import FusedSqueezeExcite
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 2)])
+def test_fused_inference_depthwise_pools_for_the_squeeze_excite_gate(graph_mode, kernel, stride):
+    """DepthwiseBiasSwishMean: DepthwiseBiasSwish's output and its plane means (ragged rows, one pixel, batch > 1);
+    SqueezeExciteGate on those means: the stock SqueezeExcite's gate, sigmoid(w2 swish(w1 m + b1) + b2)."""
+    from tinynet_ms.models.fold import DepthwiseBiasSwish, DepthwiseBiasSwishMean, SqueezeExciteGate
     from tinynet_ms.models.layers import SqueezeExcite
 
-    rng = np.random.default_rng(11)
-    for shape, reduced in [((1, 16, 7, 7), 4), ((2, 24, 53, 53), 6), ((3, 5, 9, 11), 1), ((1, 8, 1, 1), 2)]:
-        se = SqueezeExcite(shape[1], reduced)
+    def swish(v):
+        return v / (1 + np.exp(-v))
+
+    rng = np.random.default_rng(11 + kernel)
+    for (batch, channels, h, w), reduced in [((1, 16, 7, 7), 4), ((2, 24, 53, 53), 6), ((3, 5, 9, 11), 1),
+                                             ((1, 8, 1, 1), 2)]:
+        ref, ours = _pair(channels, kernel, stride)
+        bias = rng.standard_normal(channels).astype(np.float32)
+        x = ms.Tensor(rng.standard_normal((batch, channels, h, w)).astype(np.float32))
+        y, m = DepthwiseBiasSwishMean(DepthwiseBiasSwish(ours, bias))(x)
+        expected = nn.SiLU()(ref(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)).asnumpy()
+        assert y.shape == expected.shape and _rel(expected, y.asnumpy()) < FWD_RTOL, (h, w)
+        means = expected.astype(np.float64).mean(axis=(2, 3))
+        assert m.shape == (batch, channels) and _rel(means, m.asnumpy()) < FWD_RTOL, (h, w)
+
+        se = SqueezeExcite(channels, reduced)
         for p in se.get_parameters():  # non-zero biases: the init has them zero
             p.set_data(ms.Tensor(rng.standard_normal(p.shape).astype(np.float32)))
-        x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
-        expected = se(x).asnumpy()
-        got = FusedSqueezeExcite(se)(x).asnumpy()
-        assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, shape
+        w1, b1 = se.conv_reduce.weight.asnumpy()[:, :, 0, 0], se.conv_reduce.bias.asnumpy()
+        w2, b2 = se.conv_expand.weight.asnumpy()[:, :, 0, 0], se.conv_expand.bias.asnumpy()
+        gate = 1 / (1 + np.exp(-(swish(means @ w1.T + b1) @ w2.T + b2)))
+        got = SqueezeExciteGate(se)(m).asnumpy()
+        assert got.shape == gate.shape and _rel(gate, got) < FWD_RTOL, (h, w)
 
 
 class _Then(nn.Cell):
@@ -556,30 +573,41 @@ def test_tinynet_amp_o2(graph_mode):
 
 
 def _pointwise_cases(fold, rng):
-    """(fused cell, input, expected) for the folded 1x1 convs (bias, bias + Swish) and the classifier: batch 1-3,
-    planes wider than one column block (53x53), fewer rows than a row block, a 1x1 plane."""
-    for (h, w), (k, m), batch, swish in [((53, 53), (16, 96), 2, True), ((7, 7), (40, 240), 1, False),
-                                         ((4, 4), (160, 1280), 3, True), ((3, 5), (5, 3), 1, False),
-                                         ((1, 1), (8, 8), 2, True)]:
+    """(fused cell, its inputs, expected) for the folded 1x1 convs (bias, bias + Swish, gated by a squeeze-excite,
+    gated with the residual) and the classifier: batch 1-3, planes wider than one column block (53x53), fewer rows
+    than a row block, a 1x1 plane."""
+    for (h, w), (k, m), batch, kind in [((53, 53), (16, 96), 2, "swish"), ((7, 7), (40, 240), 1, "bias"),
+                                        ((4, 4), (160, 1280), 3, "swish"), ((3, 5), (5, 3), 1, "bias"),
+                                        ((1, 1), (8, 8), 2, "swish"), ((53, 53), (96, 24), 2, "gated"),
+                                        ((7, 7), (480, 80), 3, "gated+skip"), ((3, 5), (5, 3), 1, "gated+skip"),
+                                        ((12, 12), (240, 40), 1, "gated")]:
         conv = nn.Conv2d(k, m, 1, has_bias=False)
         bias = rng.standard_normal(m).astype(np.float32)
         x = ms.Tensor(rng.standard_normal((batch, k, h, w)).astype(np.float32))
+        cell = fold.PointwiseBias(conv, bias, kind == "swish")
+        if kind.startswith("gated"):
+            g = ms.Tensor(rng.uniform(0, 1, (batch, k)).astype(np.float32))
+            skip = ms.Tensor(rng.standard_normal((batch, m, h, w)).astype(np.float32))
+            y = conv(x * g.reshape(batch, k, 1, 1)) + ms.Tensor(bias).reshape(1, -1, 1, 1)
+            args = (x, g, skip) if kind == "gated+skip" else (x, g)
+            yield f"{kind} pointwise {k}->{m} at {h}x{w}", fold.PointwiseGated(cell), args, \
+                (y + skip if kind == "gated+skip" else y).asnumpy()
+            continue
         y = conv(x) + ms.Tensor(bias).reshape(1, -1, 1, 1)
-        yield f"pointwise {k}->{m} at {h}x{w}", fold.PointwiseBias(conv, bias, swish), x, \
-            (nn.SiLU()(y) if swish else y).asnumpy()
+        yield f"{kind} pointwise {k}->{m} at {h}x{w}", cell, (x,), (nn.SiLU()(y) if kind == "swish" else y).asnumpy()
     for batch, (k, m) in [(1, (1280, 1000)), (5, (64, 10)), (2, (7, 3))]:
         dense = nn.Dense(k, m)
         dense.bias.set_data(ms.Tensor(rng.standard_normal(m).astype(np.float32)))
         x = ms.Tensor(rng.standard_normal((batch, k)).astype(np.float32))
-        yield f"linear {k}->{m}, batch {batch}", fold.FusedDense(dense), x, dense(x).asnumpy()
+        yield f"linear {k}->{m}, batch {batch}", fold.FusedDense(dense), (x,), dense(x).asnumpy()
 
 
 @pytest.mark.slow  # over a second (a compile or a process): CI tier, not the quick one
 def test_fused_inference_pointwise_and_classifier_match_stock(graph_mode):
     from tinynet_ms.models import fold
 
-    for case, cell, x, expected in _pointwise_cases(fold, np.random.default_rng(5)):
-        got = cell(x).asnumpy()
+    for case, cell, args, expected in _pointwise_cases(fold, np.random.default_rng(5)):
+        got = cell(*args).asnumpy()
         assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, case
 
 
@@ -596,9 +624,9 @@ def test_pointwise_kernels_without_onednn(tmp_path, monkeypatch, graph_mode):
     path = build.build_library()
     assert path.parent == tmp_path / "kernels" and "libdnnl" not in subprocess.run(
         ["ldd", str(path)], capture_output=True, text=True).stdout
-    for case, cell, x, expected in _pointwise_cases(fold, np.random.default_rng(6)):
+    for case, cell, args, expected in _pointwise_cases(fold, np.random.default_rng(6)):
         assert str(path) in cell.op.func, case  # this build's kernels ran, not the cached oneDNN ones
-        got = cell(x).asnumpy()
+        got = cell(*args).asnumpy()
         assert got.shape == expected.shape and _rel(expected, got) < FWD_RTOL, case
     monkeypatch.setattr(build, "_library", None)  # later tests rebuild in the default cache
     pointwise._ops.clear()

@@ -5,12 +5,14 @@
 //                                (also the gradient w.r.t. x: ChannelScale(dy, g))
 //   ChannelDot(dy, x)   -> dg   dg[n, c] = sum_hw dy[n, c, :, :] * x[n, c, :, :]   (the gradient w.r.t. g)
 //   ChannelAffine(x, s, t) -> y  y[n, c, :, :] = x[n, c, :, :] * s[c] + t[c]     s, t (C,): inference BatchNorm
-//   SqueezeExcite(x, w1, b1, w2, b2) -> y   inference squeeze-excite in one op: m = mean_hw x[n], h = swish(w1 m +
-//                                b1), y = x * sigmoid(w2 h + b2); w1 (R, C, 1, 1), b1 (R,), w2 (C, R, 1, 1), b2 (C,)
+//   SqueezeExciteGate(m, w1, b1, w2, b2) -> g   an inference squeeze-excite's gate from its pooled input m (N, C)
+//                                (DwConvBiasSwishMean's): g = sigmoid(w2 swish(w1 m + b1) + b2), g (N, C); w1 (R, C, 1,
+//                                1), b1 (R,), w2 (C, R, 1, 1), b2 (C,). The gate scales the next 1x1 conv's weights
+//                                (PointwiseGated*), so x * g is never written.
 //
 // MindSpore runs the broadcasting Mul's gradient w.r.t. g as a full-size Mul plus a ReduceSum; ChannelDot is one
-// pass. SqueezeExcite replaces the 8 ops of an inference SE (pool, two 1x1 convs, their bias adds, Swish, sigmoid,
-// scale), whose framework overhead dominates at batch 1. MindSpore 2.10's CPU BatchNorm in inference mode takes
+// pass. SqueezeExciteGate with its neighbours replaces the 8 ops of an inference SE (pool, two 1x1 convs, their bias
+// adds, Swish, sigmoid, scale), whose framework overhead dominates at batch 1. MindSpore 2.10's CPU BatchNorm in inference mode takes
 // ~40% of TinyNet's forward; as an affine map it is one pass. Work is split by (n, c) plane, each summed in double by one thread, so results are deterministic.
 #include <cmath>
 
@@ -107,53 +109,32 @@ extern "C" int ChannelAffine(int nparam, void **params, int *ndims, int64_t **sh
   return ok ? 0 : Fail("ChannelAffine", "a worker thread failed");
 }
 
-extern "C" int SqueezeExcite(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
-                             void *) {
-  bool ok = nparam == 6 && ndims[0] == 4 && ndims[1] == 4 && ndims[2] == 1 && ndims[3] == 4 && ndims[4] == 1 &&
-            ndims[5] == 4;
+extern "C" int SqueezeExciteGate(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                 void *, void *) {
+  bool ok = nparam == 6 && ndims[0] == 2 && ndims[1] == 4 && ndims[2] == 1 && ndims[3] == 4 && ndims[4] == 1 &&
+            ndims[5] == 2;
   for (int i = 0; ok && i < nparam; ++i) ok = IsF32(dtypes[i]);
-  const int64_t *xs = ok ? shapes[0] : nullptr;
-  const int64_t c = ok ? xs[1] : 0, r = ok ? shapes[1][0] : 0;
+  const int64_t n = ok ? shapes[0][0] : 0, c = ok ? shapes[0][1] : 0, r = ok ? shapes[1][0] : 0;
   ok = ok && shapes[1][1] == c && shapes[1][2] == 1 && shapes[1][3] == 1 && shapes[2][0] == r &&
        shapes[3][0] == c && shapes[3][1] == r && shapes[3][2] == 1 && shapes[3][3] == 1 && shapes[4][0] == c &&
-       std::memcmp(xs, shapes[5], 4 * sizeof(int64_t)) == 0;
+       shapes[5][0] == n && shapes[5][1] == c;
   if (!ok)
-    return Fail("SqueezeExcite", "expects float32 x (N, C, H, W), w1 (R, C, 1, 1), b1 (R,), w2 (C, R, 1, 1), "
-                                 "b2 (C,), and y shaped like x");
-  const int64_t n = xs[0], planes = n * c, hw = xs[2] * xs[3];
-  const float *x = static_cast<const float *>(params[0]), *w1 = static_cast<const float *>(params[1]),
+    return Fail("SqueezeExciteGate", "expects float32 m (N, C), w1 (R, C, 1, 1), b1 (R,), w2 (C, R, 1, 1), "
+                                     "b2 (C,), and g (N, C)");
+  const float *m = static_cast<const float *>(params[0]), *w1 = static_cast<const float *>(params[1]),
               *b1 = static_cast<const float *>(params[2]), *w2 = static_cast<const float *>(params[3]),
               *b2 = static_cast<const float *>(params[4]);
-  float *y = static_cast<float *>(params[5]);
-  std::vector<float> gate(planes);  // the plane means, then the gates
-  ok = ParallelFor(planes, planes * hw, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const float *src = x + p * hw;
-      Vec acc = Splat(0.f), acc1 = acc, acc2 = acc, acc3 = acc;  // four chains hide the add latency
-      int64_t i = 0;
-      for (; i + 4 * kVec <= hw; i += 4 * kVec) {
-        acc += Load(src + i);
-        acc1 += Load(src + i + kVec);
-        acc2 += Load(src + i + 2 * kVec);
-        acc3 += Load(src + i + 3 * kVec);
-      }
-      for (; i + kVec <= hw; i += kVec) acc += Load(src + i);
-      acc += (acc1 + acc2) + acc3;
-      double sum = 0;
-      for (int64_t j = 0; j < kVec; ++j) sum += acc[j];
-      for (; i < hw; ++i) sum += src[i];
-      gate[p] = static_cast<float>(sum / static_cast<double>(hw));
-    }
-  });
-  ok = ok && ParallelFor(n, n * 2 * r * c, [&](int64_t begin, int64_t end) {  // the two tiny FCs, per sample
+  float *gate = static_cast<float *>(params[5]);
+  ok = ParallelFor(n, n * 2 * r * c, [&](int64_t begin, int64_t end) {  // the two tiny FCs, per sample
     std::vector<float> hidden(r);
     for (int64_t s = begin; s < end; ++s) {
-      float *g = gate.data() + s * c;
+      const float *mean = m + s * c;
       for (int64_t k = 0; k < r; ++k) {
         float v = b1[k];
-        for (int64_t j = 0; j < c; ++j) v += w1[k * c + j] * g[j];
+        for (int64_t j = 0; j < c; ++j) v += w1[k * c + j] * mean[j];
         hidden[k] = v / (1.0f + std::exp(-v));
       }
+      float *g = gate + s * c;
       for (int64_t j = 0; j < c; ++j) {
         float v = b2[j];
         for (int64_t k = 0; k < r; ++k) v += w2[j * r + k] * hidden[k];
@@ -161,6 +142,5 @@ extern "C" int SqueezeExcite(int nparam, void **params, int *ndims, int64_t **sh
       }
     }
   });
-  ok = ok && ScalePlanes(x, gate.data(), y, planes, hw);
-  return ok ? 0 : Fail("SqueezeExcite", "a worker thread failed");
+  return ok ? 0 : Fail("SqueezeExciteGate", "a worker thread failed");
 }

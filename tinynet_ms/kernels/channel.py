@@ -1,7 +1,7 @@
 """Per-channel maps as MindSpore ``ops.Custom(func_type="aot")`` CPU kernels (``channel.cc``): squeeze-excite's
 ``x * gate`` (``ChannelScale``, with the plain ``ChannelMul`` for every other target and for export), the
-per-channel affine map of an inference BatchNorm (``affine_op``) and a whole inference squeeze-excite
-(``squeeze_excite_op``)."""
+per-channel affine map of an inference BatchNorm (``affine_op``) and an inference squeeze-excite's gate
+(``squeeze_excite_gate_op``)."""
 from __future__ import annotations
 
 from mindspore import nn, ops
@@ -11,7 +11,7 @@ from tinynet_ms.kernels.dtype import in_float32
 
 _ops: dict[str, tuple[ops.Custom, ops.Custom]] = {}
 _affine: dict[str, ops.Custom] = {}
-_squeeze_excite: dict[str, ops.Custom] = {}
+_gate: dict[str, ops.Custom] = {}
 
 
 def channel_ops() -> tuple[ops.Custom, ops.Custom]:
@@ -55,10 +55,11 @@ def affine_op() -> ops.Custom:
     return _affine[lib]
 
 
-def squeeze_excite_op() -> ops.Custom:
-    """``y = op(x, w1, b1, w2, b2)``: ``x * sigmoid(w2 @ swish(w1 @ mean_hw(x) + b1) + b2)`` per sample, the SE's
-    1x1 conv weights as they are ((R, C, 1, 1), (C, R, 1, 1)); float32, no gradient (inference)."""
+def squeeze_excite_gate_op() -> ops.Custom:
+    """``g = op(m, w1, b1, w2, b2)``: ``sigmoid(w2 @ swish(w1 @ m + b1) + b2)`` per sample from the pooled input
+    ``m`` (N, C) of a squeeze-excite, its 1x1 conv weights as they are ((R, C, 1, 1), (C, R, 1, 1)); ``g`` (N, C),
+    float32, no gradient (inference)."""
     lib = str(build_library())
-    if lib not in _squeeze_excite:
-        _squeeze_excite[lib] = ops.Custom(f"{lib}:SqueezeExcite", lambda x, *w: x, lambda x, *w: x, "aot")
-    return _squeeze_excite[lib]
+    if lib not in _gate:
+        _gate[lib] = ops.Custom(f"{lib}:SqueezeExciteGate", lambda m, *w: m, lambda m, *w: m, "aot")
+    return _gate[lib]

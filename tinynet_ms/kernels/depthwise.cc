@@ -7,6 +7,8 @@
 // Entry points (MindSpore's aot signature: params = inputs then outputs):
 //   DwConvForwardS{1,2}(x, w)         -> y   (N, C, Ho, Wo)
 //   DwConvBiasSwishS{1,2}(x, w, t)    -> y   swish(conv + t[c]), t (C,): inference, BatchNorm folded
+//   DwConvBiasSwishMeanS{1,2}(x, w, t) -> (y, m)  the same y and m (N, C) its planes' means: the squeeze of the
+//                                            squeeze-excite that follows, in the same pass
 //   DwConvGradInputS{1,2}(dy, w, x)   -> dx  (N, C, H, W)   x only supplies the shape; its data is not read
 //   DwConvGradWeightS{1,2}(dy, x, w)  -> dw  (C, 1, K, K)   w only supplies the shape; its data is not read
 //   StemConvBiasSwishS{1,2}(x, w, t)  -> y   (N, O, Ho, Wo) = swish(full conv + t[o]), w (O, C, K, K), C <= 4:
@@ -204,18 +206,31 @@ inline const float *TapSrc(const Geom &g, const float *planes, int ky, int kx) {
   return planes + ((ky % g.s) * g.s + kx % g.s) * g.stride + (ky / g.s) * g.wq + kx / g.s;
 }
 
-// out (ho x wo) = swish(tmp + shift), tmp being ho rows of wq (readable a whole vector past each row).
-void StoreBiasSwish(const Geom &g, const float *tmp, float shift, float *out) {
+// out (ho x wo) = swish(tmp + shift), tmp being ho rows of wq (readable a whole vector past each row); with
+// `mean`, *mean = the mean of out (squeeze-excite's pooling, while the values are in registers).
+void StoreBiasSwish(const Geom &g, const float *tmp, float shift, float *out, float *mean) {
   const Vec t = Splat(shift);
+  Vec acc = Splat(0.f);
+  IVec lane;
+  for (int j = 0; j < kVec; ++j) lane[j] = j;
   for (int64_t oy = 0; oy < g.ho; ++oy)
     for (int64_t ox = 0; ox < g.wo; ox += kVec) {
       const Vec v = Load(tmp + oy * g.wq + ox) + t;
-      StorePart(out + oy * g.wo + ox, v * Sigmoid(v), std::min(kVec, g.wo - ox));
+      const Vec r = v * Sigmoid(v);
+      const int64_t m = std::min(kVec, g.wo - ox);
+      StorePart(out + oy * g.wo + ox, r, m);
+      if (mean != nullptr) acc += lane < static_cast<int>(m) ? r : Splat(0.f);  // the stored lanes only
     }
+  if (mean == nullptr) return;
+  double sum = 0;
+  for (int64_t j = 0; j < kVec; ++j) sum += acc[j];
+  *mean = static_cast<float>(sum / static_cast<double>(g.ho * g.wo));
 }
 
-// With `bias` (C,), y = swish(conv + bias[c]) in the same pass: a folded inference BatchNorm and its Swish.
-bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const float *bias = nullptr) {
+// With `bias` (C,), y = swish(conv + bias[c]) in the same pass: a folded inference BatchNorm and its Swish; with
+// `means` (N, C) too, each output plane's mean.
+bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const float *bias = nullptr,
+             float *means = nullptr) {
   const int k = g.k, nt = k * k;
   const int64_t images = g.n * g.c, len = (g.ho - 1) * g.wq + g.wo;
   return ParallelFor(images, images * g.ho * g.wo * nt, [&](int64_t begin, int64_t end) {
@@ -231,7 +246,7 @@ bool Forward(const Geom &g, const float *x, const float *wgt, float *y, const fl
         for (int64_t oy = 0; oy < g.ho; ++oy) CopyRow(out + oy * g.wo, tmp.data() + oy * g.wq, g.wo);
         continue;
       }
-      StoreBiasSwish(g, tmp.data(), bias[img % g.c], out);
+      StoreBiasSwish(g, tmp.data(), bias[img % g.c], out, means == nullptr ? nullptr : means + img);
     }
   });
 }
@@ -396,14 +411,19 @@ int CheckArgs(const char *entry, int nparam, int *ndims, int64_t **shapes, const
   return 0;
 }
 
-// kBiasSwish: DwConvBiasSwish's (x, w, t) -> y, the bias + Swish applied in the forward's output pass.
-template <int S, bool kBiasSwish = false>
+// kBiasSwish: DwConvBiasSwish's (x, w, t) -> y, the bias + Swish applied in the forward's output pass; kMean:
+// DwConvBiasSwishMean's (x, w, t) -> (y, m), m (N, C) the planes' means of y.
+template <int S, bool kBiasSwish = false, bool kMean = false>
 int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   const int y = kBiasSwish ? 3 : 2;  // the output follows the inputs
-  if (nparam != y + 1) return Fail(entry, kBiasSwish ? "expects 3 inputs (x, w, t) and 1 output"
-                                                     : "expects 2 inputs (x, w) and 1 output");
+  if (nparam != y + 1 + kMean) return Fail(entry, kMean ? "expects 3 inputs (x, w, t) and 2 outputs (y, m)"
+                                                  : kBiasSwish ? "expects 3 inputs (x, w, t) and 1 output"
+                                                               : "expects 2 inputs (x, w) and 1 output");
   if (kBiasSwish && (ndims[2] != 1 || shapes[2][0] != shapes[0][1] || !IsF32(dtypes[2])))
     return Fail(entry, "t must be float32 (C,) with C the input channels");
+  if (kMean && (ndims[y + 1] != 2 || shapes[y + 1][0] != shapes[0][0] || shapes[y + 1][1] != shapes[0][1] ||
+                !IsF32(dtypes[y + 1])))
+    return Fail(entry, "m must be float32 (N, C), x's first two dimensions");
   int nd[3] = {ndims[0], ndims[1], ndims[y]};  // x, w, y: the 4-D tensors
   int64_t *sh[3] = {shapes[0], shapes[1], shapes[y]};
   const char *dt[3] = {dtypes[0], dtypes[1], dtypes[y]};
@@ -414,8 +434,9 @@ int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64
       !MakeGeom(xs[0], xs[1], xs[2], xs[3], ys[2], ys[3], static_cast<int>(shapes[1][2]), S, &g))
     return Fail(entry, "output shape does not match input, kernel, stride and padding");
   const float *bias = kBiasSwish ? static_cast<const float *>(params[2]) : nullptr;
+  float *means = kMean ? static_cast<float *>(params[y + 1]) : nullptr;
   if (!Forward(g, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
-               static_cast<float *>(params[y]), bias))
+               static_cast<float *>(params[y]), bias, means))
     return Fail(entry, "out of memory for the kernel's scratch buffers");
   return 0;
 }
@@ -423,6 +444,12 @@ int ForwardEntry(const char *entry, int nparam, void **params, int *ndims, int64
 template <int S>
 int BiasSwishEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   return ForwardEntry<S, true>(entry, nparam, params, ndims, shapes, dtypes);
+}
+
+template <int S>
+int BiasSwishMeanEntry(const char *entry, int nparam, void **params, int *ndims, int64_t **shapes,
+                       const char **dtypes) {
+  return ForwardEntry<S, true, true>(entry, nparam, params, ndims, shapes, dtypes);
 }
 
 // StemConvBiasSwish's (x, w, t) -> y: w (O, C, K, K) with C <= kMaxStemChannels, K in {3, 5}.
@@ -491,6 +518,8 @@ TINYNET_DW_ENTRY(DwConvForwardS1, ForwardEntry, 1)
 TINYNET_DW_ENTRY(DwConvForwardS2, ForwardEntry, 2)
 TINYNET_DW_ENTRY(DwConvBiasSwishS1, BiasSwishEntry, 1)
 TINYNET_DW_ENTRY(DwConvBiasSwishS2, BiasSwishEntry, 2)
+TINYNET_DW_ENTRY(DwConvBiasSwishMeanS1, BiasSwishMeanEntry, 1)
+TINYNET_DW_ENTRY(DwConvBiasSwishMeanS2, BiasSwishMeanEntry, 2)
 TINYNET_DW_ENTRY(StemConvBiasSwishS1, StemEntry, 1)
 TINYNET_DW_ENTRY(StemConvBiasSwishS2, StemEntry, 2)
 TINYNET_DW_ENTRY(DwConvGradInputS1, GradInputEntry, 1)

@@ -75,6 +75,22 @@ def bias_swish_op(stride: int) -> ops.Custom:
     return _bias_swish("DwConvBiasSwish", stride)
 
 
+def bias_swish_mean_op(stride: int) -> ops.Custom:
+    """``y, m = op(x, w, t)``: ``bias_swish_op``'s ``y`` and ``m`` (N, C), the mean of each plane of ``y`` (the
+    pooling of the squeeze-excite after it), one pass; no gradient."""
+    if stride not in STRIDES:
+        raise ValueError(f"kernel stride must be one of {STRIDES}, got {stride}")
+    lib = str(build_library())
+    key = (lib, "DwConvBiasSwishMean", stride)
+    if key not in _bias_swish_ops:
+        def out_shape(x, w, t):
+            return (x[0], x[1], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride)), (x[0], x[1])
+
+        _bias_swish_ops[key] = ops.Custom(f"{lib}:DwConvBiasSwishMeanS{stride}", out_shape,
+                                          lambda x, w, t: (x, x), "aot")
+    return _bias_swish_ops[key]
+
+
 def stem_bias_swish_op(stride: int) -> ops.Custom:
     """``y = op(x, w, t)``: ``swish(conv2d(x, w) + t[o])``, ``w`` (O, C, K, K) over at most 4 input channels
     (the stem), timm's padding, one pass; no gradient (inference, BatchNorm folded)."""

@@ -2,8 +2,10 @@
 s = γ / sqrt(σ² + ε) and b = β − μ·s, the per-channel add being one op (BN at inference is ~6 small ops per
 layer — a third of TinyNet-E's batch-1 CPU latency in MindSpore). With the CPU kernels every conv takes its BN's
 bias (and the Swish after it) into its own kernel — the stem's, the depthwise convs', and the 1x1 convs' (oneDNN
-sgemm with the bias pass on each output block) — each squeeze-excite (8 ops and 7 cells) is one op, and so is the
-classifier: at batch 1 MindSpore's per-op overhead, not arithmetic, is most of the time.
+sgemm with the bias pass on each output block) — and so does the classifier; in each block the depthwise kernel
+also pools for the squeeze-excite, whose gate (one small op for its 8 ops and 7 cells) scales the projection's
+weights per sample, the residual added in the projection's bias pass: the gated tensor is never written. At batch 1
+MindSpore's per-op overhead, not arithmetic, is most of the time; at batch 32 the passes over the widest tensors.
 
     folded = fold_batchnorm(net)   # a new, inference-only network; ``net`` is unchanged
 
@@ -13,12 +15,13 @@ names except that each BN's four tensors become one ``bias``; it cannot be train
 from __future__ import annotations
 
 import numpy as np
-from mindspore import Parameter, Tensor, nn
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
 
-from tinynet_ms.kernels.channel import affine_op, squeeze_excite_op
-from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_op, stem_bias_swish_op
+from tinynet_ms.kernels.channel import affine_op, squeeze_excite_gate_op
+from tinynet_ms.kernels.depthwise import DepthwiseConv2d, bias_swish_mean_op, bias_swish_op, stem_bias_swish_op
 from tinynet_ms.kernels.patch_conv import PatchConv2d
-from tinynet_ms.kernels.pointwise import linear_op, pointwise_op
+from tinynet_ms.kernels.pointwise import gated_pointwise_op, linear_op, pointwise_op
 from tinynet_ms.kernels.dtype import in_float32
 from tinynet_ms.kernels.swish import swish_bias_op
 from tinynet_ms.models.blocks import DepthwiseSeparable, InvertedResidual
@@ -77,6 +80,21 @@ class DepthwiseBiasSwish(_ConvBias):
 
     def __init__(self, conv: DepthwiseConv2d, bias: np.ndarray) -> None:
         super().__init__(conv, bias, bias_swish_op(conv.stride[0]))
+        self.stride = conv.stride[0]
+
+
+class DepthwiseBiasSwishMean(nn.Cell):
+    """A ``DepthwiseBiasSwish`` that also returns its output's plane means (N, C), float32: the pooling of the
+    squeeze-excite after it, in the same pass. Same ``weight`` and ``bias``."""
+
+    def __init__(self, dw: DepthwiseBiasSwish) -> None:
+        super().__init__()
+        self.weight, self.bias = dw.weight, dw.bias
+        self.op = bias_swish_mean_op(dw.stride)
+
+    def construct(self, x):
+        y, m = self.op(ops.cast(x, ms.float32), ops.cast(self.weight, ms.float32), ops.cast(self.bias, ms.float32))
+        return ops.cast(y, x.dtype), m
 
 
 class StemBiasSwish(_ConvBias):
@@ -93,6 +111,7 @@ class PointwiseBias(_ConvBias):
 
     def __init__(self, conv: nn.Conv2d, bias: np.ndarray, swish: bool) -> None:
         super().__init__(conv, bias, pointwise_op(swish))
+        self.swish = swish
 
 
 class FusedDense(nn.Cell):
@@ -112,17 +131,76 @@ def _is_pointwise(conv: nn.Cell) -> bool:
         tuple(conv.stride) == (1, 1) and not conv.has_bias
 
 
-class FusedSqueezeExcite(nn.Cell):
-    """A ``SqueezeExcite`` as one CPU-kernel op, with the same parameter names (``conv_reduce.weight`` ...)."""
+class SqueezeExciteGate(nn.Cell):
+    """A ``SqueezeExcite``'s gate (N, C) from its pooled input (N, C), float32, as one CPU-kernel op; the same
+    parameter names (``conv_reduce.weight`` ...)."""
 
     def __init__(self, se: SqueezeExcite) -> None:
         super().__init__()
         self.conv_reduce, self.conv_expand = se.conv_reduce, se.conv_expand  # parameters only: never called
-        self.op = squeeze_excite_op()
+        self.op = squeeze_excite_gate_op()
 
-    def construct(self, x):
-        return in_float32(self.op, x, self.conv_reduce.weight, self.conv_reduce.bias, self.conv_expand.weight,
+    def construct(self, m):
+        return in_float32(self.op, m, self.conv_reduce.weight, self.conv_reduce.bias, self.conv_expand.weight,
                           self.conv_expand.bias)
+
+
+class PointwiseGated(nn.Cell):
+    """A block's folded 1x1 projection (a ``PointwiseBias`` without Swish) taking the squeeze-excite's gate: the
+    gate scales the weight per sample, and the block's residual, when given, is added in the bias pass."""
+
+    def __init__(self, pw: PointwiseBias) -> None:
+        super().__init__()
+        self.weight, self.bias = pw.weight, pw.bias
+        self.op, self.op_add = gated_pointwise_op(False), gated_pointwise_op(True)
+
+    def construct(self, x, g, skip=None):
+        w, b = ops.cast(self.weight, ms.float32), ops.cast(self.bias, ms.float32)
+        if skip is None:
+            y = self.op(ops.cast(x, ms.float32), g, w, b)
+        else:
+            y = self.op_add(ops.cast(x, ms.float32), g, w, b, ops.cast(skip, ms.float32))
+        return ops.cast(y, x.dtype)
+
+
+class _FusedBlock(nn.Cell):
+    """A folded block as depthwise (+ pooling) → gate → gated projection (+ residual): three CPU-kernel ops after
+    the expansion. Its cells keep the block's attribute names, so the parameter names are unchanged. Inference
+    only: no drop-path."""
+
+    BLOCK: type
+    PROJ: str  # the block's 1x1 projection
+
+    def __init__(self, block: nn.Cell) -> None:
+        super().__init__()
+        for name, cell in block.name_cells().items():
+            setattr(self, name, cell)  # the BN placeholders and the expansion as they are; replaced below
+        self.conv_dw = DepthwiseBiasSwishMean(block.conv_dw)
+        self.se = SqueezeExciteGate(block.se)
+        setattr(self, self.PROJ, PointwiseGated(getattr(block, self.PROJ)))
+        self.has_skip = block.has_skip
+
+    @classmethod
+    def fusable(cls, block: nn.Cell) -> bool:
+        proj = getattr(block, cls.PROJ, None)
+        return type(block) is cls.BLOCK and isinstance(block.se, SqueezeExcite) and \
+            isinstance(block.conv_dw, DepthwiseBiasSwish) and isinstance(proj, PointwiseBias) and not proj.swish
+
+
+class FusedDepthwiseSeparable(_FusedBlock):
+    BLOCK, PROJ = DepthwiseSeparable, "conv_pw"
+
+    def construct(self, x, noise=None):
+        y, m = self.conv_dw(x)
+        return self.conv_pw(y, self.se(m), x) if self.has_skip else self.conv_pw(y, self.se(m))
+
+
+class FusedInvertedResidual(_FusedBlock):
+    BLOCK, PROJ = InvertedResidual, "conv_pwl"
+
+    def construct(self, x, noise=None):
+        y, m = self.conv_dw(self.conv_pw(x))
+        return self.conv_pwl(y, self.se(m), x) if self.has_skip else self.conv_pwl(y, self.se(m))
 
 
 def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, cpu_kernels: bool, swish: bool,
@@ -176,8 +254,12 @@ def fold_batchnorm(net: TinyNetTrunk, cpu_kernels: bool | None = None) -> TinyNe
             conv, rest = _fold_pair(getattr(cell, conv_name), bn, kernels, getattr(bn, "swish", False), bias)
             setattr(cell, conv_name, conv)
             setattr(cell, bn_name, rest)
-        if kernels and isinstance(getattr(cell, "se", None), SqueezeExcite):
-            cell.se = FusedSqueezeExcite(cell.se)
+    if kernels:
+        for stage in twin.blocks:
+            for i, block in enumerate(stage):
+                fused = next((f for f in (FusedDepthwiseSeparable, FusedInvertedResidual) if f.fusable(block)), None)
+                if fused is not None:
+                    stage[i] = fused(block)
     if kernels and isinstance(twin, TinyNet):
         twin.classifier = FusedDense(twin.classifier)
     for name, param in twin.parameters_and_names():  # setattr prefixed the new biases with "bn1." only
