@@ -1,7 +1,7 @@
 """Every speed table in one run: the train step (kernels off/on) against timm's eager one, the training input
 pipeline per core against timm's loader (with the cores-per-Ascend-910 calculation), then inference per variant
-(MindSpore, onnxruntime, the C++ harness, timm eager and torch.compile) and INT8 against float32 in the harness;
-timm's rows in the same run when a timm
+(MindSpore, onnxruntime, the C++ harness, timm eager and torch.compile), INT8 against float32 in the harness, and
+where batch-1 time goes inside OpenVINO and onnxruntime (their profilers); timm's rows in the same run when a timm
 python is given, every figure the median of --rounds rounds taken in turn. With --markdown / --readme the run writes its tables into those pages (between the
 ``<!-- bench:... -->`` markers), so every speed figure on them is produced by this command, not pasted.
 
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import bench_infer, bench_int8, bench_pipeline, bench_train  # noqa: E402
+from benchmarks import bench_infer, bench_int8, bench_pipeline, bench_train, profile_runtimes  # noqa: E402
 from benchmarks.common import header, replace_block, table  # noqa: E402
 
 OURS_INFER = "MindSpore graph + CPU kernels, BN folded (eval.py)"  # what eval.py and predict.py run
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     models = args.variants.split(",")
     pipeline = bench_pipeline.measure(args.timm_python, tuple(models), rounds=int(args.rounds))
     int8 = [] if args.no_harness else bench_int8.measure(models, rounds=int(args.rounds))  # harness built above
+    inside = [] if args.no_harness else profile_runtimes.measure(models)
     command = "python benchmarks/bench_all.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     machine = (f"{header('CPU').lstrip('# ')}; sgemm {trained['sgemm_gflops']:.0f} GFLOP/s (train run), "
                f"{inferred['sgemm_gflops']:.0f} (inference run)")
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         table(inferred["infer"], INFER_KEYS, f"**Inference** (median of the rounds; every runtime, timm included, "
               f"measured once per round in turn; peak: FLOP/s, 2 x MACs per image, over the sgemm rate, batch 1 / "
               f"32)"),
+        *([profile_runtimes.format_rows(inside)] if inside else []),
     ])
     print(f"\n{goals}\n\n{full}")
     if args.markdown:

@@ -129,3 +129,23 @@ def test_onnxruntime_is_timed_in_a_process_of_its_own(tmp_path, monkeypatch):
     seconds = bench_infer.onnxruntime_seconds(model, 2, 32, 3)
     assert 0 < seconds < 5
     assert children and children[0][1].endswith("ort_speed.py") and str(model) in children[0]
+
+
+def test_runtime_profiles_count_each_runtimes_nodes(tmp_path):
+    """profile_runtimes: OpenVINO's and onnxruntime's own profilers on one exported file, per node kind, the warm-up
+    runs left out: the convolutions are there, every node kind runs once or more per inference, the rows add up."""
+    from benchmarks import profile_runtimes
+    from tinynet_ms import create_model
+    from tinynet_ms.export import export_network
+
+    net = create_model("tinynet", w=0.25, d=0.35, num_classes=10, cpu_kernels=False)
+    net.set_train(False)
+    model = export_network(net, tmp_path / "m", "ONNX", 1, 32)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    for runtime, totals, conv in [("openvino", profile_runtimes._openvino(model, x, 3), "Convolution"),
+                                  ("onnxruntime", profile_runtimes._onnxruntime(model, x, 3, tmp_path), "Conv")]:
+        assert conv in {node for node, _ in totals}, runtime
+        rows = profile_runtimes._rows("mini", 32, runtime, totals, 3)
+        assert rows[-1]["node"] == "total" and all(r["nodes"] >= 1 for r in rows), runtime
+        parts = sum(r["us_per_inference"] for r in rows[:-1])
+        assert abs(parts - rows[-1]["us_per_inference"]) <= 0.1 * len(rows), runtime
