@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="tinynet_e,tinynet_a", help="inference: the variants timed")
     parser.add_argument("--steps", default="8", help="timed train steps per row")
-    parser.add_argument("--runs", default="30", help="timed batch-1 inference runs per row")
+    parser.add_argument("--runs", default="200",
+                        help="timed batch-1 inference runs per row (a quarter at batch 32): long enough that a "
+                             "neighbour's burst on shared cores is a few runs, not the whole window")
     parser.add_argument("--rounds", default="5",
                         help="every table: each side measured this many times in turn, figures are the medians")
     parser.add_argument("--no_harness", action="store_true", help="skip the C++ harness rows")
