@@ -298,7 +298,9 @@ def test_latency_search_candidates_measure_what_a_re_measurement_gives(tmp_path,
     small = (0.2, 0.25, 0.2)
     quick = latency.mindspore_ms(small, 4, 30, probe) if target == "mindspore" else \
         latency.harness_ms(small, 4, 30, build_harness(), tmp_path / "m", probe)
-    search.budget_ms = round(3.0 * quick, 2)  # a budget most sampled (r, d) can reach
+    # A budget most sampled (r, d) can reach; with the short windows (CI, another test beside it) far above the
+    # smallest network, whose 0.3-s measurement a busy neighbour once slowed 6x past a 3x budget.
+    search.budget_ms = round((3.0 if windows == "real" else 8.0) * quick, 2)
     entries = plan_search(search)
     assert [e["source"] for e in entries] == ["tiny", "giant", "sample"][:samples]
     assert all(e["macs"] == count_macs(e["r"], e["w"], e["d"], 4).macs for e in entries)  # both reported
@@ -362,8 +364,8 @@ def test_latency_times_what_eval_py_and_the_harness_run(tmp_path, monkeypatch, g
     exported, fmt, batch, size = seen["export"]
     assert (fmt, batch, size) == ("ONNX", 1, exported.spec.image_size) and not exported.cpu_kernels
     assert (exported.spec.r, exported.spec.w, exported.spec.d, exported.num_classes) == (*rwd, 4)
-    (_, model, inputs, shape, _, backend, statistic), = reports
-    assert model.suffix == ".onnx" and backend == "openvino" and statistic == "median" and shape == (1, 3, size, size)
+    (_, model, inputs, shape, _, backend), = reports
+    assert model.suffix == ".onnx" and backend == "openvino" and shape == (1, 3, size, size)
     assert len(list(inputs.glob("*.bin"))) == 31  # 30 timed runs after the harness's warm-up batch
 
 
