@@ -12,8 +12,9 @@
 //
 // MindSpore runs the broadcasting Mul's gradient w.r.t. g as a full-size Mul plus a ReduceSum; ChannelDot is one
 // pass. SqueezeExciteGate with its neighbours replaces the 8 ops of an inference SE (pool, two 1x1 convs, their bias
-// adds, Swish, sigmoid, scale), whose framework overhead dominates at batch 1. MindSpore 2.10's CPU BatchNorm in inference mode takes
-// ~40% of TinyNet's forward; as an affine map it is one pass. Work is split by (n, c) plane, each summed in double by one thread, so results are deterministic.
+// adds, Swish, sigmoid, scale), whose framework overhead dominates at batch 1. MindSpore 2.10's CPU BatchNorm in
+// inference mode takes ~40% of TinyNet's forward; as an affine map it is one pass. Work is split by (n, c) plane,
+// each summed in double by one thread, so results are deterministic.
 #include <cmath>
 
 #include "common.h"

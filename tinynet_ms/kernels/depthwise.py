@@ -56,16 +56,18 @@ def depthwise_ops(stride: int) -> tuple[ops.Custom, ops.Custom, ops.Custom]:
     return _ops[lib, stride]
 
 
-def _bias_swish(entry: str, stride: int) -> ops.Custom:
+def _bias_swish(entry: str, stride: int, means: bool = False) -> ops.Custom:
+    """The ``entry`` kernel for ``stride``; with ``means`` it also outputs the (N, C) plane means of ``y``."""
     if stride not in STRIDES:
         raise ValueError(f"kernel stride must be one of {STRIDES}, got {stride}")
     lib = str(build_library())
     if (lib, entry, stride) not in _bias_swish_ops:
         def out_shape(x, w, t):  # (N, weight's out channels, Ho, Wo): the depthwise weight's are x's
-            return (x[0], w[0], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+            y = (x[0], w[0], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride))
+            return (y, (x[0], x[1])) if means else y
 
-        _bias_swish_ops[lib, entry, stride] = ops.Custom(f"{lib}:{entry}S{stride}", out_shape, lambda x, w, t: x,
-                                                         "aot")
+        out_dtype = (lambda x, w, t: (x, x)) if means else (lambda x, w, t: x)
+        _bias_swish_ops[lib, entry, stride] = ops.Custom(f"{lib}:{entry}S{stride}", out_shape, out_dtype, "aot")
     return _bias_swish_ops[lib, entry, stride]
 
 
@@ -78,17 +80,7 @@ def bias_swish_op(stride: int) -> ops.Custom:
 def bias_swish_mean_op(stride: int) -> ops.Custom:
     """``y, m = op(x, w, t)``: ``bias_swish_op``'s ``y`` and ``m`` (N, C), the mean of each plane of ``y`` (the
     pooling of the squeeze-excite after it), one pass; no gradient."""
-    if stride not in STRIDES:
-        raise ValueError(f"kernel stride must be one of {STRIDES}, got {stride}")
-    lib = str(build_library())
-    key = (lib, "DwConvBiasSwishMean", stride)
-    if key not in _bias_swish_ops:
-        def out_shape(x, w, t):
-            return (x[0], x[1], _out_size(x[2], w[2], stride), _out_size(x[3], w[3], stride)), (x[0], x[1])
-
-        _bias_swish_ops[key] = ops.Custom(f"{lib}:DwConvBiasSwishMeanS{stride}", out_shape,
-                                          lambda x, w, t: (x, x), "aot")
-    return _bias_swish_ops[key]
+    return _bias_swish("DwConvBiasSwishMean", stride, means=True)
 
 
 def stem_bias_swish_op(stride: int) -> ops.Custom:

@@ -6,10 +6,11 @@
 //   PointwiseGatedAdd(x, g, w, b, s) -> y   y[n] = (w * g[n]) @ x[n] + b + s[n]   s (N, M, H, W): the residual
 //   Linear(x, w, b) -> y               y = x @ w^T + b                   x (N, K), w (M, K), b (M,), y (N, M)
 // all float32. The gate scales the weight's columns per sample (M x K multiplies) instead of x (K x H x W, a pass
-// over the block's widest tensor), and the residual is added in the bias pass. At TinyNet's sizes MindSpore 2.10's CPU Conv2D and MatMul spend most of their time around the
-// arithmetic (layout reorders, a GEMV path at batch 1); the GEMMs here are oneDNN's sgemm — MindSpore's own
-// libdnnl, which picks its JIT kernels for the CPU it runs on — on blocks of output rows x columns spread over the
-// kernel pool (its sgemm runs single-threaded outside a oneDNN threadpool; see gemm.h).
+// over the block's widest tensor), and the residual is added in the bias pass. At TinyNet's sizes MindSpore 2.10's
+// CPU Conv2D and MatMul spend most of their time around the arithmetic (layout reorders, a GEMV path at batch 1);
+// the GEMMs here are oneDNN's sgemm — MindSpore's own libdnnl, which picks its JIT kernels for the CPU it runs on —
+// on blocks of output rows x columns spread over the kernel pool (its sgemm runs single-threaded outside a oneDNN
+// threadpool; see gemm.h).
 #include <cmath>
 
 #include "common.h"

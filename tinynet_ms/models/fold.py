@@ -92,7 +92,7 @@ class DepthwiseBiasSwishMean(nn.Cell):
         self.weight, self.bias = dw.weight, dw.bias
         self.op = bias_swish_mean_op(dw.stride)
 
-    def construct(self, x):
+    def construct(self, x):  # in_float32's casts by hand: two outputs, the means stay float32
         y, m = self.op(ops.cast(x, ms.float32), ops.cast(self.weight, ms.float32), ops.cast(self.bias, ms.float32))
         return ops.cast(y, x.dtype), m
 
@@ -155,12 +155,9 @@ class PointwiseGated(nn.Cell):
         self.op, self.op_add = gated_pointwise_op(False), gated_pointwise_op(True)
 
     def construct(self, x, g, skip=None):
-        w, b = ops.cast(self.weight, ms.float32), ops.cast(self.bias, ms.float32)
         if skip is None:
-            y = self.op(ops.cast(x, ms.float32), g, w, b)
-        else:
-            y = self.op_add(ops.cast(x, ms.float32), g, w, b, ops.cast(skip, ms.float32))
-        return ops.cast(y, x.dtype)
+            return in_float32(self.op, x, g, self.weight, self.bias)
+        return in_float32(self.op_add, x, g, self.weight, self.bias, skip)
 
 
 class _FusedBlock(nn.Cell):
