@@ -83,11 +83,16 @@ class OpenVinoBackend : public Backend {
                                             static_cast<size_t>(image_size)},
                          const_cast<float *>(batch) + i * part * image_floats);
         requests_[i].set_input_tensor(input);
-        requests_[i].start_async();
+        // One request runs in this thread: start_async would hand it to OpenVINO's executor thread and back.
+        if (requests_.size() == 1) {
+          requests_[i].infer();
+        } else {
+          requests_[i].start_async();
+        }
       }
       std::vector<float> logits;
       for (ov::InferRequest &request : requests_) {
-        request.wait();
+        if (requests_.size() > 1) request.wait();
         const ov::Tensor out = request.get_output_tensor();
         if (out.get_element_type() != ov::element::f32) throw std::runtime_error("model output is not float32");
         const float *data = out.data<const float>();
