@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import bench_infer, bench_int8, bench_pipeline, bench_train, profile_runtimes  # noqa: E402
-from benchmarks.common import header, replace_block, table  # noqa: E402
+from benchmarks.common import header, replace_block, table, variant_list  # noqa: E402
 
 OURS_INFER = "MindSpore graph + CPU kernels, BN folded (eval.py)"  # what eval.py and predict.py run
 HARNESS = "C++ harness (OpenVINO)"
@@ -93,7 +93,8 @@ def goal_table(results: dict[str, list[dict]], models: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="tinynet_e,tinynet_a", help="inference: the variants timed")
+    parser.add_argument("--variants", default="tinynet_e,tinynet_a", type=variant_list,
+                        help="inference: the variants timed")
     parser.add_argument("--steps", default="8", help="timed train steps per row")
     parser.add_argument("--runs", default="200",
                         help="timed batch-1 inference runs per row (a quarter at batch 32): long enough that a "

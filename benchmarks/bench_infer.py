@@ -23,7 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import header, median_rows, peak_pct, sgemm_gflops, speedup, table, timm_speed  # noqa: E402
+from benchmarks.common import (header, median_rows, peak_pct, sgemm_gflops, speedup, table, timm_speed,  # noqa: E402
+                               variant_list)
 from tinynet_ms import create_model, list_models  # noqa: E402
 from tinynet_ms.export import export_network  # noqa: E402
 from tinynet_ms.latency import harness_seconds, median_ms  # noqa: E402
@@ -105,7 +106,7 @@ def bench_variant(name: str, batch: int, runs: int, work: Path, harness: bool, p
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(list_models()))
+    parser.add_argument("--variants", default=",".join(list_models()), type=variant_list)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=20, help="timed batch-1 runs (batch-N: a quarter, >= 3)")
     parser.add_argument("--rounds", type=int, default=1,

@@ -39,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import cpu_features, header, table  # noqa: E402
+from benchmarks.common import cpu_features, header, table, variant_list  # noqa: E402
 from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.data.demo import make_demo_dataset  # noqa: E402
 from tinynet_ms.data.folder import scan_split  # noqa: E402
@@ -141,7 +141,8 @@ def _batches(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="tinynet_e,tinynet_a", help="variants, at their own resolution")
+    parser.add_argument("--models", default="tinynet_e,tinynet_a", type=variant_list,
+                        help="variants, at their own resolution")
     parser.add_argument("--batches", type=_batches, default=(1, 32), help="comma-separated (default 1,32)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of float32 then int8; figures are medians")
     parser.add_argument("--runs", type=int, default=100,

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import table  # noqa: E402
+from benchmarks.common import table, variant_list  # noqa: E402
 
 # (width, height) with weights: ImageNet's train set is mostly 500 px on the long side, a tail of larger photos
 SIZES = ((500, 375, 6), (375, 500, 3), (500, 333, 2), (333, 500, 1), (640, 480, 2), (800, 600, 1), (1024, 768, 2),
@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timm_python", default="",
                         help="a python with torch + timm (../shared/tools/timm_reference_env.sh): timm's loader is "
                              "measured in the same run, alternating with ours (without it: ours only)")
-    parser.add_argument("--models", default="tinynet_e,tinynet_a", help="variants (each at its own resolution)")
+    parser.add_argument("--models", default="tinynet_e,tinynet_a", type=variant_list,
+                        help="variants (each at its own resolution)")
     parser.add_argument("--cores", default="", help="core counts, e.g. 1,2 (default: 1, 2 and all)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batches", type=int, default=30, help="timed batches of 32 per measurement")

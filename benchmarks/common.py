@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: the machine header, speed-up ratios and markdown tables."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -35,6 +36,18 @@ def cpu_features() -> str:
     except (OSError, StopIteration):
         return ""
     return ", ".join(name for flag, name in ISA_FLAGS.items() if flag in flags)
+
+
+def variant_list(text: str) -> str:
+    """argparse type of a ``--variants``/``--models`` option: comma-separated TinyNet variants, each checked (an
+    unknown one is a usage error naming the choices, not a KeyError mid-benchmark); returned as given."""
+    from tinynet_ms.models import VARIANTS
+
+    unknown = [name for name in text.split(",") if name not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variant {', '.join(map(repr, unknown))} (choose from "
+                                         f"{', '.join(VARIANTS)})")
+    return text
 
 
 def header(device: str) -> str:

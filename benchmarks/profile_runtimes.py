@@ -21,7 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import table  # noqa: E402
+from benchmarks.common import table, variant_list  # noqa: E402
 from tinynet_ms import create_model  # noqa: E402
 from tinynet_ms.export import export_network  # noqa: E402
 from tinynet_ms.models import VARIANTS  # noqa: E402
@@ -114,7 +114,7 @@ def format_rows(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="tinynet_e,tinynet_a")
+    parser.add_argument("--models", default="tinynet_e,tinynet_a", type=variant_list)
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args(argv)
     print(format_rows(measure(args.models.split(","), args.runs)))

@@ -3,10 +3,12 @@ test_compare_timm.py)."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -89,8 +91,6 @@ def test_goal_table_puts_ours_over_each_peer_the_right_way_round():
 
 
 def test_a_generated_block_replaces_only_its_own_text(tmp_path):
-    import pytest
-
     from benchmarks.common import replace_block
 
     page = tmp_path / "page.md"
@@ -149,3 +149,14 @@ def test_runtime_profiles_count_each_runtimes_nodes(tmp_path):
         assert rows[-1]["node"] == "total" and all(r["nodes"] >= 1 for r in rows), runtime
         parts = sum(r["us_per_inference"] for r in rows[:-1])
         assert abs(parts - rows[-1]["us_per_inference"]) <= 0.1 * len(rows), runtime
+
+
+@pytest.mark.parametrize("script, option", [("bench_all", "--variants"), ("bench_infer", "--variants"),
+                                            ("bench_int8", "--models"), ("bench_pipeline", "--models"),
+                                            ("profile_runtimes", "--models")])
+def test_an_unknown_variant_is_a_usage_error_naming_the_choices(script, option, capsys):
+    module = importlib.import_module(f"benchmarks.{script}")
+    with pytest.raises(SystemExit) as stop:
+        module.main([option, "tinynet_e,e"])
+    assert stop.value.code == 2
+    assert "unknown variant 'e' (choose from tinynet_a," in capsys.readouterr().err
