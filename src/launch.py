@@ -258,12 +258,16 @@ def _output(proc: subprocess.Popen, stop: StopRequest, log: TextIO | None = None
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
+    exited = False
     while not stop.signum:
         try:
             line = lines.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            if proc.poll() is not None:
+            # Ended only after a whole silent poll *after* the exit was seen: the reader thread may not yet have
+            # queued the last lines written just before it (on a busy machine its error line was once lost).
+            if exited:
                 return
+            exited = proc.poll() is not None
             yield None
             continue
         if line is None:
