@@ -37,7 +37,8 @@ from tinynet_ms.models import preprocessing_of  # noqa: E402
 
 # Recipe keys passed to both sides under the same names (tinynet_ms config key == timm_reference.py flag).
 RECIPE = {"lr": 0.003, "warmup_epochs": 1.0, "warmup_lr": 1e-6, "decay_epochs": 1.0, "decay_rate": 0.9,
-          "weight_decay": 1e-5, "label_smoothing": 0.1, "drop_rate": 0.2, "min_crop_scale": 0.5, "hflip_prob": 0.5}
+          "weight_decay": 1e-5, "opt_eps": 1e-3, "label_smoothing": 0.1, "drop_rate": 0.2, "min_crop_scale": 0.5,
+          "hflip_prob": 0.5}
 # Switched off on our side because the reference loop has no such feature; the lr is absolute on both sides.
 OURS_ONLY = {"drop_path_rate": 0, "ema_decay": 0, "auto_augment": "none", "re_prob": 0, "lr_scaling": "none"}
 METRICS = (("train_loss", "loss"), ("val_top1", "top1"))

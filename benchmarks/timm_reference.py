@@ -46,6 +46,8 @@ def parse_args():
     ap.add_argument("--decay_epochs", type=float, default=1.0)
     ap.add_argument("--decay_rate", type=float, default=0.9)
     ap.add_argument("--weight_decay", type=float, default=1e-5)
+    ap.add_argument("--opt_eps", type=float, default=1e-3, help="RMSProp's epsilon (the paper's 1e-3; timm's "
+                                                                 "train.py leaves RMSpropTF's 1e-10 unless --opt-eps)")
     ap.add_argument("--label_smoothing", type=float, default=0.1)
     ap.add_argument("--drop_rate", type=float, default=0.2)
     ap.add_argument("--min_crop_scale", type=float, default=0.5)
@@ -91,7 +93,7 @@ def train(rank, a, port):
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = RMSpropTF([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                    lr=a.lr, alpha=0.9, eps=1e-3, momentum=0.9)
+                    lr=a.lr, alpha=0.9, eps=a.opt_eps, momentum=0.9)
     net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False) if distributed else model
     steps = len(train_loader)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)

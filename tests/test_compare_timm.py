@@ -100,6 +100,29 @@ def test_our_runs_get_an_absolute_lr(tmp_path, monkeypatch):
     assert cmd[cmd.index("--lr_scaling") + 1] == "none" and cmd[cmd.index("--seed") + 1] == "7"
 
 
+
+def test_every_recipe_value_reaches_both_sides(tmp_path, monkeypatch):
+    """Each RECIPE key given on the command line is passed, with its value, to our train.py and to the reference."""
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        (tmp_path / "ours").mkdir(exist_ok=True)
+        (tmp_path / "ours" / "metrics.jsonl").write_text('{"epoch": 1}\n')
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"epoch": 1}\n')
+
+    monkeypatch.setattr(compare_timm.subprocess, "run", run)
+    monkeypatch.setattr(compare_timm, "_timm_python", lambda requested: "python")
+    given = {key: str(0.5 + i / 1000) for i, key in enumerate(compare_timm.RECIPE)}  # all distinct from defaults
+    a = compare_timm.parse_args(["--data", str(tmp_path), "--epochs", "1",
+                                 *[s for k, v in given.items() for s in (f"--{k}", v)]])
+    compare_timm.run_ours(a, tmp_path, tmp_path, seed=1)
+    compare_timm.run_timm(a, tmp_path, tmp_path, seed=1)
+    for cmd in calls:
+        assert {k: float(cmd[cmd.index(f"--{k}") + 1]) for k in given} == {k: float(v) for k, v in given.items()}
+    reference = (ROOT / "benchmarks" / "timm_reference.py").read_text()  # needs timm to import: its options as text
+    assert all(f'ap.add_argument("--{k}"' in reference for k in given)
+
 def test_built_datasets_are_named_by_their_size(tmp_path):
     a = compare_timm.parse_args(["--dataset", "digits", "--train_per_class", "20", "--num_classes", "3"])
     data = compare_timm.prepare_data(a, tmp_path)
