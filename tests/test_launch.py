@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import psutil
@@ -180,8 +181,10 @@ def test_single_process_failure_is_said_once(tmp_path, capsys, how, code):
 
 def test_a_line_the_reader_queues_after_the_exit_is_seen_still_reaches_console_and_log(tmp_path, capsys):
     """The process has exited (a child of it holds the pipe open: no EOF) and its last line reaches the reader
-    thread only after the launcher's first silent poll: it must still be printed and logged, not dropped."""
-    class Exited:  # a Popen whose process is gone, its output arriving late
+    thread only once the launcher has seen the exit: it must still be printed and logged, not dropped."""
+    exit_seen = threading.Event()
+
+    class Exited:  # a Popen whose process is gone, its last line arriving late
         pid = 1
 
         def __init__(self) -> None:
@@ -190,17 +193,19 @@ def test_a_line_the_reader_queues_after_the_exit_is_seen_still_reaches_console_a
         @staticmethod
         def _lines():
             yield "[rank 0] started\n"
-            time.sleep(launch.POLL_SECONDS * 1.4)
+            exit_seen.wait(30)
             yield "error: config key 'epochs' must be >= 1\n"
             time.sleep(600)  # the pipe held open
 
         def poll(self) -> int:
+            exit_seen.set()
             return 2
 
     with open(tmp_path / "worker_0.log", "w") as log:
         list(launch._output(Exited(), launch.StopRequest(), log))
     assert "error: config key" in capsys.readouterr().out
     assert "error: config key" in (tmp_path / "worker_0.log").read_text()
+
 
 def test_a_rank_failure_says_each_error_once_and_what_became_of_each_rank(tmp_path, capsys):
     """Four ranks: rank 1 fails first, rank 0 with the same error, rank 2 with another, rank 3 was stopped by the
