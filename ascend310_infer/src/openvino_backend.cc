@@ -77,22 +77,23 @@ class OpenVinoBackend : public Backend {
     try {
       const int part = n / static_cast<int>(requests_.size());
       const size_t image_floats = static_cast<size_t>(3) * image_size * image_size;
+      // One request runs in this thread: start_async would hand it to OpenVINO's executor thread and back.
+      const bool async = requests_.size() > 1;
       for (size_t i = 0; i < requests_.size(); ++i) {
         // A tensor over the caller's buffer (no copy); the buffer outlives the request.
         ov::Tensor input(ov::element::f32, {static_cast<size_t>(part), 3, static_cast<size_t>(image_size),
                                             static_cast<size_t>(image_size)},
                          const_cast<float *>(batch) + i * part * image_floats);
         requests_[i].set_input_tensor(input);
-        // One request runs in this thread: start_async would hand it to OpenVINO's executor thread and back.
-        if (requests_.size() == 1) {
-          requests_[i].infer();
-        } else {
+        if (async) {
           requests_[i].start_async();
+        } else {
+          requests_[i].infer();
         }
       }
       std::vector<float> logits;
       for (ov::InferRequest &request : requests_) {
-        if (requests_.size() > 1) request.wait();
+        if (async) request.wait();
         const ov::Tensor out = request.get_output_tensor();
         if (out.get_element_type() != ov::element::f32) throw std::runtime_error("model output is not float32");
         const float *data = out.data<const float>();
