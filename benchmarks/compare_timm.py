@@ -191,6 +191,17 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     return mean, mean - half, mean + half
 
 
+def run_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Where one more run of this side lands (the t prediction interval: half-width t * sd * sqrt(1 + 1/n)): the
+    side's seed scatter. Unlike the interval of the mean it does not shrink toward 0 as seeds are added, so another
+    side that trains the same keeps its mean inside it more surely the more seeds it has."""
+    x = np.asarray(values, np.float64)
+    if len(x) < 2:
+        return math.nan, math.nan
+    half = t_quantile(len(x) - 1, confidence) * float(x.std(ddof=1)) * math.sqrt(1 + 1 / len(x))
+    return float(x.mean()) - half, float(x.mean()) + half
+
+
 def difference_interval(ours: Sequence[float], ref: Sequence[float],
                         confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """mean(ours) - mean(ref) with Welch's interval (unequal variances, Welch-Satterthwaite degrees of freedom): the
@@ -212,7 +223,7 @@ def _stats(row: dict, name: str, ours: Sequence[float], ref: Sequence[float]) ->
     for side, values in (("ours", ours), ("timm", ref)):
         row[f"{name}_{side}"], row[f"{name}_{side}_lo"], row[f"{name}_{side}_hi"] = mean_interval(values)
     row[f"{name}_diff"], row[f"{name}_diff_lo"], row[f"{name}_diff_hi"] = difference_interval(ours, ref)
-    lo, hi = row[f"{name}_timm_lo"], row[f"{name}_timm_hi"]
+    lo, hi = row[f"{name}_timm_runs_lo"], row[f"{name}_timm_runs_hi"] = run_interval(ref)
     row[f"{name}_inside"] = bool(lo <= row[f"{name}_ours"] <= hi) if not math.isnan(lo) else None
     lo, hi = row[f"{name}_diff_lo"], row[f"{name}_diff_hi"]
     row[f"{name}_differs"] = bool(lo > 0 or hi < 0) if not math.isnan(lo) else None
@@ -220,8 +231,8 @@ def _stats(row: dict, name: str, ours: Sequence[float], ref: Sequence[float]) ->
 
 def compare(ours: list[list[dict]], timm: list[list[dict]]) -> list[dict]:
     """Per epoch, for train loss and val top-1: each side's mean over its seeds with the 95% interval of that mean,
-    whether ours' mean is inside timm's interval, and the difference of the means with its 95% interval (``differs``:
-    the interval excludes 0)."""
+    timm's run interval (its seed scatter) and whether ours' mean is inside it, and the difference of the means with
+    its 95% interval (``differs``: the interval excludes 0)."""
     rows = []
     for epoch in range(min(len(runs) for runs in ours + timm)):
         row = {"epoch": epoch + 1}
@@ -251,6 +262,11 @@ def _cell(r: dict, key: str) -> str:
     return f"{r[key]:.4f}" + ("" if math.isnan(lo) else f" [{lo:.4f}, {hi:.4f}]")
 
 
+def _runs(r: dict, name: str) -> str:
+    lo, hi = r[f"{name}_timm_runs_lo"], r[f"{name}_timm_runs_hi"]
+    return "-" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]" + ("" if r[f"{name}_inside"] else " !")
+
+
 def _diff(r: dict, name: str) -> str:
     lo, hi = r[f"{name}_diff_lo"], r[f"{name}_diff_hi"]
     mark = " *" if r[f"{name}_differs"] else ""
@@ -258,25 +274,28 @@ def _diff(r: dict, name: str) -> str:
 
 
 def markdown(rows: list[dict], title: str, summary: dict | None = None) -> str:
-    lines = [title, "", "Mean over seeds [95% interval of the mean]; diff = ours - timm [Welch 95% interval], "
-             "* where it excludes 0.", "",
-             "| epoch | train loss, ours | train loss, timm | diff | val top-1, ours | val top-1, timm | diff |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [title, "", "Mean over seeds [95% interval of the mean]; timm's runs = where 95% of timm's runs land (its "
+             "seed scatter), ! where ours' mean is outside it; diff = ours - timm [Welch 95% interval], * where it "
+             "excludes 0.", "",
+             "| epoch | train loss, ours | train loss, timm | timm's runs | diff "
+             "| val top-1, ours | val top-1, timm | timm's runs | diff |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['epoch']} | {_cell(r, 'loss_ours')} | {_cell(r, 'loss_timm')} | {_diff(r, 'loss')} | "
-                     f"{_cell(r, 'top1_ours')} | {_cell(r, 'top1_timm')} | {_diff(r, 'top1')} |")
+        lines.append(f"| {r['epoch']} | {_cell(r, 'loss_ours')} | {_cell(r, 'loss_timm')} | {_runs(r, 'loss')} | "
+                     f"{_diff(r, 'loss')} | {_cell(r, 'top1_ours')} | {_cell(r, 'top1_timm')} | {_runs(r, 'top1')} | "
+                     f"{_diff(r, 'top1')} |")
     if summary:
-        lines += ["", "| per run | ours | timm | diff |", "|---|---|---|---|",
-                  f"| mean train loss, last {summary['late_epochs']} epochs | {_cell(summary, 'late_loss_ours')} | "
-                  f"{_cell(summary, 'late_loss_timm')} | {_diff(summary, 'late_loss')} |",
-                  f"| best val top-1 | {_cell(summary, 'best_top1_ours')} | {_cell(summary, 'best_top1_timm')} | "
-                  f"{_diff(summary, 'best_top1')} |"]
+        lines += ["", "| per run | ours | timm | timm's runs | diff |", "|---|---|---|---|---|"]
+        for name, label in (("late_loss", f"mean train loss, last {summary['late_epochs']} epochs"),
+                            ("best_top1", "best val top-1")):
+            lines.append(f"| {label} | {_cell(summary, name + '_ours')} | {_cell(summary, name + '_timm')} | "
+                         f"{_runs(summary, name)} | {_diff(summary, name)} |")
     return "\n".join(lines)
 
 
 def verdict(rows: list[dict]) -> str:
     """Which epochs' differences exclude 0, against how many would by chance alone (each epoch is a 95% test: 1 in 20
-    excludes 0 with no difference at all), and where ours' mean leaves timm's interval, per metric."""
+    excludes 0 with no difference at all), and where ours' mean leaves timm's run interval, per metric."""
     parts = []
     for _, name in METRICS:
         if rows[0][f"{name}_differs"] is None:
@@ -285,7 +304,7 @@ def verdict(rows: list[dict]) -> str:
         outside = [r["epoch"] for r in rows if r[f"{name}_inside"] is False]
         epochs = "epoch" if len(outside) == 1 else "epochs"
         parts.append(f"{name}: difference excludes 0 at {len(differs)} of {len(rows)} epochs {differs or ''} "
-                     f"({(1 - CONFIDENCE) * len(rows):.1f} expected by chance); ours' mean outside timm's interval at "
+                     f"({(1 - CONFIDENCE) * len(rows):.1f} expected by chance); ours' mean outside timm's runs at "
                      f"{len(outside)} {epochs} {outside or ''}".replace("  ", " ").rstrip())
     return "; ".join(parts)
 
@@ -304,6 +323,11 @@ def plot(rows: list[dict], png: Path, title: str) -> None:
             lo, hi = [r[f"{key}_{side}_lo"] for r in rows], [r[f"{key}_{side}_hi"] for r in rows]
             if not any(math.isnan(v) for v in lo):
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.2)
+    for ax, key in ((ax1, "loss"), (ax2, "top1")):  # timm's seed scatter: where ours' mean should stay
+        lo, hi = [r[f"{key}_timm_runs_lo"] for r in rows], [r[f"{key}_timm_runs_hi"] for r in rows]
+        if not any(math.isnan(v) for v in lo):
+            ax.plot(epochs, lo, "--", color="C1", lw=0.8, label="timm's runs (95%)")
+            ax.plot(epochs, hi, "--", color="C1", lw=0.8)
     ax3.axhline(0.0, color="k", lw=0.8)
     ax3.plot(epochs, [r["loss_diff"] for r in rows], "-o", ms=3, color="C2", label="ours - timm")
     lo, hi = [r["loss_diff_lo"] for r in rows], [r["loss_diff_hi"] for r in rows]

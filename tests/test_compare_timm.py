@@ -29,6 +29,17 @@ def test_mean_interval_is_the_t_interval():
     assert math.isnan(compare_timm.mean_interval([1.0])[1])  # one run: no interval
 
 
+def test_run_interval_is_where_one_more_run_lands():
+    lo, hi = compare_timm.run_interval([1.0, 2.0, 3.0])
+    # sd 1, n 3: half-width t(0.975, 2) * sqrt(1 + 1/3), wider than the mean's by sqrt(n + 1)
+    assert (lo + hi) / 2 == 2.0 and hi - 2.0 == pytest.approx(4.302653 * math.sqrt(4 / 3), rel=1e-6)
+    assert all(math.isnan(v) for v in compare_timm.run_interval([1.0]))
+    # unlike the interval of the mean it does not shrink toward 0 with more runs (the scatter of these stays 0.1)
+    many = 0.7 + 0.1 * np.random.default_rng(0).standard_normal(400)
+    lo, hi = compare_timm.run_interval(many)
+    assert 0.17 < (hi - lo) / 2 < 0.23 and compare_timm.mean_interval(many)[2] - many.mean() < 0.012
+
+
 def test_difference_interval_is_welchs():
     x, y = [5.0, 6.0, 7.0, 8.0], [1.0, 1.5, 2.0]
     diff, lo, hi = compare_timm.difference_interval(x, y)
@@ -45,11 +56,16 @@ def test_rows_flag_a_difference_and_an_overlap():
     rows = compare_timm.compare(ours, timm)
     assert rows[0]["loss_differs"] is False and rows[0]["loss_inside"] is True
     assert rows[1]["loss_differs"] is True and rows[1]["loss_inside"] is False
+    # "inside" is timm's seed scatter, not the interval of its mean: 2.3 is outside 2.0 +- 0.25, inside 2.0 +- 0.50
+    ours, timm = ([_run([x], [0.5]) for x in xs] for xs in ((2.3, 2.4, 2.2), (2.0, 2.1, 1.9)))
+    row = compare_timm.compare(ours, timm)[0]
+    assert row["loss_timm_hi"] < 2.3 < row["loss_timm_runs_hi"] and row["loss_inside"] is True
     assert rows[1]["loss_diff"] == pytest.approx(0.31) and rows[1]["loss_diff_lo"] > 0.25
     assert rows[1]["top1_differs"] is True and rows[1]["top1_diff"] < 0
     text = compare_timm.markdown(rows, "t")
-    assert "| 2 | 1.0100 [" in text and "+0.3100 [+0." in text and "] * |" in text
-    assert "loss: difference excludes 0 at 1 of 2 epochs [2] (0.1 expected by chance)" in compare_timm.verdict(rows)
+    assert "| 2 | 1.0100 [" in text and "+0.3100 [+0." in text and "] * |" in text and "] ! | +0.3100" in text
+    assert ("loss: difference excludes 0 at 1 of 2 epochs [2] (0.1 expected by chance); ours' mean outside timm's "
+            "runs at 1 epoch [2]") in compare_timm.verdict(rows)
 
 
 def test_late_summary_takes_one_number_per_run():
@@ -65,7 +81,7 @@ def test_late_summary_takes_one_number_per_run():
 def test_one_seed_reports_means_without_intervals(tmp_path):
     rows = compare_timm.compare([_run([1.0, 1.0], [0.5, 0.7])], [_run([1.01, 1.01], [0.5, 0.7])])
     assert rows[-1]["loss_differs"] is None
-    assert "| 2 | 1.0000 | 1.0100 | -0.0100 | 0.7000 | 0.7000 | +0.0000 |" in compare_timm.markdown(rows, "t")
+    assert "| 2 | 1.0000 | 1.0100 | - | -0.0100 | 0.7000 | 0.7000 | - | +0.0000 |" in compare_timm.markdown(rows, "t")
     assert "no intervals" in compare_timm.verdict(rows)
     compare_timm.plot(rows, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 1000
