@@ -42,6 +42,8 @@ RECIPE = {"lr": 0.003, "warmup_epochs": 1.0, "warmup_lr": 1e-6, "decay_epochs": 
 # Switched off on our side because the reference loop has no such feature; the lr is absolute on both sides.
 OURS_ONLY = {"drop_path_rate": 0, "ema_decay": 0, "auto_augment": "none", "re_prob": 0, "lr_scaling": "none"}
 METRICS = (("train_loss", "loss"), ("val_top1", "top1"))
+SUMMARY = {"late_loss": "mean train loss, last {late} epochs", "late_top1": "mean val top-1, last {late} epochs",
+           "best_top1": "best val top-1"}  # one number per run
 CONFIDENCE = 0.95
 
 
@@ -243,17 +245,17 @@ def compare(ours: list[list[dict]], timm: list[list[dict]]) -> list[dict]:
 
 
 def late_summary(ours: list[list[dict]], timm: list[list[dict]], late: int) -> dict:
-    """One number per run, then the same statistics over the runs: the mean train loss of its last ``late`` epochs
-    (the issue's late-run measure) and its best val top-1."""
-    def per_run(runs: list[list[dict]]) -> tuple[list[float], list[float]]:
-        return ([float(np.mean([r["train_loss"] for r in run[-late:]])) for run in runs],
-                [max(r.get("val_top1", math.nan) for r in run) for run in runs])
+    """One number per run, then the same statistics over the runs: the mean train loss and the mean val top-1 of its
+    last ``late`` epochs (the issue's late-run measures) and its best val top-1."""
+    def per_run(runs: list[list[dict]]) -> dict[str, list[float]]:
+        return {"late_loss": [float(np.mean([r["train_loss"] for r in run[-late:]])) for run in runs],
+                "late_top1": [float(np.mean([r.get("val_top1", math.nan) for r in run[-late:]])) for run in runs],
+                "best_top1": [max(r.get("val_top1", math.nan) for r in run) for run in runs]}
 
-    (loss_o, best_o), (loss_t, best_t) = per_run(ours), per_run(timm)
-    summary = {"late_epochs": late, "runs_ours": {"late_loss": loss_o, "best_top1": best_o},
-               "runs_timm": {"late_loss": loss_t, "best_top1": best_t}}
-    _stats(summary, "late_loss", loss_o, loss_t)
-    _stats(summary, "best_top1", best_o, best_t)
+    runs_ours, runs_timm = per_run(ours), per_run(timm)
+    summary = {"late_epochs": late, "runs_ours": runs_ours, "runs_timm": runs_timm}
+    for name in SUMMARY:
+        _stats(summary, name, runs_ours[name], runs_timm[name])
     return summary
 
 
@@ -286,8 +288,8 @@ def markdown(rows: list[dict], title: str, summary: dict | None = None) -> str:
                      f"{_diff(r, 'top1')} |")
     if summary:
         lines += ["", "| per run | ours | timm | timm's runs | diff |", "|---|---|---|---|---|"]
-        for name, label in (("late_loss", f"mean train loss, last {summary['late_epochs']} epochs"),
-                            ("best_top1", "best val top-1")):
+        for name, label in SUMMARY.items():
+            label = label.format(late=summary["late_epochs"])
             lines.append(f"| {label} | {_cell(summary, name + '_ours')} | {_cell(summary, name + '_timm')} | "
                          f"{_runs(summary, name)} | {_diff(summary, name)} |")
     return "\n".join(lines)

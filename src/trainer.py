@@ -169,16 +169,13 @@ class Trainer:
             self.ema_net = build_network(cfg)
             ema = EMA(self.net, self.ema_net, cfg.ema_decay)
         amp_net = ms.amp.auto_mixed_precision(self.net, ctx.amp_level) if ctx.amp_level != "O0" else self.net
-        reducer = None
-        if ctx.world > 1:
-            reducer = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=ctx.world)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # float32 at a fixed scale on one device: the loss alone tells a bad step (TrainStep's check_grads; at a
         # scale past LOSS_GUARD_MAX_SCALE it checks the gradients anyway); with several, the all-reduced gradients
         # do, so that every rank skips the same steps
         check_grads = ctx.dynamic_loss_scale or ctx.amp_level != "O0" or ctx.world > 1
         self.step = TrainStep(WithLoss(amp_net, loss_fn), self.optimizer, cfg.loss_scale, ctx.dynamic_loss_scale,
-                              ema=ema, grad_reducer=reducer, check_grads=check_grads)
+                              ema=ema, world=ctx.world, check_grads=check_grads)
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         self.state = self._fresh_state()
         self.start_loss: float | None = None  # this process's first logged loss, what divergence is measured from

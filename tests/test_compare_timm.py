@@ -72,10 +72,13 @@ def test_late_summary_takes_one_number_per_run():
     ours = [_run([3.0, 1.0, 0.8], [0.1, 0.9, 0.8]), _run([3.0, 1.2, 1.0], [0.1, 0.7, 0.95])]
     timm = [_run([3.0, 1.0, 0.6], [0.2, 0.9, 0.9])] * 2
     s = compare_timm.late_summary(ours, timm, late=2)
-    assert s["runs_ours"] == {"late_loss": [0.9, 1.1], "best_top1": [0.9, 0.95]}
+    assert s["runs_ours"] == {"late_loss": pytest.approx([0.9, 1.1]), "late_top1": pytest.approx([0.85, 0.825]),
+                              "best_top1": [0.9, 0.95]}
+    assert s["late_top1_diff"] == pytest.approx(0.8375 - 0.9)
     assert s["late_loss_ours"] == pytest.approx(1.0) and s["late_loss_diff"] == pytest.approx(0.2)
     assert s["best_top1_timm_lo"] == s["best_top1_timm_hi"] == 0.9  # identical runs: a zero-width interval
-    assert "| mean train loss, last 2 epochs | 1.0000 [" in compare_timm.markdown([], "t", s)
+    text = compare_timm.markdown([], "t", s)
+    assert "| mean train loss, last 2 epochs | 1.0000 [" in text and "| mean val top-1, last 2 epochs | 0.8375 [" in text
 
 
 def test_one_seed_reports_means_without_intervals(tmp_path):

@@ -57,7 +57,7 @@ class TrainStep(nn.Cell):
 
     def __init__(self, net_with_loss: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0,
                  dynamic: bool = False, scale_window: int = 2000, ema: EMA | None = None,
-                 grad_reducer: nn.Cell | None = None, check_grads: bool = True) -> None:
+                 world: int = 1, check_grads: bool = True) -> None:
         super().__init__(auto_prefix=False)
         if dynamic and not check_grads:
             raise ValueError("dynamic loss scaling needs check_grads=True: it reacts to overflowing gradients")
@@ -65,7 +65,10 @@ class TrainStep(nn.Cell):
         self.net_with_loss, self.optimizer, self.ema = net_with_loss, optimizer, ema
         self.weights = optimizer.parameters
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
-        self.grad_reducer = grad_reducer if grad_reducer is not None else ops.identity
+        # data parallel (``world`` ranks, communication initialised): the ranks' gradients averaged, every rank
+        # then takes the same step (timm's DDP)
+        self.grad_reducer = (nn.DistributedGradReducer(self.weights, mean=True, degree=world) if world > 1
+                             else ops.identity)
         self.dynamic, self.scale_window = dynamic, scale_window
         self.loss_scale = Parameter(Tensor(loss_scale, ms.float32), name="loss_scale", requires_grad=False)
         self.good_steps = Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False)
