@@ -1,27 +1,26 @@
-"""One data-parallel step under msrun, for test_data_parallel.py: each rank takes its own batch's gradient alone,
-then the trainer's step (TrainStep with ``world``); writes the initial weights, that gradient and the weights after
-the step to OUT/rank_R.npz."""
+"""One data-parallel step under msrun, for test_data_parallel.py: train.py's context, then each rank takes its
+own batch's gradient alone and the trainer's step (TrainStep with ``world``); writes the initial weights, that
+gradient and the weights after the step to OUT/rank_R.npz."""
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
-from mindspore.communication import get_group_size, get_rank, init
 
-from tinynet_ms import create_model
-from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.context import setup_context  # noqa: E402
+from tinynet_ms import create_model  # noqa: E402
+from tinynet_ms.train import TrainStep, WithLoss, create_rmsprop  # noqa: E402
 
 BATCH, SIZE, CLASSES, LR = 8, 32, 10, 0.01
 
 
 def main(out: Path) -> None:
-    ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device("CPU")
-    init()
-    rank, world = get_rank(), get_group_size()
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=world)
-    ms.set_seed(0)
+    ctx = setup_context(SimpleNamespace(device_target="CPU", data_sink="auto", mode="graph", deterministic=False,
+                                        seed=0, amp_level="O0", loss_scale_mode="auto", device_id=0))  # as train.py
+    rank, world = ctx.rank, ctx.world
     net = create_model("tinynet", w=0.25, d=0.35, num_classes=CLASSES, drop_rate=0.2, cpu_kernels=True)
     net.set_train(True)
     rng = np.random.default_rng(0)  # every rank draws the whole global batch and takes its share
