@@ -10,8 +10,6 @@ from mindspore import Tensor
 
 from helpers import ROOT, SCRIPT_ENV
 from src.launch import free_port
-from tinynet_ms import create_model
-from tinynet_ms.train import create_rmsprop
 
 sys.path.insert(0, str(ROOT / "tests"))
 import dp_step_worker as worker  # noqa: E402
@@ -19,8 +17,7 @@ import dp_step_worker as worker  # noqa: E402
 
 def _apply(init: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One step of create_rmsprop from ``init`` with ``grads``, in one process."""
-    net = create_model("tinynet", w=0.25, d=0.35, num_classes=worker.CLASSES, drop_rate=0.2, cpu_kernels=True)
-    optimizer = create_rmsprop(net, np.full(4, worker.LR, np.float32))
+    _, optimizer = worker.build()
     for p in optimizer.parameters:
         p.set_data(Tensor(init[p.name]))
     optimizer(tuple(Tensor(grads[p.name]) for p in optimizer.parameters))
