@@ -21,10 +21,13 @@ ms.set_device("CPU")
 
 
 def pytest_collection_modifyitems(items):
-    """A perf or long test is slow too: the quick tier (-m "not slow") never runs one."""
+    """A perf or long test is slow too: the quick tier (-m "not slow") never runs one. Slow tests run first: the
+    scheduler (xdist's worksteal) hands an idle worker the tail of a busy one's queue, so a run ends on short tests
+    instead of one worker finishing a minutes-long end-to-end check while the other waits."""
     for item in items:
         if item.get_closest_marker("perf") or item.get_closest_marker("long"):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within each group
 
 
 @pytest.fixture(autouse=True)
