@@ -9,7 +9,7 @@ import pytest
 from mindspore import Tensor
 
 from helpers import ROOT, SCRIPT_ENV
-from src.launch import free_port
+from src.launch import Layout, free_port, msrun_command
 
 sys.path.insert(0, str(ROOT / "tests"))
 import dp_step_worker as worker  # noqa: E402
@@ -31,10 +31,9 @@ def _rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray], init: dict[str, np.
 
 @pytest.mark.slow
 def test_a_data_parallel_step_applies_the_mean_of_the_ranks_gradients(tmp_path):
-    run = subprocess.run(["msrun", "--worker_num=2", "--local_worker_num=2", f"--master_port={free_port()}",
-                          f"--log_dir={tmp_path / 'logs'}", "--join=True",
-                          str(ROOT / "tests" / "dp_step_worker.py"), str(tmp_path)],
-                         cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=600)
+    cmd = msrun_command(Layout(ranks=2), free_port(), tmp_path / "logs",
+                        [str(ROOT / "tests" / "dp_step_worker.py"), str(tmp_path)])
+    run = subprocess.run(cmd, cwd=ROOT, env=SCRIPT_ENV, capture_output=True, text=True, timeout=600)
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("worker_*.log"))
     assert run.returncode == 0, run.stdout[-2000:] + logs[-3000:]
     ranks = [np.load(tmp_path / f"rank_{r}.npz") for r in range(2)]

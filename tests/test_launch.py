@@ -44,12 +44,6 @@ RANK = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
-
-
 def _alive(pids: list[int]) -> list[int]:
     return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
@@ -72,7 +66,7 @@ def _run(tmp_path, how: str, mode: list[str], capsys, ranks: int = 2, failing: i
     ("kill", "rank_table"), ("exit", "rank_table"), pytest.param("kill", "msrun", marks=pytest.mark.slow),
     pytest.param("exit", "msrun", marks=pytest.mark.long)])
 def test_a_dead_rank_is_named_and_the_others_are_stopped(tmp_path, capsys, mode, how):
-    flags = ["--rank_table"] if mode == "rank_table" else ["--master_port", str(_free_port())]
+    flags = ["--rank_table"] if mode == "rank_table" else ["--master_port", str(launch.free_port())]
     code, seconds, err, pids, out = _run(tmp_path, how, flags, capsys)
     assert code == 1
     ending = "was killed by SIGKILL" if how == "kill" else "exited with code 1"
@@ -110,7 +104,7 @@ def test_launcher_signal_stops_every_rank_and_says_how_to_resume(tmp_path, mode,
     children too: msrun starts each worker in a session of its own, so signalling msrun's process group would
     leave them running. One line says what happened and how to resume."""
     ranks = 2 if mode == "msrun" else 1
-    flags = ["--master_port", str(_free_port())] if mode == "msrun" else ["--single"]
+    flags = ["--master_port", str(launch.free_port())] if mode == "msrun" else ["--single"]
     proc = _start_launcher(tmp_path, flags, ranks)
     _wait_for(tmp_path, "child_of_MS_WORKER_*.pid", ranks)
     pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
@@ -127,7 +121,7 @@ def test_launcher_signal_stops_every_rank_and_says_how_to_resume(tmp_path, mode,
 def test_msrun_port_default_busy_free_and_requested():
     """MASTER_PORT unset: the default when free, else a free port, said in one line; MASTER_PORT set and busy:
     refused (every node of a multi-node job must use the same port)."""
-    free = _free_port()
+    free = launch.free_port()
     assert launch.msrun_port(None, default=free) == (free, f"msrun port {free} (set MASTER_PORT to choose another)")
     with socket.socket() as busy:
         busy.bind(("", 0))
@@ -288,7 +282,7 @@ def test_a_two_server_rank_table_launches_16_distinct_ranks(tmp_path, capsys, mo
 ])
 def test_an_impossible_multi_node_layout_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     """Before anything starts (the port too: a missing one cannot be guessed for the other nodes)."""
-    port = [] if argv == ["--node_rank", "0"] else ["--master_port", str(_free_port())]
+    port = [] if argv == ["--node_rank", "0"] else ["--master_port", str(launch.free_port())]
     code = launch.main(["--ranks", "2", "--nodes", "2", *argv, *port, "--log_dir", str(tmp_path / "l"), "--",
                         "s.py"])
     err = capsys.readouterr().err
